@@ -1,0 +1,69 @@
+# interplab: `make lab` opens the workbench, `make test` runs the whole suite.
+# Both set up everything first (idempotent: a second run only checks stamps).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH  ?= torch==2.13.0
+PORT   ?= 8888
+STAMP  := $(VENV)/.interplab-installed
+JS_SRC := $(shell find js -name '*.ts' -o -name '*.css' 2>/dev/null) build.mjs
+BUNDLE := src/interplab/static/tokenview.js
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: setup lab test test-py test-js test-browser lint chromium tour clean
+
+setup: $(STAMP) $(BUNDLE)
+
+# The venv keeps a torch that is already there (a CUDA build on a GPU machine):
+# if the base interpreter has torch, the venv sees it through system site-packages.
+$(VENV)/bin/python:
+	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+	  echo "keeping the interpreter's torch"; $(PYTHON) -m venv --system-site-packages $(VENV); \
+	else $(PYTHON) -m venv $(VENV); fi
+	$(PIP) install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml $(BUNDLE)
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q hatchling hatch-jupyter-builder
+	$(PIP) install -q --no-build-isolation -e ".[dev]"
+	@touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(BUNDLE): node_modules/.package-lock.json $(JS_SRC)
+	npm run --silent build
+
+lab: setup
+	@echo "JupyterLab is starting; open the URL printed below (with its token)."
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+	  --ServerApp.root_dir=$(CURDIR) notebooks/00-tour.ipynb
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	npx tsc --noEmit -p .
+
+test-py: setup
+	$(PY) -m pytest -q tests/unit tests/integration
+
+test-js: setup
+	npx vitest run
+
+test-browser: setup chromium
+	$(PY) -m pytest -q tests/browser
+
+test: setup chromium lint test-js test-py test-browser
+
+tour: setup
+	$(VENV)/bin/interplab tour --out report.html
+
+clean:
+	rm -rf $(VENV) node_modules src/interplab/static
