@@ -1,0 +1,164 @@
+"""Edge attribution patching (EAP): scores on edges between components, with plain or RelP gradients.
+
+Node set. Upstream (sources) are what writes into the residual stream: ``embed`` (the residual
+entering block 0), ``attn.l`` and ``mlp.l`` (the sublayer outputs as added to the stream, i.e.
+after Gemma 2's post-norms). Downstream (targets) are what reads it: ``attn.l`` and ``mlp.l``
+(the input of the sublayer's pre-norm) and ``logits`` (the input of the final norm). An edge
+``u -> d`` exists when ``u`` writes before ``d`` reads: any earlier layer, and ``attn.l -> mlp.l``
+unless the block runs attention and MLP in parallel (GPT-NeoX ``use_parallel_residual``).
+
+Score of ``u -> d`` (summed over prompts and positions; the metric is a mean over prompts):
+``(write_u(clean) - write_u(corrupt)) . d metric / d input_d`` at the corrupted run, where the
+gradient reaches ``input_d`` only through ``d`` (each reader gets its own copy of the residual
+stream). Since the stream is a sum of writes, a source's outgoing edges sum to its AtP (RelP)
+node score, which is what ``scores`` holds at this level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import nnsight
+import torch
+from torch import Tensor
+
+from . import lrp
+from .gradients import gradients_on_activations
+from .nodes import Node
+from .result import Attribution
+from .task import EncodedTask
+
+__all__ = ["edge_attribution", "edge_nodes", "is_edge"]
+
+
+def parallel_blocks(model) -> bool:
+    return bool(getattr(model.hf.config, "use_parallel_residual", False))
+
+
+def edge_nodes(model) -> tuple[list[Node], list[Node]]:
+    """(sources, targets) of the edge level, in forward order."""
+    n = model.anatomy.n_layers
+    sources = [Node("embed", 0)]
+    targets = []
+    for layer in range(n):
+        sources += [Node("attn", layer), Node("mlp", layer)]
+        targets += [Node("attn", layer), Node("mlp", layer)]
+    targets.append(Node("logits", n))
+    return sources, targets
+
+
+def is_edge(source: Node, target: Node, parallel: bool) -> bool:
+    """Whether ``source`` writes to the residual stream before ``target`` reads it."""
+    if source.component == "embed" or target.component == "logits":
+        return True
+    if source.layer != target.layer:
+        return source.layer < target.layer
+    return source.component == "attn" and target.component == "mlp" and not parallel
+
+
+def _writer(model, node: Node):
+    """(envoy, reads_input) where a source's write to the residual stream is read."""
+    if node.component == "embed":
+        return model.blocks[0].envoy, True
+    block = model.blocks[node.layer]
+    post = "ln_attn_post" if node.component == "attn" else "ln_mlp_post"
+    if block.has(post):
+        return getattr(block, post), False
+    return (block.attn_out, False) if node.component == "attn" else (block.mlp, False)
+
+
+def _reader(model, node: Node):
+    """The norm module whose input is a target's private copy of the residual stream."""
+    if node.component == "logits":
+        return model.final_norm, model.module("final_norm")
+    name = "ln_attn" if node.component == "attn" else "ln_mlp"
+    block = model.blocks[node.layer]
+    return getattr(block, name), block.module(name)
+
+
+@contextmanager
+def private_reader_inputs(modules) -> Iterator[None]:
+    """Give each reading norm its own copy of its input (a pre-hook), so its input gradient is
+    the gradient through that reader alone. Used with RelP, whose norm rules are hooks too."""
+    def clone(module, args):
+        return (args[0].clone(), *args[1:])
+
+    handles = [m.register_forward_pre_hook(clone) for m in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | None = None, model_name: str = "",
+                     **meta) -> Attribution:
+    sources, targets = edge_nodes(model)
+    parallel = parallel_blocks(model)
+    valid = torch.tensor([[is_edge(s, t, parallel) for t in targets] for s in sources])
+    per = enc.n if batch_size is None else max(1, batch_size)
+    total = torch.zeros(len(sources), len(targets))
+    clean = corrupt = 0.0
+    for start in range(0, enc.n, per):
+        idx = slice(start, min(start + per, enc.n))
+        part, part_clean, part_corrupt = _edge_pass(model, enc, idx, sources, targets, relp)
+        weight = (idx.stop - idx.start) / enc.n
+        total += part * weight
+        clean += part_clean * weight
+        corrupt += part_corrupt * weight
+    total[~valid] = float("nan")
+    node_totals = torch.nan_to_num(total).sum(1)
+    scores = {"embed": node_totals[:1], "attn": node_totals[1::2], "mlp": node_totals[2::2]}
+    return Attribution(scores=scores, axes={c: ("layer",) for c in scores}, clean_metric=clean,
+                       corrupt_metric=corrupt, sources=tuple(sources), targets=tuple(targets), edge_scores=total,
+                       model=model_name, **meta)
+
+
+def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool) -> tuple[Tensor, float, float]:
+    n = idx.stop - idx.start
+    inputs = {
+        "input_ids": torch.cat([enc.clean_ids[idx], enc.corrupt_ids[idx]]),
+        "attention_mask": enc.attention_mask[idx].repeat(2, 1),
+        "position_ids": enc.position_ids[idx].repeat(2, 1),
+    }
+    answer = enc.answer_ids[idx][:, None].repeat(2, 1)
+    distractor = enc.distractor_ids[idx][:, None].repeat(2, 1)
+    # forward order: per layer, the attn reader, the attn write, the mlp reader, the mlp write
+    steps = [(True, *_writer(model, sources[0]))]
+    readers = [_reader(model, t) for t in targets]
+    for layer in range(model.anatomy.n_layers):
+        steps += [(False, readers[2 * layer][0], True), (True, *_writer(model, sources[1 + 2 * layer])),
+                  (False, readers[2 * layer + 1][0], True), (True, *_writer(model, sources[2 + 2 * layer]))]
+    steps.append((False, readers[-1][0], True))
+    clone_in_trace = not relp  # with RelP the norm rules are hooks, so the copies are made by hooks too
+    rules = lrp.rules(model) if relp else nullcontext()
+    copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
+    embed, unembed = model.embed, model.unembed
+    with gradients_on_activations(model), rules, copies, model.trace(**inputs, logits_to_keep=1):
+        first = embed.output
+        if not first.requires_grad:
+            first.requires_grad_(True)
+        deltas = []
+        reads = []
+        for is_write, envoy, is_input in steps:
+            h = envoy.input if is_input else envoy.output
+            if is_write:
+                deltas.append((h[:n] - h[n:]).detach())
+            else:
+                if clone_in_trace:
+                    h = h.clone()
+                    envoy.input = h
+                reads.append(h)
+        stacked = torch.stack(deltas)
+        logits = unembed.output[:, -1].float()
+        diff = logits.gather(1, answer) - logits.gather(1, distractor)
+        metric = diff[n:].mean()
+        metrics = torch.stack([diff[:n].mean(), metric]).detach().save()
+        columns = nnsight.save([])
+        with metric.backward():
+            for j in range(len(reads) - 1, -1, -1):
+                grad = reads[j].grad[n:]
+                columns.append(torch.einsum("unsd,nsd->u", stacked, grad).float())
+    matrix = torch.stack(columns[::-1], dim=1).cpu()
+    return matrix, float(metrics[0]), float(metrics[1])

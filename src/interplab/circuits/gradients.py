@@ -1,0 +1,116 @@
+"""Attribution patching (AtP) and RelP scores of nodes: one forward and one backward for all nodes.
+
+One trace runs the clean and the corrupted prompts as one batch ``[clean | corrupt]``; the metric
+(mean logit difference of the corrupted rows) is back-propagated, and each node scores
+``sum over features of (clean - corrupt) * d metric / d activation`` at the corrupted run, the
+first-order estimate of denoising patching. RelP is the same pass with the LRP rules of ``lrp``
+switched on, so the backward carries relevance instead of the plain gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import nnsight
+import torch
+from torch import Tensor
+
+from . import lrp
+from .nodes import site_envoy
+from .task import EncodedTask
+
+__all__ = ["gradient_scores", "gradients_on_activations"]
+
+
+@contextmanager
+def gradients_on_activations(model) -> Iterator[None]:
+    """Grad mode on, parameters frozen: the backward computes activation gradients only (half the
+    work of a training backward). Traces make the embedding output require grad instead."""
+    params = [p for p in model.hf.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _sites(model, level: str) -> list[tuple[str, int, str]]:
+    """(component, layer, site kind) read by a level, in forward order."""
+    kinds = {"component": (("resid", "resid"), ("attn", "attn"), ("mlp", "mlp")),
+             "head": (("head", "z"), ("mlp", "mlp"))}[level]
+    return [(component, layer, kind) for layer in range(model.anatomy.n_layers) for component, kind in kinds]
+
+
+def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, positions: bool = True,
+                    batch_size: int | None = None) -> tuple[dict[str, Tensor], float, float]:
+    """Per component, scores ``[layers, (heads,) positions]`` (or without positions), and the
+    clean and corrupt metrics. ``batch_size`` = prompts per forward (default: all)."""
+    sites = _sites(model, level)
+    a = model.anatomy
+    per = enc.n if batch_size is None else max(1, batch_size)
+    totals: list[Tensor] | None = None
+    clean = corrupt = 0.0
+    for start in range(0, enc.n, per):
+        idx = slice(start, min(start + per, enc.n))
+        part_totals, part_clean, part_corrupt = _one_pass(model, enc, idx, sites, relp)
+        weight = (idx.stop - idx.start) / enc.n
+        clean += part_clean * weight
+        corrupt += part_corrupt * weight
+        part_totals = [t * weight for t in part_totals]
+        totals = part_totals if totals is None else [t + p for t, p in zip(totals, part_totals)]
+    scores: dict[str, list[Tensor]] = {}
+    for (component, _, _), total in zip(sites, totals):
+        scores.setdefault(component, []).append(total)
+    out = {}
+    for component, per_layer in scores.items():
+        stacked = torch.stack(per_layer)  # [layers, S] or [layers, S, H]
+        if component == "head":
+            stacked = stacked.permute(0, 2, 1)  # [layers, H, S]
+        out[component] = stacked if positions else stacked.sum(-1)
+    assert all(t.shape[0] == a.n_layers for t in out.values())
+    return out, clean, corrupt
+
+
+def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[list[Tensor], float, float]:
+    n = idx.stop - idx.start
+    inputs = {
+        "input_ids": torch.cat([enc.clean_ids[idx], enc.corrupt_ids[idx]]),
+        "attention_mask": enc.attention_mask[idx].repeat(2, 1),
+        "position_ids": enc.position_ids[idx].repeat(2, 1),
+    }
+    answer = enc.answer_ids[idx][:, None]
+    distractor = enc.distractor_ids[idx][:, None]
+    a = model.anatomy
+    heads, d_head = a.n_heads, a.d_head
+    reads = []
+    for component, layer, kind in sites:
+        envoy, reads_input = site_envoy(model, layer, kind)
+        reads.append((envoy, reads_input, component == "head"))
+    embed, unembed = model.embed, model.unembed
+    rules = lrp.rules(model) if relp else nullcontext()
+    with gradients_on_activations(model), rules, model.trace(**inputs, logits_to_keep=1):
+        first = embed.output
+        if not first.requires_grad:
+            first.requires_grad_(True)
+        acts = []
+        deltas = []
+        for envoy, reads_input, _ in reads:
+            h = envoy.input if reads_input else envoy.output
+            acts.append(h)
+            deltas.append((h[:n] - h[n:]).detach())
+        logits = unembed.output[:, -1].float()
+        diff = logits.gather(1, torch.cat([answer, answer])) - logits.gather(1, torch.cat([distractor, distractor]))
+        metric = diff[n:].mean()
+        metrics = torch.stack([diff[:n].mean(), metric]).detach().save()
+        totals = nnsight.save([])
+        with metric.backward():
+            for i in range(len(acts) - 1, -1, -1):
+                product = deltas[i] * acts[i].grad[n:]
+                if reads[i][2]:
+                    product = product.view(n, product.shape[1], heads, d_head)
+                totals.append(product.sum(-1).sum(0).float())
+    return totals[::-1], float(metrics[0]), float(metrics[1])

@@ -1,0 +1,199 @@
+"""LRP rules for RelP, as gradient overrides that leave the forward pass unchanged.
+
+``with lrp.rules(model):`` makes an ordinary backward carry LRP relevance (RelP; Rezaei Jafari et
+al. 2025) through every dense block of the anatomy:
+
+=====================  ===========  ====================================================================
+where                  rule         backward
+=====================  ===========  ====================================================================
+every norm (ln_attn,   LN-rule      through ``center(x) * w / s`` with the normaliser ``s`` constant
+ln_mlp, Gemma 2's                   (LayerNorm: ``s = sqrt(var + eps)``, centring kept; RMSNorm:
+post-norms, final)                  ``s = sqrt(mean(x^2) + eps)``; Gemma: weight ``1 + w``)
+MLP activation (act)   identity     ``d out / d x = act(x) / x`` (x stabilised away from 0)
+gated MLP product      half rule    the product's gradient is halved, so each factor gets half
+attention softmax      AH-rule      the attention pattern is constant: relevance flows through values
+linear maps            0-rule       plain gradient
+=====================  ===========  ====================================================================
+
+Mechanism: each rule replaces a module output ``y`` by ``y.detach() + g - g.detach()``, where ``g``
+is the rule's linearisation, so the forward value is exactly ``y`` and the backward is ``g``'s.
+Norms and activations get forward hooks, the gated product a pre-hook on the down projection, and
+attention runs through ``interplab_relp``, an eager attention registered with transformers'
+``AttentionInterface`` (GQA, scaling, masks incl. sliding windows, Gemma 2 soft-capping) that
+detaches the pattern. The rules run locally (hooks and a registered attention function), so RelP
+needs the model in this process.
+
+Rules silently off is the known failure of RelP implementations: the context counts every rule
+application, and ``check()`` (called by the attribution code after each RelP pass) raises if a rule
+did not run on every layer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+__all__ = ["ATTENTION", "STABILISER", "RuleSet", "attention_ah_rule", "rules"]
+
+ATTENTION = "interplab_relp"
+#: keeps act(x) / x finite near x = 0
+STABILISER = 1e-6
+
+
+def override(y: Tensor, g: Tensor) -> Tensor:
+    """``y`` in the forward pass, ``g``'s gradient in the backward pass."""
+    return y.detach() + (g - g.detach())
+
+
+def norm_linearisation(module: nn.Module, x: Tensor, kind: str) -> Tensor:
+    """The norm with its normaliser treated as a constant (LN-rule): linear in ``x``."""
+    eps = getattr(module, "eps", None)
+    if eps is None:
+        eps = module.variance_epsilon
+    xf = x.float()
+    if kind == "layernorm":
+        centred = xf - xf.mean(-1, keepdim=True)
+        scale = torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps).detach()
+        out = centred / scale
+        if module.weight is not None:
+            out = out * module.weight.float()
+        if getattr(module, "bias", None) is not None:
+            out = out + module.bias.float()
+        return out.to(x.dtype)
+    scale = torch.sqrt(xf.pow(2).mean(-1, keepdim=True) + eps).detach()
+    weight = module.weight.float()
+    if kind == "rmsnorm_offset":
+        weight = 1.0 + weight
+    return (xf / scale * weight).to(x.dtype)
+
+
+def identity_linearisation(x: Tensor, y: Tensor) -> Tensor:
+    """``x * (act(x) / x)`` with the ratio constant: passes relevance through unchanged."""
+    sign = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+    ratio = (y / (x + STABILISER * sign)).detach()
+    return x * ratio
+
+
+def half(z: Tensor) -> Tensor:
+    """The half rule on a product ``z = a * b``: same value, half the gradient to each factor."""
+    return 0.5 * z + (0.5 * z).detach()
+
+
+def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
+                      scaling: float | None = None, dropout: float = 0.0, softcap: float | None = None,
+                      **kwargs) -> tuple[Tensor, Tensor]:
+    """Eager attention with a constant (detached) pattern: the AH-rule."""
+    counter = _ACTIVE.get("counter")
+    if counter is not None:
+        counter["attention"] += 1
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:  # grouped-query attention: each key/value head serves `groups` query heads
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    if attention_mask is not None:
+        scores = scores + attention_mask[:, :, :, : key.shape[-2]]
+    pattern = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype).detach()
+    pattern = F.dropout(pattern, p=dropout, training=module.training)
+    out = torch.matmul(pattern, value).transpose(1, 2).contiguous()
+    return out, pattern
+
+
+AttentionInterface.register(ATTENTION, attention_ah_rule)
+AttentionMaskInterface.register(ATTENTION, eager_mask)
+
+_ACTIVE: dict = {}
+
+
+class RuleSet:
+    """The rules switched on for one model, and how often each ran (``counts``)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.counts: Counter = Counter()
+        family = model.family
+        self.expected: Counter = Counter()
+        n = model.anatomy.n_layers
+        self.norms: list[nn.Module] = [model.module("final_norm")]
+        for block in model.blocks:
+            for name in ("ln_attn", "ln_mlp", "ln_attn_post", "ln_mlp_post"):
+                if block.has(name):
+                    self.norms.append(block.module(name))
+        self.acts = [block.module("act") for block in model.blocks if block.has("act")]
+        self.gated = [block.module("mlp_out") for block in model.blocks] if family.mlp == "gated" else []
+        self.expected.update({"norm": len(self.norms), "identity": len(self.acts), "half": len(self.gated),
+                              "attention": n})
+        if len(self.acts) != n:
+            raise NotImplementedError(f"RelP needs a dense MLP with an activation module in every block; "
+                                      f"this {family.name} model has one in {len(self.acts)} of {n} blocks")
+
+    def _norm_hook(self, module, args, output):
+        self.counts["norm"] += 1
+        return override(output, norm_linearisation(module, args[0], self.model.family.norm))
+
+    def _act_hook(self, module, args, output):
+        self.counts["identity"] += 1
+        return override(output, identity_linearisation(args[0], output))
+
+    def _half_hook(self, module, args):
+        self.counts["half"] += 1
+        return (half(args[0]), *args[1:])
+
+    @contextmanager
+    def active(self) -> Iterator[RuleSet]:
+        handles = [m.register_forward_hook(self._norm_hook) for m in self.norms]
+        handles += [m.register_forward_hook(self._act_hook) for m in self.acts]
+        handles += [m.register_forward_pre_hook(self._half_hook) for m in self.gated]
+        config = self.model.hf.config
+        previous = config._attn_implementation
+        config._attn_implementation = ATTENTION
+        _ACTIVE["counter"] = self.counts
+        try:
+            yield self
+        finally:
+            _ACTIVE.pop("counter", None)
+            config._attn_implementation = previous
+            for handle in handles:
+                handle.remove()
+
+    def check(self, forwards: int = 1) -> None:
+        """Raise if some rule did not run on every module it covers, ``forwards`` times."""
+        missing = {rule: (self.counts[rule], count * forwards) for rule, count in self.expected.items()
+                   if self.counts[rule] != count * forwards}
+        if missing:
+            detail = ", ".join(f"{rule}: ran {got} times, expected {want}" for rule, (got, want) in missing.items())
+            raise RuntimeError(f"RelP rules did not all run on this {self.model.family.name} model ({detail}); "
+                               "its scores would silently be plain gradients, so none are returned")
+
+
+@contextmanager
+def rules(model, *, check: bool = True) -> Iterator[RuleSet]:
+    """Switch RelP's LRP rules on for ``model`` (an ``interplab.Model``) inside the block.
+
+    With ``check`` (default), leaving the block raises if some rule did not run on every layer
+    during the forward passes made inside it.
+    """
+    if model.anatomy.moe is not None:
+        raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")
+    ruleset = RuleSet(model)
+    forwards = Counter()
+    with ruleset.active():
+        # one embedding call per forward pass
+        handle = model.module("embed").register_forward_hook(lambda *_: forwards.update(["forward"]))
+        try:
+            yield ruleset
+        finally:
+            handle.remove()
+    if check and forwards["forward"]:
+        ruleset.check(forwards["forward"])

@@ -1,0 +1,87 @@
+"""Activation patching, batched: many nodes patched in one forward.
+
+Each forward stacks copies of the prompts: ``[clean | corrupt | corrupt x P]``. Copy ``2 + j``
+patches node ``j`` of the chunk: at that node's site, its rows take the clean activation from the
+clean rows of the same forward (which nothing patches), so no activations are stored between
+forwards. The unpatched corrupt copy in the same forward is the baseline, so a node whose clean and
+corrupt activations are equal scores exactly zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .nodes import Node, rows_mask, site_envoy, site_masks
+from .task import EncodedTask
+
+__all__ = ["patch_scores", "replaced_metrics"]
+
+#: tokens (rows x positions) per forward when the caller gives no batch size
+TOKENS_PER_FORWARD = 16384
+
+
+def replaced_metrics(model, inputs: dict[str, Tensor], masks: dict[tuple[int, str], Tensor],
+                     values: dict[tuple[int, str], Tensor] | None, n: int, answer: Tensor, distractor: Tensor,
+                     ) -> Tensor:
+    """One forward with replacements; the mean logit difference of each copy of the ``n`` prompts.
+
+    ``masks[(layer, kind)]`` (``[copies, S, heads or 1]``) says which rows and positions of a site
+    are replaced; the replacement is ``values[(layer, kind)]`` (broadcastable to the site's
+    activation) or, without ``values``, the activation of the first copy of the same prompt.
+    """
+    copies = inputs["input_ids"].shape[0] // n
+    d_head = model.anatomy.d_head
+    steps = []
+    for (layer, kind), mask in masks.items():
+        envoy, reads_input = site_envoy(model, layer, kind)
+        value = None if values is None else values[(layer, kind)]
+        steps.append((envoy, reads_input, rows_mask(mask, n, d_head), value))
+    source = torch.arange(copies * n, device=answer.device) % n
+    unembed = model.unembed
+    with torch.no_grad(), model.trace(**inputs, logits_to_keep=1):
+        for envoy, reads_input, mask, value in steps:
+            h = envoy.input if reads_input else envoy.output
+            new = torch.where(mask, h[source], h) if value is None else torch.where(mask, value.to(h.dtype), h)
+            if reads_input:
+                envoy.input = new
+            else:
+                envoy.output = new
+        logits = unembed.output[:, -1].float()
+        diff = logits.gather(1, answer) - logits.gather(1, distractor)
+        metrics = diff.view(copies, n).mean(1).save()
+    return metrics
+
+
+def nodes_per_forward(enc: EncodedTask, batch_size: int | None) -> int:
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1 node per forward, got {batch_size}")
+        return batch_size
+    return max(1, TOKENS_PER_FORWARD // (enc.n * enc.seq_len) - 2)
+
+
+def patch_scores(model, enc: EncodedTask, nodes: Sequence[Node], *, batch_size: int | None = None,
+                 progress: bool = True) -> tuple[Tensor, float, float]:
+    """Denoising activation patching of each node: (scores ``[len(nodes)]``, clean metric, corrupt metric).
+
+    ``batch_size`` is the number of nodes patched per forward (default: as many as fit in about
+    16k tokens per forward).
+    """
+    per = nodes_per_forward(enc, batch_size)
+    chunks = [nodes[i:i + per] for i in range(0, len(nodes), per)]
+    a = model.anatomy
+    scores = []
+    clean = corrupt = float("nan")
+    for chunk in tqdm(chunks, desc="patching", unit="forward", disable=not progress or len(chunks) < 2):
+        groups = [[], [], *([node] for node in chunk)]
+        masks = site_masks(groups, a.n_layers, a.n_heads, enc.seq_len, model.device)
+        inputs = enc.inputs(["clean"] + ["corrupt"] * (len(chunk) + 1))
+        answer, distractor = enc.targets(len(groups))
+        metrics = replaced_metrics(model, inputs, masks, None, enc.n, answer, distractor).float().cpu()
+        clean, corrupt = float(metrics[0]), float(metrics[1])
+        scores.append(metrics[2:] - metrics[1])
+    return torch.cat(scores), clean, corrupt
