@@ -7,10 +7,13 @@
 """
 
 from . import lrp
+from .ablation import ABLATIONS, ablate, ablate_many
 from .attribution import METHODS, attribute
+from .faithfulness import FaithfulnessCurve, faithfulness, faithfulness_sweep
 from .nodes import LEVELS, Edge, Node
 from .result import Attribution, Circuit
 from .task import ContrastTask, EncodedTask, TaskError
 
-__all__ = ["LEVELS", "METHODS", "Attribution", "Circuit", "ContrastTask", "Edge", "EncodedTask", "Node",
-           "TaskError", "attribute", "lrp"]
+__all__ = ["ABLATIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "ContrastTask", "Edge", "EncodedTask",
+           "FaithfulnessCurve", "Node", "TaskError", "ablate", "ablate_many", "attribute", "faithfulness",
+           "faithfulness_sweep", "lrp"]

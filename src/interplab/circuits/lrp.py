@@ -40,7 +40,10 @@ from torch.nn import functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-__all__ = ["ATTENTION", "STABILISER", "RuleSet", "attention_ah_rule", "rules"]
+__all__ = ["ATTENTION", "RULES", "STABILISER", "RuleSet", "attention_ah_rule", "rules"]
+
+#: rule names: LN-rule on norms, identity rule on activations, half rule on gated products, AH-rule on softmax
+RULES = ("norm", "identity", "half", "attention")
 
 ATTENTION = "interplab_relp"
 #: keeps act(x) / x finite near x = 0
@@ -117,13 +120,16 @@ _ACTIVE: dict = {}
 
 
 class RuleSet:
-    """The rules switched on for one model, and how often each ran (``counts``)."""
+    """The rules switched on for one model (``enabled``), and how often each ran (``counts``)."""
 
-    def __init__(self, model):
+    def __init__(self, model, enable: tuple[str, ...] = RULES):
+        unknown = set(enable) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown LRP rules {sorted(unknown)}; the rules are {', '.join(RULES)}")
         self.model = model
+        self.enabled = tuple(enable)
         self.counts: Counter = Counter()
         family = model.family
-        self.expected: Counter = Counter()
         n = model.anatomy.n_layers
         self.norms: list[nn.Module] = [model.module("final_norm")]
         for block in model.blocks:
@@ -132,8 +138,8 @@ class RuleSet:
                     self.norms.append(block.module(name))
         self.acts = [block.module("act") for block in model.blocks if block.has("act")]
         self.gated = [block.module("mlp_out") for block in model.blocks] if family.mlp == "gated" else []
-        self.expected.update({"norm": len(self.norms), "identity": len(self.acts), "half": len(self.gated),
-                              "attention": n})
+        expected = {"norm": len(self.norms), "identity": len(self.acts), "half": len(self.gated), "attention": n}
+        self.expected = Counter({rule: expected[rule] for rule in self.enabled})
         if len(self.acts) != n:
             raise NotImplementedError(f"RelP needs a dense MLP with an activation module in every block; "
                                       f"this {family.name} model has one in {len(self.acts)} of {n} blocks")
@@ -152,12 +158,14 @@ class RuleSet:
 
     @contextmanager
     def active(self) -> Iterator[RuleSet]:
-        handles = [m.register_forward_hook(self._norm_hook) for m in self.norms]
-        handles += [m.register_forward_hook(self._act_hook) for m in self.acts]
-        handles += [m.register_forward_pre_hook(self._half_hook) for m in self.gated]
+        on = set(self.enabled)
+        handles = [m.register_forward_hook(self._norm_hook) for m in self.norms if "norm" in on]
+        handles += [m.register_forward_hook(self._act_hook) for m in self.acts if "identity" in on]
+        handles += [m.register_forward_pre_hook(self._half_hook) for m in self.gated if "half" in on]
         config = self.model.hf.config
         previous = config._attn_implementation
-        config._attn_implementation = ATTENTION
+        if "attention" in on:
+            config._attn_implementation = ATTENTION
         _ACTIVE["counter"] = self.counts
         try:
             yield self
@@ -178,15 +186,16 @@ class RuleSet:
 
 
 @contextmanager
-def rules(model, *, check: bool = True) -> Iterator[RuleSet]:
+def rules(model, *, enable: tuple[str, ...] = RULES, check: bool = True) -> Iterator[RuleSet]:
     """Switch RelP's LRP rules on for ``model`` (an ``interplab.Model``) inside the block.
 
-    With ``check`` (default), leaving the block raises if some rule did not run on every layer
-    during the forward passes made inside it.
+    ``enable`` picks rules by name (default: all of ``RULES``). With ``check`` (default), leaving
+    the block raises if an enabled rule did not run on every layer in each whole-model forward
+    pass made inside it.
     """
     if model.anatomy.moe is not None:
         raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")
-    ruleset = RuleSet(model)
+    ruleset = RuleSet(model, enable)
     forwards = Counter()
     with ruleset.active():
         # one embedding call per forward pass

@@ -1,0 +1,147 @@
+"""Circuits benchmark: fidelity of AtP and RelP to activation patching, and their speed. Prints JSON.
+
+    PYTHONPATH=src python bench/circuits.py                      # the IOI demo model, il.tasks.ioi
+    PYTHONPATH=src python bench/circuits.py --model PATH         # a model folder (IOI prompts)
+    PYTHONPATH=src python bench/circuits.py --gpt2-small         # random GPT-2-small-sized model
+
+(a) Pearson correlation of AtP and RelP with activation patching over all (layer, position) nodes
+of each component type (resid, attn, mlp); (b) time of RelP over all nodes against activation
+patching over all nodes and against one plain forward + backward of the bare transformers model
+on the corrupted prompts (params' gradients included, as in training). All in one run: warm-up,
+then the median of ``--repeats`` runs (patching: ``--patch-repeats``).
+
+A random model gets a random task: token-id prompts whose corruption swaps one token, with random
+answer and distractor tokens (its fidelity numbers say little; its timings are the point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import interplab as il
+from interplab.circuits import ContrastTask, attribute
+
+
+def gpt2_small(seed: int, device: str) -> il.Model:
+    """A random model of GPT-2 small's shape (12 layers, 12 heads, d_model 768, vocab 50257)."""
+    import transformers as T
+
+    from interplab.zoo.tiny import word_tokenizer
+
+    config = T.GPT2Config(n_layer=12, n_embd=768, n_head=12, vocab_size=50257, n_positions=1024)
+    torch.manual_seed(seed)
+    hf = T.GPT2LMHeadModel(config)
+    tokenizer = word_tokenizer([f"w{i}" for i in range(config.vocab_size - 4)])
+    return il.load(hf, tokenizer=tokenizer, device=device)
+
+
+def random_task(model: il.Model, n: int, length: int, seed: int) -> ContrastTask:
+    g = torch.Generator().manual_seed(seed)
+    vocab = model.anatomy.vocab_size
+    clean = torch.randint(4, vocab, (n, length), generator=g)
+    corrupt = clean.clone()
+    corrupt[:, length // 3] = torch.randint(4, vocab, (n,), generator=g)
+    answer = torch.randint(4, vocab, (n,), generator=g)
+    distractor = (answer + 1 + torch.randint(0, vocab - 5, (n,), generator=g)) % (vocab - 4) + 4
+    return ContrastTask.build(model, clean, corrupt, answer.tolist(), distractor.tolist(), name="random")
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def forward_backward(model: il.Model, task: ContrastTask):
+    enc = task.encode(model)
+    inputs = {"input_ids": enc.corrupt_ids, "attention_mask": enc.attention_mask, "position_ids": enc.position_ids}
+    rows = torch.arange(enc.n, device=model.device)
+
+    def run():
+        model.hf.zero_grad(set_to_none=True)
+        logits = model.hf(**inputs).logits[:, -1]
+        (logits[rows, enc.answer_ids] - logits[rows, enc.distractor_ids]).mean().backward()
+    return run
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ioi", help="'ioi' (demo model), 'tiny' or a model folder")
+    parser.add_argument("--gpt2-small", action="store_true", help="a random GPT-2-small-sized model")
+    parser.add_argument("--n", type=int, default=64, help="prompts")
+    parser.add_argument("--length", type=int, default=16, help="tokens per prompt of a random task")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--patch-repeats", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    if args.gpt2_small:
+        model, name = gpt2_small(args.seed, args.device), "random gpt2-small"
+    elif args.model == "tiny":
+        model, name = il.zoo.tiny("gpt2", n_layers=4, device=args.device), "tiny gpt2 (4 layers)"
+    elif args.model == "ioi":
+        model, name = il.zoo.load("ioi", device=args.device), "ioi demo model"
+    else:
+        model, name = il.load(args.model, device=args.device), args.model
+    if args.gpt2_small or args.model == "tiny":
+        task = random_task(model, args.n, args.length, args.seed)
+    else:
+        task = il.tasks.ioi(model, n=args.n, seed=args.seed)
+    enc = task.encode(model)
+
+    results = {}
+    fb = forward_backward(model, task)
+    runs = {
+        "relp": lambda: attribute(model, task, method="relp"),
+        "atp": lambda: attribute(model, task, method="atp"),
+        "forward_backward": fb,
+    }
+    for fn in runs.values():  # warm-up
+        fn()
+    times = {key: median_time(fn, args.repeats) for key, fn in runs.items()}
+    patch_fn = lambda: attribute(model, task, method="patch", progress=False)  # noqa: E731
+    patched = patch_fn()  # warm-up and the ground truth
+    times["patch"] = median_time(patch_fn, args.patch_repeats)
+    for method in ("atp", "relp"):
+        att = attribute(model, task, method=method)
+        results[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("resid", "attn", "mlp")}
+    a = model.anatomy
+    nodes = 3 * a.n_layers * enc.seq_len
+    print(json.dumps({
+        "model": name, "family": a.family, "layers": a.n_layers, "d_model": a.d_model, "device": args.device,
+        "threads": torch.get_num_threads(), "task": task.name, "prompts": enc.n, "positions": enc.seq_len,
+        "nodes": nodes,
+        "metric": {"clean": round(patched.clean_metric, 4), "corrupt": round(patched.corrupt_metric, 4)},
+        "pearson_with_patching": results,
+        "seconds": {k: round(v, 4) for k, v in times.items()},
+        "relp_speedup_over_patching": round(times["patch"] / times["relp"], 1),
+        "relp_over_forward_backward": round(times["relp"] / times["forward_backward"], 2),
+        "atp_over_forward_backward": round(times["atp"] / times["forward_backward"], 2),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Hand-written references for the circuits tests: plain transformers forwards with torch hooks.
+
+Nothing here uses nnsight or interplab.circuits. Every prompt runs on its own, unpadded; a node at
+position ``p`` of a window of ``S`` positions is token ``p - (S - length)`` of a prompt (skipped
+when negative: that position is padding for this prompt).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+import interplab as il
+
+
+def ids_of(model, text: str) -> torch.Tensor:
+    return torch.tensor([model.tokenizer(text)["input_ids"]], device=model.device)
+
+
+def token_id(model, text: str) -> int:
+    (i,) = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return i
+
+
+def logit_diff(model, ids, answer: int, distractor: int) -> torch.Tensor:
+    logits = model.hf(input_ids=ids).logits[0, -1].float()
+    return logits[answer] - logits[distractor]
+
+
+def site_module(model, component: str, layer: int):
+    """(module, reads_input) of a node's activation."""
+    block = model.blocks[layer]
+    if component == "resid":
+        return model.hf.get_submodule(f"{model.family.layers}.{layer}"), True
+    if component == "head":
+        return block.module("attn_out"), True
+    if component == "attn":
+        return block.module("attn_out"), False
+    return block.module("mlp"), False
+
+
+@contextmanager
+def hooked(module, reads_input: bool, fn):
+    """Apply ``fn(activation) -> activation or None`` to a module's first input or its output."""
+    if reads_input:
+        def pre(mod, args, kwargs):
+            if args:
+                new = fn(args[0])
+                return ((new if new is not None else args[0]), *args[1:]), kwargs
+            key = next(iter(kwargs))
+            new = fn(kwargs[key])
+            if new is not None:
+                kwargs[key] = new
+            return args, kwargs
+        handle = module.register_forward_pre_hook(pre, with_kwargs=True)
+    else:
+        def post(mod, args, output):
+            tensor = output[0] if isinstance(output, tuple) else output
+            new = fn(tensor)
+            if new is None:
+                return None
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+        handle = module.register_forward_hook(post)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def capture(model, ids, sites):
+    """Activations at ``sites`` [(component, layer)] in one forward (kept in the graph)."""
+    found = {}
+    contexts = []
+    for component, layer in sites:
+        module, reads_input = site_module(model, component, layer)
+
+        def keep(t, key=(component, layer)):
+            found[key] = t
+        contexts.append(hooked(module, reads_input, keep))
+    for c in contexts:
+        c.__enter__()
+    try:
+        out = model.hf(input_ids=ids).logits
+    finally:
+        for c in reversed(contexts):
+            c.__exit__(None, None, None)
+    return found, out
+
+
+def feature_slice(model, head):
+    d = model.anatomy.d_head
+    return slice(None) if head is None else slice(head * d, (head + 1) * d)
+
+
+def patch_reference(model, prompts, nodes) -> list[float]:
+    """Per node: mean over prompts of LD(corrupt run with the node's clean activation) - LD(corrupt run).
+
+    ``prompts``: list of (clean_text, corrupt_text, answer_id, distractor_id); a node is (component,
+    layer, head, position), position in the right-aligned window of the longest prompt (or None).
+    One plain forward per node and prompt.
+    """
+    lengths = [ids_of(model, c).shape[1] for c, _, _, _ in prompts]
+    window = max(lengths)
+    sites = sorted({(c, layer) for c, layer, _, _ in nodes})
+    totals = [0.0] * len(nodes)
+    with torch.no_grad():
+        for (clean, corrupt, answer, distractor), length in zip(prompts, lengths):
+            clean_acts, _ = capture(model, ids_of(model, clean), sites)
+            corrupt_ids = ids_of(model, corrupt)
+            base = logit_diff(model, corrupt_ids, answer, distractor)
+            for k, (component, layer, head, position) in enumerate(nodes):
+                tokens = slice(None) if position is None else position - (window - length)
+                if isinstance(tokens, int) and tokens < 0:
+                    continue
+                features = feature_slice(model, head)
+                clean_act = clean_acts[(component, layer)]
+
+                def put(t, tokens=tokens, features=features, clean_act=clean_act):
+                    t = t.clone()
+                    t[:, tokens, features] = clean_act[:, tokens, features]
+                    return t
+                with hooked(*site_module(model, component, layer), put):
+                    patched = logit_diff(model, corrupt_ids, answer, distractor)
+                totals[k] += float(patched - base)
+    return [t / len(prompts) for t in totals]
+
+
+def atp_reference(model, prompts, sites, heads: bool = False) -> dict:
+    """Per (component, layer): AtP scores per right-aligned position ``[S]`` (``[H, S]`` for heads)."""
+    lengths = [ids_of(model, c).shape[1] for c, _, _, _ in prompts]
+    window = max(lengths)
+    n = len(prompts)
+    out = {}
+    for (clean, corrupt, answer, distractor), length in zip(prompts, lengths):
+        with torch.no_grad():
+            clean_acts, _ = capture(model, ids_of(model, clean), sites)
+        corrupt_acts, logits = capture(model, ids_of(model, corrupt), sites)
+        for t in corrupt_acts.values():
+            t.retain_grad()
+        metric = (logits[0, -1, answer] - logits[0, -1, distractor]).float() / n
+        model.hf.zero_grad(set_to_none=True)
+        metric.backward()
+        for key, act in corrupt_acts.items():
+            product = ((clean_acts[key] - act) * act.grad)[0].detach()  # [length, features]
+            per_head = key[0] == "head"  # [H, length] per head, else [length]
+            product = product.view(length, model.anatomy.n_heads, -1).sum(-1).T if per_head else product.sum(-1)
+            padded = torch.zeros(*product.shape[:-1], window, device=product.device)
+            padded[..., window - length:] = product
+            out[key] = out.get(key, 0) + padded
+    model.hf.zero_grad(set_to_none=True)
+    return out
+
+
+def il_task(model, prompts):
+    """The same prompts as an interplab ContrastTask."""
+    clean, corrupt, answer, distractor = zip(*prompts)
+    return il.circuits.ContrastTask.build(model, list(clean), list(corrupt), list(answer), list(distractor))

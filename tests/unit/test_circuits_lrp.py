@@ -1,0 +1,165 @@
+"""Each LRP rule on one-block models: forward unchanged, backward exactly the rule's (hand-written)."""
+
+from unittest import mock
+
+import pytest
+import torch
+from conftest import DENSE_FAMILIES
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+from interplab.circuits import attribute, lrp
+from interplab.circuits.task import ContrastTask
+from interplab.zoo.tiny import tiny
+
+GATED = [f for f in DENSE_FAMILIES if f in ("llama", "qwen2", "gemma2")]
+
+
+@pytest.fixture(scope="module", params=DENSE_FAMILIES)
+def one_block(request, device):
+    model = tiny(request.param, n_layers=1, device=device, seed=2)
+    model.hf.config._attn_implementation = "eager"
+    # sharpen the random attention patterns (nearly uniform at init) so the pattern's gradient matters
+    keep = {id(p) for p in model.blocks[0].module("attn_out").parameters()}
+    with torch.no_grad():
+        for p in model.blocks[0].module("attn").parameters():
+            if id(p) not in keep:
+                p.mul_(6.0)
+    return model
+
+
+def norms_of(model):
+    block = model.blocks[0]
+    names = [n for n in ("ln_attn", "ln_mlp", "ln_attn_post", "ln_mlp_post") if block.has(n)]
+    return [block.module(n) for n in names] + [model.module("final_norm")]
+
+
+def test_all_rules_leave_the_forward_unchanged_and_all_run(one_block):
+    model = one_block
+    ids = model.encode(["the cat sat on the mat", "a dog was"])  # padded batch: masks matter
+    with torch.no_grad():
+        plain = model.hf(**ids).logits
+        with lrp.rules(model) as ruleset:
+            ruled = model.hf(**ids).logits
+    torch.testing.assert_close(ruled, plain, rtol=0, atol=1e-6)
+    assert ruleset.counts == ruleset.expected
+    assert ruleset.counts["attention"] == 1 and ruleset.counts["identity"] == 1
+    assert ruleset.counts["norm"] == len(norms_of(model))
+    assert ruleset.counts["half"] == (1 if model.family.mlp == "gated" else 0)
+
+
+def test_ln_rule_treats_the_normaliser_as_constant(one_block):
+    model = one_block
+    d = model.anatomy.d_model
+    torch.manual_seed(0)
+    for norm in norms_of(model):
+        x = (torch.randn(2, 5, d, device=model.device) * 3 + 1).requires_grad_()
+        v = torch.randn(2, 5, d, device=model.device)
+        plain_y = norm(x)
+        plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
+        with lrp.rules(model, enable=("norm",)):
+            y = norm(x)
+        grad, = torch.autograd.grad((y * v).sum(), x)
+        assert torch.equal(y, plain_y)
+        # hand-written LN-rule backward: through centring and scaling, not through the normaliser
+        eps = getattr(norm, "eps", None) or norm.variance_epsilon
+        weight = norm.weight.detach()
+        if model.family.norm == "layernorm":
+            s = torch.sqrt(x.detach().var(-1, unbiased=False, keepdim=True) + eps)
+            u = weight * v / s
+            expected = u - u.mean(-1, keepdim=True)
+        else:
+            s = torch.sqrt(x.detach().pow(2).mean(-1, keepdim=True) + eps)
+            scale = 1 + weight if model.family.norm == "rmsnorm_offset" else weight
+            expected = scale * v / s
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(grad, plain_grad, atol=1e-4)
+
+
+def test_identity_rule_passes_relevance_through_the_activation(one_block):
+    model = one_block
+    act = model.blocks[0].module("act")
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 16, device=model.device)
+    x = (x + 0.1 * torch.sign(x)).requires_grad_()  # keep away from 0
+    v = torch.randn_like(x)
+    plain_y = act(x)
+    plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
+    with lrp.rules(model, enable=("identity",)):
+        y = act(x)
+    grad, = torch.autograd.grad((y * v).sum(), x)
+    assert torch.equal(y, plain_y)
+    expected = v * plain_y.detach() / x.detach()  # relevance x * grad in = relevance out
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(grad, plain_grad, atol=1e-3)
+
+
+@pytest.mark.parametrize("family", GATED)
+def test_half_rule_splits_the_gated_product(family, device):
+    model = tiny(family, n_layers=1, device=device, seed=3)
+    mlp = model.blocks[0].module("mlp")
+    gate = model.blocks[0].module("mlp_gate").weight.detach()
+    up = model.blocks[0].module("mlp_in").weight.detach()
+    down = model.blocks[0].module("mlp_out").weight.detach()
+    act = model.blocks[0].module("act")
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, model.anatomy.d_model, device=device, requires_grad=True)
+    v = torch.randn(2, 5, model.anatomy.d_model, device=device)
+    plain_y = mlp(x)
+    plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
+    with lrp.rules(model, enable=("half",)):
+        y = mlp(x)
+    grad, = torch.autograd.grad((y * v).sum(), x)
+    assert torch.equal(y, plain_y)
+    torch.testing.assert_close(grad, 0.5 * plain_grad, rtol=1e-5, atol=1e-7)
+    # with the identity rule too: each factor gets half of the product's relevance
+    with lrp.rules(model, enable=("half", "identity")):
+        y = mlp(x)
+    grad, = torch.autograd.grad((y * v).sum(), x)
+    a = x.detach() @ gate.T
+    b = x.detach() @ up.T
+    g = v @ down  # gradient at the product
+    ratio = act(a) / (a + lrp.STABILISER * torch.where(a >= 0, 1.0, -1.0))  # act(a) / a, kept finite
+    expected = (0.5 * g * b * ratio) @ gate + (0.5 * g * act(a)) @ up
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_ah_rule_holds_the_attention_pattern_constant(one_block):
+    """Reference: the family's own eager attention with softmax's output detached."""
+    model = one_block
+    if model.family.name == "gemma2":
+        model.hf.config.sliding_window = 3  # layer 0 is a sliding-window layer: exercise that mask
+    enc = model.encode(["the cat sat on the mat and", "a dog was on"])
+    torch.manual_seed(0)
+    embeds = torch.randn(*enc["input_ids"].shape, model.anatomy.d_model, device=model.device)
+    readout = torch.randn(model.anatomy.vocab_size, device=model.device)
+
+    def gradient():
+        e = embeds.clone().requires_grad_()
+        logits = model.hf(inputs_embeds=e, attention_mask=enc["attention_mask"]).logits
+        return logits, torch.autograd.grad((logits[:, -1] * readout).sum(), e)[0]
+
+    plain_logits, plain_grad = gradient()
+    with lrp.rules(model, enable=("attention",)):
+        logits, grad = gradient()
+    softmax = torch.nn.functional.softmax
+    with mock.patch("torch.nn.functional.softmax", lambda *a, **k: softmax(*a, **k).detach()):
+        ref_logits, expected = gradient()
+    torch.testing.assert_close(logits, plain_logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ref_logits, plain_logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    assert (grad - plain_grad).norm() > 0.01 * plain_grad.norm()
+
+
+def test_a_rule_that_does_not_run_is_an_error(monkeypatch):
+    """The known failure of RelP implementations: a rule silently off. Here attention bypasses it."""
+    model = tiny("llama")
+    task = ContrastTask.build(model, ["the cat sat on the mat"], ["the dog sat on the mat"], " and", " is")
+    monkeypatch.setitem(AttentionInterface._global_mapping, lrp.ATTENTION, sdpa_attention_forward)
+    with pytest.raises(RuntimeError, match=r"attention: ran 0 times, expected 2"):
+        attribute(model, task, method="relp")
+
+
+def test_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="unknown LRP rules"), lrp.rules(tiny("gpt2"), enable=("softmax",)):
+        pass
