@@ -1,0 +1,112 @@
+"""Edge attribution patching against a hand-written computation (torch hooks and autograd, no nnsight)."""
+
+import pytest
+import torch
+from circuit_reference import ids_of, il_task, site_module, token_id
+
+from interplab.circuits import Edge, Node, attribute, lrp
+from interplab.zoo.tiny import tiny
+
+TEXTS = [
+    ("the cat sat on the mat and the dog", "the dog sat on the mat and the cat", " sat", " is"),
+    ("Mary gave a drink to John and John gave", "Mary gave a drink to John and Mary gave", " a", " the"),
+]
+
+
+def writer(model, node):
+    """Where a source's write into the residual stream is: (module, reads_input)."""
+    if node.component == "embed":
+        return site_module(model, "resid", 0)
+    block = model.blocks[node.layer]
+    post = "ln_attn_post" if node.component == "attn" else "ln_mlp_post"
+    if block.has(post):
+        return block.module(post), False
+    return site_module(model, node.component, node.layer)
+
+
+def reader(model, node):
+    if node.component == "logits":
+        return model.module("final_norm")
+    return model.blocks[node.layer].module("ln_attn" if node.component == "attn" else "ln_mlp")
+
+
+def hand_eap(model, prompts, sources, targets):
+    """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy."""
+    scores = torch.zeros(len(sources), len(targets))
+    for clean, corrupt, answer, distractor in prompts:
+        runs = {}
+        for text in (clean, corrupt):
+            writes, inputs, handles = {}, {}, []
+            for u in sources:
+                module, reads_input = writer(model, u)
+                if reads_input:
+                    handles.append(module.register_forward_pre_hook(
+                        lambda m, a, u=u, writes=writes: writes.__setitem__(u, a[0])))
+                else:
+                    handles.append(module.register_forward_hook(
+                        lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
+            for d in targets:
+                def own_copy(m, args, d=d, inputs=inputs):
+                    x = args[0].clone()
+                    x.retain_grad()
+                    inputs[d] = x
+                    return (x, *args[1:])
+                handles.append(reader(model, d).register_forward_pre_hook(own_copy))
+            logits = model.hf(input_ids=ids_of(model, text)).logits
+            for h in handles:
+                h.remove()
+            runs[text] = (writes, inputs, logits)
+        writes, inputs, logits = runs[corrupt]
+        metric = (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
+        metric.backward()
+        for i, u in enumerate(sources):
+            delta = (runs[clean][0][u] - writes[u]).detach()
+            for j, d in enumerate(targets):
+                scores[i, j] += float((delta * inputs[d].grad).sum())
+    model.hf.zero_grad(set_to_none=True)
+    return scores
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "gemma2"])
+@pytest.mark.parametrize("method", ["atp", "relp"])
+def test_edges_match_a_hand_written_eap(family, method, device):
+    model = tiny(family, device=device, seed=5)
+    prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
+    att = attribute(model, il_task(model, prompts), method=method, level="edge")
+    if method == "relp":
+        with lrp.rules(model):
+            expected = hand_eap(model, prompts, att.sources, att.targets)
+    else:
+        expected = hand_eap(model, prompts, att.sources, att.targets)
+    valid = ~torch.isnan(att.edge_scores)
+    torch.testing.assert_close(att.edge_scores[valid], expected[valid], rtol=1e-4, atol=1e-6)
+
+
+def test_edge_set_follows_the_block_structure():
+    sequential = attribute(tiny("gpt2"), il_task(tiny("gpt2"), [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge")
+    edges = {e for e, _ in sequential.edges()}
+    assert Edge(Node("attn", 0), Node("mlp", 0)) in edges
+    assert Edge(Node("mlp", 0), Node("attn", 0)) not in edges
+    assert Edge(Node("embed", 0), Node("logits", 2)) in edges
+    assert len(edges) == 5 + 4 + 3 + 2 + 1
+    neox = tiny("gpt_neox")  # parallel attention and MLP: the MLP does not read its block's attention
+    assert neox.hf.config.use_parallel_residual
+    parallel = attribute(neox, il_task(neox, [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge")
+    edges = {e for e, _ in parallel.edges()}
+    assert Edge(Node("attn", 0), Node("mlp", 0)) not in edges and Edge(Node("attn", 0), Node("mlp", 1)) in edges
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_outgoing_edges_sum_to_the_node_score(family):
+    """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP node score."""
+    model = tiny(family, seed=6)
+    prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
+    task = il_task(model, prompts)
+    for method in ("atp", "relp"):
+        edges = attribute(model, task, method=method, level="edge")
+        nodes = attribute(model, task, method=method, positions=False)
+        outgoing = torch.nan_to_num(edges.edge_scores).sum(1)
+        torch.testing.assert_close(outgoing[1::2], nodes.scores["attn"], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(outgoing[2::2], nodes.scores["mlp"], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(outgoing[:1], nodes.scores["resid"][:1], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(edges.scores["attn"], nodes.scores["attn"], rtol=1e-4, atol=1e-6)
