@@ -47,7 +47,8 @@ def random_task(model: il.Model, n: int, length: int, seed: int) -> ContrastTask
     corrupt = clean.clone()
     corrupt[:, length // 3] = torch.randint(4, vocab, (n,), generator=g)
     answer = torch.randint(4, vocab, (n,), generator=g)
-    distractor = (answer + 1 + torch.randint(0, vocab - 5, (n,), generator=g)) % (vocab - 4) + 4
+    offset = torch.randint(1, vocab - 4, (n,), generator=g)  # never a multiple of vocab - 4: a different token
+    distractor = (answer - 4 + offset) % (vocab - 4) + 4
     return ContrastTask.build(model, clean, corrupt, answer.tolist(), distractor.tolist(), name="random")
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import lrp
-from .gradients import gradients_on_activations
+from .gradients import gradients_on_activations, prompt_inputs
 from .nodes import Node
 from .result import Attribution
 from .task import EncodedTask
@@ -116,14 +116,8 @@ def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | N
 
 
 def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool) -> tuple[Tensor, float, float]:
-    n = idx.stop - idx.start
-    inputs = {
-        "input_ids": torch.cat([enc.clean_ids[idx], enc.corrupt_ids[idx]]),
-        "attention_mask": enc.attention_mask[idx].repeat(2, 1),
-        "position_ids": enc.position_ids[idx].repeat(2, 1),
-    }
-    answer = enc.answer_ids[idx][:, None].repeat(2, 1)
-    distractor = enc.distractor_ids[idx][:, None].repeat(2, 1)
+    answer = enc.answer_ids[idx][:, None]
+    distractor = enc.distractor_ids[idx][:, None]
     # forward order: per layer, the attn reader, the attn write, the mlp reader, the mlp write
     steps = [(True, *_writer(model, sources[0]))]
     readers = [_reader(model, t) for t in targets]
@@ -135,30 +129,37 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
     rules = lrp.rules(model) if relp else nullcontext()
     copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
     embed, unembed = model.embed, model.unembed
-    with gradients_on_activations(model), rules, copies, model.trace(**inputs, logits_to_keep=1):
-        first = embed.output
-        if not first.requires_grad:
-            first.requires_grad_(True)
-        deltas = []
-        reads = []
-        for is_write, envoy, is_input in steps:
-            h = envoy.input if is_input else envoy.output
-            if is_write:
-                deltas.append((h[:n] - h[n:]).detach())
-            else:
-                if clone_in_trace:
-                    h = h.clone()
-                    envoy.input = h
-                reads.append(h)
-        stacked = torch.stack(deltas)
-        logits = unembed.output[:, -1].float()
-        diff = logits.gather(1, answer) - logits.gather(1, distractor)
-        metric = diff[n:].mean()
-        metrics = torch.stack([diff[:n].mean(), metric]).detach().save()
-        columns = nnsight.save([])
-        with metric.backward():
-            for j in range(len(reads) - 1, -1, -1):
-                grad = reads[j].grad[n:]
-                columns.append(torch.einsum("unsd,nsd->u", stacked, grad).float())
+    writes = [step for step in steps if step[0]]
+    session = model.nn.session(remote=model.remote)
+    with gradients_on_activations(model), rules, copies, session:
+        with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+            cleans = []
+            for _, envoy, is_input in writes:
+                cleans.append(envoy.input if is_input else envoy.output)
+            logits = unembed.output[:, -1].float()
+            clean_metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
+            first = embed.output
+            if not first.requires_grad:
+                first.requires_grad_(True)
+            deltas = []
+            reads = []
+            for is_write, envoy, is_input in steps:
+                h = envoy.input if is_input else envoy.output
+                if is_write:
+                    deltas.append(cleans[len(deltas)] - h.detach())
+                else:
+                    if clone_in_trace:
+                        h = h.clone()
+                        envoy.input = h
+                    reads.append(h)
+            stacked = torch.stack(deltas)
+            logits = unembed.output[:, -1].float()
+            metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            metrics = torch.stack([clean_metric, metric.detach()]).save()
+            columns = nnsight.save([])
+            with metric.backward():
+                for j in range(len(reads) - 1, -1, -1):
+                    columns.append(torch.einsum("unsd,nsd->u", stacked, reads[j].grad).float())
     matrix = torch.stack(columns[::-1], dim=1).cpu()
     return matrix, float(metrics[0]), float(metrics[1])

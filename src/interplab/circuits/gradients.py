@@ -20,7 +20,7 @@ from . import lrp
 from .nodes import site_envoy
 from .task import EncodedTask
 
-__all__ = ["gradient_scores", "gradients_on_activations"]
+__all__ = ["gradient_scores", "gradients_on_activations", "prompt_inputs"]
 
 
 @contextmanager
@@ -75,13 +75,15 @@ def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, position
     return out, clean, corrupt
 
 
+def prompt_inputs(enc: EncodedTask, part: str, idx: slice) -> dict[str, Tensor]:
+    """Model inputs of some clean or corrupted prompts."""
+    ids = enc.clean_ids if part == "clean" else enc.corrupt_ids
+    return {"input_ids": ids[idx], "attention_mask": enc.attention_mask[idx], "position_ids": enc.position_ids[idx]}
+
+
 def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[list[Tensor], float, float]:
+    """One nnsight session: a clean forward without gradients, then the corrupted forward and backward."""
     n = idx.stop - idx.start
-    inputs = {
-        "input_ids": torch.cat([enc.clean_ids[idx], enc.corrupt_ids[idx]]),
-        "attention_mask": enc.attention_mask[idx].repeat(2, 1),
-        "position_ids": enc.position_ids[idx].repeat(2, 1),
-    }
     answer = enc.answer_ids[idx][:, None]
     distractor = enc.distractor_ids[idx][:, None]
     a = model.anatomy
@@ -92,25 +94,32 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[l
         reads.append((envoy, reads_input, component == "head"))
     embed, unembed = model.embed, model.unembed
     rules = lrp.rules(model) if relp else nullcontext()
-    with gradients_on_activations(model), rules, model.trace(**inputs, logits_to_keep=1):
-        first = embed.output
-        if not first.requires_grad:
-            first.requires_grad_(True)
-        acts = []
-        deltas = []
-        for envoy, reads_input, _ in reads:
-            h = envoy.input if reads_input else envoy.output
-            acts.append(h)
-            deltas.append((h[:n] - h[n:]).detach())
-        logits = unembed.output[:, -1].float()
-        diff = logits.gather(1, torch.cat([answer, answer])) - logits.gather(1, torch.cat([distractor, distractor]))
-        metric = diff[n:].mean()
-        metrics = torch.stack([diff[:n].mean(), metric]).detach().save()
-        totals = nnsight.save([])
-        with metric.backward():
-            for i in range(len(acts) - 1, -1, -1):
-                product = deltas[i] * acts[i].grad[n:]
-                if reads[i][2]:
-                    product = product.view(n, product.shape[1], heads, d_head)
-                totals.append(product.sum(-1).sum(0).float())
+    with gradients_on_activations(model), rules, model.nn.session(remote=model.remote):
+        with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+            cleans = []
+            for envoy, reads_input, _ in reads:
+                cleans.append(envoy.input if reads_input else envoy.output)
+            logits = unembed.output[:, -1].float()
+            clean_metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
+            first = embed.output
+            if not first.requires_grad:
+                first.requires_grad_(True)
+            acts = []
+            deltas = []
+            for i in range(len(reads)):
+                envoy, reads_input, _ = reads[i]
+                h = envoy.input if reads_input else envoy.output
+                acts.append(h)
+                deltas.append(cleans[i] - h.detach())
+            logits = unembed.output[:, -1].float()
+            metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            metrics = torch.stack([clean_metric, metric.detach()]).save()
+            totals = nnsight.save([])
+            with metric.backward():
+                for i in range(len(acts) - 1, -1, -1):
+                    product = deltas[i] * acts[i].grad
+                    if reads[i][2]:
+                        product = product.view(n, product.shape[1], heads, d_head)
+                    totals.append(product.sum(-1).sum(0).float())
     return totals[::-1], float(metrics[0]), float(metrics[1])

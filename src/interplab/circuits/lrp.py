@@ -15,13 +15,15 @@ attention softmax      AH-rule      the attention pattern is constant: relevance
 linear maps            0-rule       plain gradient
 =====================  ===========  ====================================================================
 
-Mechanism: each rule replaces a module output ``y`` by ``y.detach() + g - g.detach()``, where ``g``
-is the rule's linearisation, so the forward value is exactly ``y`` and the backward is ``g``'s.
-Norms and activations get forward hooks, the gated product a pre-hook on the down projection, and
-attention runs through ``interplab_relp``, an eager attention registered with transformers'
+Mechanism: each rule passes a module's output ``y`` through a small autograd function whose
+forward returns ``y`` itself (so the forward pass is exactly unchanged and costs nothing extra) and
+whose backward is the rule's (the same gradient as the "detach tricks" ``y.detach() + g -
+g.detach()`` with ``g`` the rule's linearisation, computed only in the backward pass). Norms and
+activations get forward hooks, the gated product a pre-hook on the down projection, and attention
+runs through ``interplab_relp``, an eager attention registered with transformers'
 ``AttentionInterface`` (GQA, scaling, masks incl. sliding windows, Gemma 2 soft-capping) that
-detaches the pattern. The rules run locally (hooks and a registered attention function), so RelP
-needs the model in this process.
+detaches the pattern. The rules give activation gradients only (norm weights get none). They run
+locally (hooks and a registered attention function), so RelP needs the model in this process.
 
 Rules silently off is the known failure of RelP implementations: the context counts every rule
 application, and ``check()`` (called by the attribution code after each RelP pass) raises if a rule
@@ -50,43 +52,78 @@ ATTENTION = "interplab_relp"
 STABILISER = 1e-6
 
 
-def override(y: Tensor, g: Tensor) -> Tensor:
-    """``y`` in the forward pass, ``g``'s gradient in the backward pass."""
-    return y.detach() + (g - g.detach())
+class _LNRule(torch.autograd.Function):
+    """Forward: the norm's own output. Backward: through ``center(x) * weight / s`` with ``s`` constant."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, weight: Tensor | None, eps: float, centred: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.eps, ctx.centred = eps, centred
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        xf = x.float()
+        if ctx.centred:
+            xf = xf - xf.mean(-1, keepdim=True)
+        scale = torch.sqrt(xf.pow(2).mean(-1, keepdim=True) + ctx.eps)
+        g = grad.float() / scale
+        if weight is not None:
+            g = g * weight.float()
+        if ctx.centred:
+            g = g - g.mean(-1, keepdim=True)
+        return g.to(x.dtype), None, None, None, None
 
 
-def norm_linearisation(module: nn.Module, x: Tensor, kind: str) -> Tensor:
-    """The norm with its normaliser treated as a constant (LN-rule): linear in ``x``."""
+class _IdentityRule(torch.autograd.Function):
+    """Forward: ``act(x)``. Backward: ``grad * act(x) / x`` (x kept away from 0 by ``STABILISER``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y)
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, y = ctx.saved_tensors
+        stable = x + torch.where(x >= 0, STABILISER, -STABILISER).to(x.dtype)
+        return grad * (y / stable), None
+
+
+class _HalfRule(torch.autograd.Function):
+    """Forward: the product ``a * b``. Backward: half the gradient, so each factor gets half."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor) -> Tensor:
+        return z.view_as(z)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return 0.5 * grad
+
+
+def ln_rule(module: nn.Module, x: Tensor, y: Tensor, kind: str) -> Tensor:
+    """``y = norm(x)`` whose backward follows the LN-rule (the normaliser treated as a constant)."""
     eps = getattr(module, "eps", None)
     if eps is None:
         eps = module.variance_epsilon
-    xf = x.float()
-    if kind == "layernorm":
-        centred = xf - xf.mean(-1, keepdim=True)
-        scale = torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + eps).detach()
-        out = centred / scale
-        if module.weight is not None:
-            out = out * module.weight.float()
-        if getattr(module, "bias", None) is not None:
-            out = out + module.bias.float()
-        return out.to(x.dtype)
-    scale = torch.sqrt(xf.pow(2).mean(-1, keepdim=True) + eps).detach()
-    weight = module.weight.float()
-    if kind == "rmsnorm_offset":
-        weight = 1.0 + weight
-    return (xf / scale * weight).to(x.dtype)
+    weight = module.weight
+    if weight is not None:
+        weight = weight.detach()
+        if kind == "rmsnorm_offset":
+            weight = 1.0 + weight
+    return _LNRule.apply(x, y, weight, float(eps), kind == "layernorm")
 
 
-def identity_linearisation(x: Tensor, y: Tensor) -> Tensor:
-    """``x * (act(x) / x)`` with the ratio constant: passes relevance through unchanged."""
-    sign = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
-    ratio = (y / (x + STABILISER * sign)).detach()
-    return x * ratio
+def identity_rule(x: Tensor, y: Tensor) -> Tensor:
+    """``y = act(x)`` whose backward passes relevance through unchanged: ``d y / d x = act(x) / x``."""
+    return _IdentityRule.apply(x, y)
 
 
-def half(z: Tensor) -> Tensor:
+def half_rule(z: Tensor) -> Tensor:
     """The half rule on a product ``z = a * b``: same value, half the gradient to each factor."""
-    return 0.5 * z + (0.5 * z).detach()
+    return _HalfRule.apply(z)
 
 
 def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
@@ -146,15 +183,15 @@ class RuleSet:
 
     def _norm_hook(self, module, args, output):
         self.counts["norm"] += 1
-        return override(output, norm_linearisation(module, args[0], self.model.family.norm))
+        return ln_rule(module, args[0], output, self.model.family.norm)
 
     def _act_hook(self, module, args, output):
         self.counts["identity"] += 1
-        return override(output, identity_linearisation(args[0], output))
+        return identity_rule(args[0], output)
 
     def _half_hook(self, module, args):
         self.counts["half"] += 1
-        return (half(args[0]), *args[1:])
+        return (half_rule(args[0]), *args[1:])
 
     @contextmanager
     def active(self) -> Iterator[RuleSet]:
