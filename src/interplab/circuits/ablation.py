@@ -116,7 +116,7 @@ def _references(model, task, enc: EncodedTask, ablation: str) -> dict:
     locations = _reference_locations(model)
     part = "corrupt" if ablation == "corrupt" else "clean"
     n = enc.n
-    weights = enc.attention_mask.to(model.dtype)[:, :, None]  # real tokens only
+    weights = enc.attention_mask.float()[:, :, None]  # real tokens only
     with torch.no_grad(), model.trace(**enc.inputs([part]), logits_to_keep=1):
         refs = {}
         for names, envoy, reads_input in locations:
@@ -126,8 +126,8 @@ def _references(model, task, enc: EncodedTask, ablation: str) -> dict:
         if ablation == "mean":
             means = {}
             for name in refs:
-                total = (refs[name] * weights).sum(0, keepdim=True)
-                means[name] = total / weights.sum(0, keepdim=True).clamp(min=1)
+                total = (refs[name].float() * weights).sum(0, keepdim=True)
+                means[name] = (total / weights.sum(0, keepdim=True).clamp(min=1)).to(refs[name].dtype)
             refs = means
         saved = nnsight.save({})
         for name in refs:

@@ -153,13 +153,13 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
                         h = h.clone()
                         envoy.input = h
                     reads.append(h)
-            stacked = torch.stack(deltas)
+            stacked = torch.stack(deltas).float()
             logits = unembed.output[:, -1].float()
             metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
             metrics = torch.stack([clean_metric, metric.detach()]).save()
             columns = nnsight.save([])
             with metric.backward():
                 for j in range(len(reads) - 1, -1, -1):
-                    columns.append(torch.einsum("unsd,nsd->u", stacked, reads[j].grad).float())
+                    columns.append(torch.einsum("unsd,nsd->u", stacked, reads[j].grad.float()))
     matrix = torch.stack(columns[::-1], dim=1).cpu()
     return matrix, float(metrics[0]), float(metrics[1])

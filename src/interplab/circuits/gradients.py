@@ -118,7 +118,7 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[l
             totals = nnsight.save([])
             with metric.backward():
                 for i in range(len(acts) - 1, -1, -1):
-                    product = deltas[i] * acts[i].grad
+                    product = deltas[i].float() * acts[i].grad.float()
                     if reads[i][2]:
                         product = product.view(n, product.shape[1], heads, d_head)
                     totals.append(product.sum(-1).sum(0).float())
