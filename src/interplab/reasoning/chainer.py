@@ -1,0 +1,302 @@
+"""Forward chaining to a fixpoint, stratum by stratum, with a proof for every conclusion.
+
+Each rule body is compiled once into an and/or tree over literals: `not` is pushed down to the
+names (De Morgan), so the tree grows linearly with the text, unlike a disjunctive normal form.
+Inside one stratum every negated name is already final, so a body is monotone in what is still
+being derived and can be evaluated incrementally: a leaf fires when its literal holds, an `and`
+node when its last child fires (a counter), an `or` node when its first child fires (which is
+remembered as the disjunct that held), and a root makes the rule conclude its head. Newly
+derived concepts go on an agenda and fire only the leaves that name them (an index by name),
+so each leaf and node fires at most once: inference is linear in the size of the rule set.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from interplab.reasoning.formula import And, Atom, Formula, Not, Rule
+
+ProofKind = Literal["given", "derived", "absent", "suppressed"]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Proof:
+    """Why a concept holds (or is absent, or is suppressed).
+
+    kind "given": a fact the caller supplied; `evidence` is whatever was attached to it.
+    kind "derived" / "suppressed": `rule` fired; `premises` are the proofs of the literals
+    that made its body true, in text order (for `or`, only the disjunct that held).
+    kind "absent": a negative premise: the concept was neither given nor derived.
+    Premises that are facts share their Proof objects, so a proof is a DAG down to given facts.
+    """
+
+    concept: str
+    kind: ProofKind
+    rule: Rule | None = None
+    premises: tuple[Proof, ...] = ()
+    evidence: Any = None
+
+    @property
+    def holds(self) -> bool:
+        return self.kind != "absent"
+
+    def given_facts(self) -> dict[str, Any]:
+        """The given facts this proof rests on, each with its evidence."""
+        found: dict[str, Any] = {}
+        for proof in self._walk():
+            if proof.kind == "given":
+                found[proof.concept] = proof.evidence
+        return found
+
+    def _walk(self) -> list[Proof]:
+        """Each distinct sub-proof once, depth first in text order."""
+        seen: set[int] = set()
+        order: list[Proof] = []
+        stack = [self]
+        while stack:
+            proof = stack.pop()
+            if id(proof) in seen:
+                continue
+            seen.add(id(proof))
+            order.append(proof)
+            stack.extend(reversed(proof.premises))
+        return order
+
+    def to_dict(self) -> dict[str, Any]:
+        """A nested plain-data tree. A sub-proof that the tree already spelled out higher up (to
+        the left) appears again as {"concept", "kind", "shared": True} without premises, so the
+        tree stays as small as the proof itself, however much the proof shares."""
+        expanded: set[int] = set()
+        root: dict[str, Any] = {}
+        stack: list[tuple[Proof, list | None]] = [(self, None)]
+        while stack:  # depth first, iterative: derivation chains can be thousands deep
+            proof, siblings = stack.pop()
+            out: dict[str, Any] = {"concept": proof.concept, "kind": proof.kind}
+            if proof.kind == "given":
+                out["evidence"] = plain(proof.evidence)
+            elif proof.rule is not None and id(proof) in expanded:
+                out["shared"] = True
+            elif proof.rule is not None:
+                expanded.add(id(proof))
+                out.update(rule=str(proof.rule), line=proof.rule.line, premises=[])
+                stack.extend((premise, out["premises"]) for premise in reversed(proof.premises))
+            if siblings is None:
+                root = out
+            else:
+                siblings.append(out)
+        return root
+
+    def __str__(self) -> str:
+        """An indented tree, one line per step; repeated sub-proofs say "(see above)"."""
+        expanded: set[int] = set()
+        lines: list[str] = []
+        stack: list[tuple[Proof, int]] = [(self, 0)]
+        while stack:
+            proof, depth = stack.pop()
+            pad = "  " * depth
+            if proof.kind == "absent":
+                lines.append(f"{pad}not {proof.concept}  [neither given nor derived]")
+            elif proof.kind == "given":
+                evidence = "" if proof.evidence is None else f": {proof.evidence!r}"
+                lines.append(f"{pad}{proof.concept}  [given{evidence}]")
+            elif id(proof) in expanded:
+                lines.append(f"{pad}{proof.concept}  (see above)")
+            else:
+                expanded.add(id(proof))
+                where = f"line {proof.rule.line}: " if proof.rule.line is not None else ""
+                verb = "suppressed by" if proof.kind == "suppressed" else "by"
+                lines.append(f"{pad}{proof.concept}  [{verb} {where}{proof.rule}]")
+                stack.extend((premise, depth + 1) for premise in reversed(proof.premises))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        rule = "" if self.rule is None else f", rule={str(self.rule)!r}"
+        return f"Proof({self.concept!r}, {self.kind!r}{rule}, premises={len(self.premises)})"
+
+
+def plain(value: Any) -> Any:
+    """Evidence as JSON-ready data: containers recursively, arrays and tensors via .tolist(),
+    anything else by its repr."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    if callable(getattr(value, "tolist", None)):
+        return plain(value.tolist())
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What a rule set concluded from given facts.
+
+    `facts`: every true concept (given and derived); `derived`: those the rules added;
+    `suppressed`: concepts a suppress rule fired for (to steer away from; never facts);
+    `proofs`: a Proof for every fact, in the order they became true (given facts first);
+    `suppression_proofs`: a Proof for every suppressed concept.
+    """
+
+    given: frozenset[str]
+    facts: frozenset[str]
+    derived: frozenset[str]
+    suppressed: frozenset[str]
+    proofs: Mapping[str, Proof] = field(repr=False)
+    suppression_proofs: Mapping[str, Proof] = field(repr=False)
+
+    @property
+    def conflicts(self) -> frozenset[str]:
+        """Concepts that are facts and also suppressed."""
+        return self.facts & self.suppressed
+
+    def explain(self, concept: str) -> str:
+        """The proof of `concept` (a fact or a suppressed concept) as an indented tree."""
+        parts = [str(p[concept]) for p in (self.proofs, self.suppression_proofs) if concept in p]
+        if not parts:
+            raise KeyError(f"'{concept}' is neither a fact nor suppressed in this inference")
+        return "\n".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data with flat proofs: each premise refers to another entry by concept name."""
+        return {
+            "given": sorted(self.given),
+            "derived": [concept for concept in self.proofs if concept in self.derived],
+            "facts": sorted(self.facts),
+            "suppressed": sorted(self.suppressed),
+            "conflicts": sorted(self.conflicts),
+            "proofs": {concept: _flat(proof) for concept, proof in self.proofs.items()},
+            "suppression_proofs": {c: _flat(proof) for c, proof in self.suppression_proofs.items()},
+        }
+
+
+def _flat(proof: Proof) -> dict[str, Any]:
+    if proof.kind == "given":
+        return {"kind": "given", "evidence": plain(proof.evidence)}
+    return {
+        "kind": proof.kind,
+        "rule": str(proof.rule),
+        "line": proof.rule.line,
+        "premises": [{"concept": p.concept, "holds": p.holds} for p in proof.premises],
+    }
+
+
+class Program:
+    """Rules compiled to flat arrays of and/or nodes, grouped into stages (the strata, then
+    the suppress rules) and indexed by the names their positive leaves test."""
+
+    def __init__(self, rules: Sequence[Rule], stages: Sequence[Sequence[int]]):
+        self.rules = tuple(rules)
+        self.parent: list[int] = []
+        self.is_or: list[bool] = []
+        self.need: list[int] = []  # children that must fire before an `and` node fires
+        self.children: list[tuple[int, ...]] = []
+        self.literal: list[tuple[str, bool] | None] = []
+        self.rule_of_root: dict[int, int] = {}
+        self.stages: list[tuple[list[tuple[int, str, bool]], dict[str, list[int]]]] = []
+        for stage in stages:
+            leaves: list[tuple[int, str, bool]] = []
+            for index in stage:
+                root = self._compile(self.rules[index].body, True, -1, leaves)
+                self.rule_of_root[root] = index
+            positive_index: dict[str, list[int]] = {}
+            for node, name, positive in leaves:
+                if positive:
+                    positive_index.setdefault(name, []).append(node)
+            self.stages.append((leaves, positive_index))
+
+    def _compile(self, formula: Formula, positive: bool, parent: int, leaves: list) -> int:
+        while isinstance(formula, Not):
+            formula, positive = formula.operand, not positive
+        node = len(self.parent)
+        self.parent.append(parent)
+        if isinstance(formula, Atom):
+            self.is_or.append(False)
+            self.need.append(0)
+            self.children.append(())
+            self.literal.append((formula.name, positive))
+            leaves.append((node, formula.name, positive))
+            return node
+        is_or = isinstance(formula, And) != positive  # De Morgan swaps and/or under `not`
+        self.is_or.append(is_or)
+        self.need.append(1 if is_or else len(formula.operands))
+        self.children.append(())
+        self.literal.append(None)
+        self.children[node] = tuple(self._compile(part, positive, node, leaves) for part in formula.operands)
+        return node
+
+    def run(self, given: Mapping[str, Any]) -> Inference:
+        facts = set(given)
+        proofs: dict[str, Proof] = {name: Proof(name, "given", evidence=ev) for name, ev in given.items()}
+        suppression_proofs: dict[str, Proof] = {}
+        fired = bytearray(len(self.parent))
+        remaining = self.need.copy()
+        chosen: dict[int, int] = {}  # `or` node -> the child that made it true
+        parent, is_or, rules = self.parent, self.is_or, self.rules
+        agenda: deque[str] = deque()
+
+        def premises(root: int) -> tuple[Proof, ...]:
+            found: dict[tuple[str, bool], Proof] = {}
+            stack = [root]
+            while stack:
+                node = stack.pop()
+                literal = self.literal[node]
+                if literal is not None:
+                    name, positive = literal
+                    if (name, positive) not in found:
+                        found[name, positive] = proofs[name] if positive else Proof(name, "absent")
+                elif is_or[node]:
+                    stack.append(chosen[node])
+                else:
+                    stack.extend(reversed(self.children[node]))
+            return tuple(found.values())
+
+        def conclude(root: int) -> None:
+            rule = rules[self.rule_of_root[root]]
+            if rule.suppress:
+                if rule.head not in suppression_proofs:
+                    suppression_proofs[rule.head] = Proof(rule.head, "suppressed", rule, premises(root))
+            elif rule.head not in facts:
+                facts.add(rule.head)
+                proofs[rule.head] = Proof(rule.head, "derived", rule, premises(root))
+                agenda.append(rule.head)
+
+        def fire(node: int) -> None:
+            while not fired[node]:
+                fired[node] = 1
+                up = parent[node]
+                if up < 0:
+                    conclude(node)
+                    return
+                if is_or[up]:
+                    if fired[up]:
+                        return
+                    chosen[up] = node
+                else:
+                    remaining[up] -= 1
+                    if remaining[up]:
+                        return
+                node = up
+
+        for leaves, positive_index in self.stages:
+            for node, name, positive in leaves:
+                if (name in facts) == positive:
+                    fire(node)
+            while agenda:
+                for node in positive_index.get(agenda.popleft(), ()):
+                    fire(node)
+
+        given_names = frozenset(given)
+        all_facts = frozenset(facts)
+        return Inference(
+            given=given_names,
+            facts=all_facts,
+            derived=all_facts - given_names,
+            suppressed=frozenset(suppression_proofs),
+            proofs=MappingProxyType(proofs),
+            suppression_proofs=MappingProxyType(suppression_proofs),
+        )
