@@ -30,7 +30,9 @@ did-you-mean). Plain heads may introduce new, derived concepts.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import re
 from collections.abc import Iterable
 
 from lark import Lark, Token, Tree
@@ -69,10 +71,10 @@ LPAR: "("
 RPAR: ")"
 NAME: /{NAME_PATTERN}/
 %ignore /[ \t\f\r\v]+/
-%ignore /#.*/
 """
 _PARSER = Lark(_GRAMMAR, parser="lalr", lexer="basic")
 MAX_NESTING = 100  # parentheses plus `not`s in one rule; deeper text is surely a mistake
+_NOT_WORD = re.compile(r"(?<!\w)not(?!\w)")
 
 
 def parse_rules(text: str, known: Iterable[str] | None = None) -> RuleSet:
@@ -127,23 +129,31 @@ def _read(text: str, known: Iterable[str] | None) -> tuple[list[Rule], list[Rule
 
 def parse_line(line: str, number: int = 1) -> Rule | None:
     """One line of rule text as a Rule, or None for a blank or comment line."""
-    try:
-        tokens = list(_PARSER.lex(line))
-    except UnexpectedCharacters as error:
-        raise _character_error(line, number, error.column) from None
-    if not tokens:
+    code = line.split("#", 1)[0]
+    if not code.strip():
         return None
-    _check_nesting(tokens, number)
+    _check_nesting(code, number)
     try:
-        tree = _PARSER.parse(line)
+        tree = _PARSER.parse(code)
+    except UnexpectedCharacters as error:
+        raise _character_error(code, number, error.column) from None
     except UnexpectedToken as error:
-        raise _token_error(tokens, error.token, number) from None
+        raise _token_error(_tokens(code), error.token, number) from None
     except UnexpectedInput as error:  # not expected from a LALR parser, but never let lark's text through
         raise RuleSyntaxError("this rule does not parse", number, getattr(error, "column", 1)) from None
     body, _, head = tree.children
     suppress = len(head.children) == 2
     name = head.children[-1]
     return Rule(_formula(body, number), str(name), suppress, line=number, head_column=name.column)
+
+
+def _tokens(code: str) -> list[Token]:
+    """The tokens of a line up to any bad character (Lark.lex builds a lexer per call, so this
+    runs only to explain an error)."""
+    tokens: list[Token] = []
+    with contextlib.suppress(UnexpectedCharacters):  # the tokens before it explain the error
+        tokens.extend(_PARSER.lex(code))
+    return tokens
 
 
 def _formula(node: Tree | Token, number: int) -> Formula:
@@ -158,16 +168,19 @@ def _formula(node: Tree | Token, number: int) -> Formula:
     return conjunction(parts) if node.data == "conj" else disjunction(parts)
 
 
-def _check_nesting(tokens: list[Token], number: int) -> None:
+def _check_nesting(code: str, number: int) -> None:
+    negations = len(_NOT_WORD.findall(code))
+    if code.count("(") + negations <= MAX_NESTING:
+        return
     depth = deepest = 0
-    for token in tokens:
-        depth += {"LPAR": 1, "RPAR": -1}.get(token.type, 0)
+    for char in code:
+        depth += {"(": 1, ")": -1}.get(char, 0)
         deepest = max(deepest, depth)
-    if deepest + sum(token.type == "NOT" for token in tokens) > MAX_NESTING:
+    if deepest + negations > MAX_NESTING:
         raise RuleSyntaxError(
             f"this rule nests more than {MAX_NESTING} levels of parentheses and 'not'; "
             "split it into several rules with intermediate concepts",
-            number, tokens[0].column,
+            number, len(code) - len(code.lstrip()) + 1,
         )  # fmt: skip
 
 
