@@ -232,6 +232,9 @@ def test_check_rules_reports_every_bad_line():
     assert (unknown.end_line, unknown.end_column) == (5, 11)
     assert "did you mean 'bogus'?" in unknown.message
     assert check_rules("a -> b\nb or c -> d") == []
+    (repeat,) = check_rules("a -> b\n  a  ->  b  # again")
+    assert (repeat.line, repeat.column, repeat.end_column) == (2, 3, 11)  # "a  ->  b" spans 3..10
+    assert repeat.message == "the same rule as line 1"
 
 
 def test_check_rules_marks_each_rule_on_a_negation_cycle():

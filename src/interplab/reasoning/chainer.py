@@ -21,6 +21,7 @@ from typing import Any, Literal
 from interplab.reasoning.formula import And, Atom, Formula, Not, Rule
 
 ProofKind = Literal["given", "derived", "absent", "suppressed"]
+Leaf = tuple[int, str, bool]  # node, concept name, positive
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -197,19 +198,21 @@ class Program:
         self.children: list[tuple[int, ...]] = []
         self.literal: list[tuple[str, bool] | None] = []
         self.rule_of_root: dict[int, int] = {}
-        self.stages: list[tuple[list[tuple[int, str, bool]], dict[str, list[int]]]] = []
+        # per stage: each rule's (head, suppress, leaves), and positive leaves by name
+        self.stages: list[tuple[list[tuple[str, bool, list[Leaf]]], dict[str, list[int]]]] = []
         for stage in stages:
-            leaves: list[tuple[int, str, bool]] = []
-            for index in stage:
-                root = self._compile(self.rules[index].body, True, -1, leaves)
-                self.rule_of_root[root] = index
+            compiled = []
             positive_index: dict[str, list[int]] = {}
-            for node, name, positive in leaves:
-                if positive:
-                    positive_index.setdefault(name, []).append(node)
-            self.stages.append((leaves, positive_index))
+            for index in stage:
+                rule, leaves = self.rules[index], []
+                self.rule_of_root[self._compile(rule.body, True, -1, leaves)] = index
+                compiled.append((rule.head, rule.suppress, leaves))
+                for node, name, positive in leaves:
+                    if positive:
+                        positive_index.setdefault(name, []).append(node)
+            self.stages.append((compiled, positive_index))
 
-    def _compile(self, formula: Formula, positive: bool, parent: int, leaves: list) -> int:
+    def _compile(self, formula: Formula, positive: bool, parent: int, leaves: list[Leaf]) -> int:
         while isinstance(formula, Not):
             formula, positive = formula.operand, not positive
         node = len(self.parent)
@@ -282,10 +285,13 @@ class Program:
                         return
                 node = up
 
-        for leaves, positive_index in self.stages:
-            for node, name, positive in leaves:
-                if (name in facts) == positive:
-                    fire(node)
+        for compiled, positive_index in self.stages:
+            for head, suppress, leaves in compiled:
+                if head in facts and not suppress:
+                    continue  # nothing to learn from this rule
+                for node, name, positive in leaves:
+                    if (name in facts) == positive:
+                        fire(node)
             while agenda:
                 for node in positive_index.get(agenda.popleft(), ()):
                     fire(node)

@@ -93,12 +93,15 @@ def check_rules(text: str, known: Iterable[str] | None = None) -> list[Diagnosti
     the cycle) and, as warnings, repeated rules. Sorted by position."""
     rules, errors = _read(text, known)
     found = [diagnostic for error in errors for diagnostic in error.diagnostics()]
+    lines = text.split("\n")
     first_line: dict[Rule, int] = {}
     for rule in rules:
         if rule in first_line:
+            code = lines[rule.line - 1].split("#", 1)[0].rstrip()
+            start = len(code) - len(code.lstrip()) + 1
             found.append(
                 Diagnostic(
-                    rule.line, 1, rule.line, 1 + len(str(rule)), "warning",
+                    rule.line, start, rule.line, len(code) + 1, "warning",
                     f"the same rule as line {first_line[rule]}", "duplicate-rule",
                 )
             )  # fmt: skip
