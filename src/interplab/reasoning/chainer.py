@@ -239,8 +239,7 @@ class Program:
         fired = bytearray(len(self.parent))
         remaining = self.need.copy()
         chosen: dict[int, int] = {}  # `or` node -> the child that made it true
-        parent, is_or, rules = self.parent, self.is_or, self.rules
-        agenda: deque[str] = deque()
+        parent, is_or, rules, rule_of_root = self.parent, self.is_or, self.rules, self.rule_of_root
 
         def premises(root: int) -> tuple[Proof, ...]:
             found: dict[tuple[str, bool], Proof] = {}
@@ -258,43 +257,41 @@ class Program:
                     stack.extend(reversed(self.children[node]))
             return tuple(found.values())
 
-        def conclude(root: int) -> None:
-            rule = rules[self.rule_of_root[root]]
-            if rule.suppress:
-                if rule.head not in suppression_proofs:
-                    suppression_proofs[rule.head] = Proof(rule.head, "suppressed", rule, premises(root))
-            elif rule.head not in facts:
-                facts.add(rule.head)
-                proofs[rule.head] = Proof(rule.head, "derived", rule, premises(root))
-                agenda.append(rule.head)
-
-        def fire(node: int) -> None:
-            while not fired[node]:
-                fired[node] = 1
-                up = parent[node]
-                if up < 0:
-                    conclude(node)
-                    return
-                if is_or[up]:
-                    if fired[up]:
-                        return
-                    chosen[up] = node
-                else:
-                    remaining[up] -= 1
-                    if remaining[up]:
-                        return
-                node = up
-
         for compiled, positive_index in self.stages:
-            for head, suppress, leaves in compiled:
-                if head in facts and not suppress:
-                    continue  # nothing to learn from this rule
-                for node, name, positive in leaves:
-                    if (name in facts) == positive:
-                        fire(node)
-            while agenda:
-                for node in positive_index.get(agenda.popleft(), ()):
-                    fire(node)
+            # Leaves true when the stage starts (negated names are final by now); leaves of
+            # concepts derived later are added as those concepts are derived.
+            work = deque(
+                node
+                for head, suppress, leaves in compiled
+                if suppress or head not in facts  # a rule for a known fact can teach nothing
+                for node, name, positive in leaves
+                if (name in facts) == positive
+            )
+            while work:  # first in, first out: concepts are derived breadth first
+                node = work.popleft()
+                while not fired[node]:  # climb while each node fires
+                    fired[node] = 1
+                    up = parent[node]
+                    if up < 0:
+                        rule = rules[rule_of_root[node]]
+                        head = rule.head
+                        if rule.suppress:
+                            if head not in suppression_proofs:
+                                suppression_proofs[head] = Proof(head, "suppressed", rule, premises(node))
+                        elif head not in facts:
+                            facts.add(head)
+                            proofs[head] = Proof(head, "derived", rule, premises(node))
+                            work.extend(positive_index.get(head, ()))
+                        break
+                    if is_or[up]:
+                        if fired[up]:
+                            break
+                        chosen[up] = node
+                    else:
+                        remaining[up] -= 1
+                        if remaining[up]:
+                            break
+                    node = up
 
         given_names = frozenset(given)
         all_facts = frozenset(facts)
