@@ -193,6 +193,7 @@ BAD = [
     ("() -> a", 1, 2, "empty parentheses"),
     ("a not b -> c", 1, 3, "'not' needs 'and' or 'or' before it"),
     ("a & b -> c", 1, 3, "write 'and'"),
+    ("a\u00a0and b -> c", 1, 2, "use ordinary spaces"),
     ("  cat and   dog or -> pet", 1, 20, "expected a concept name after 'or'"),
     ("\ta and -> b", 1, 8, "expected a concept name after 'and'"),
     ("a -> b\n\n# comment\nx and (y or) -> z", 4, 12, "expected a concept name after 'or', found ')'"),

@@ -206,6 +206,8 @@ def _character_error(line: str, number: int, column: int) -> RuleSyntaxError:
         )
     elif char in "'\"`":
         message = f"unexpected quote mark ({char}): concept names are written without quotes"
+    elif char.isspace():
+        message = f"unexpected whitespace character {char!r}: use ordinary spaces or tabs"
     elif char.isdigit():
         message = f"unexpected '{char}': a concept name cannot start with a digit"
     else:
