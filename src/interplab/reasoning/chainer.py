@@ -5,9 +5,10 @@ names (De Morgan), so the tree grows linearly with the text, unlike a disjunctiv
 Inside one stratum every negated name is already final, so a body is monotone in what is still
 being derived and can be evaluated incrementally: a leaf fires when its literal holds, an `and`
 node when its last child fires (a counter), an `or` node when its first child fires (which is
-remembered as the disjunct that held), and a root makes the rule conclude its head. Newly
-derived concepts go on an agenda and fire only the leaves that name them (an index by name),
-so each leaf and node fires at most once: inference is linear in the size of the rule set.
+remembered as the disjunct that held), and a root makes the rule conclude its head. A work
+queue holds leaves to fire: those true when the stratum starts, then, as each concept is
+derived, only the leaves that name it (an index by name). Each node fires at most once, so
+inference is linear in the size of the rule set, however deep the derivations go.
 """
 
 from __future__ import annotations
