@@ -156,7 +156,7 @@ def test_a_rule_that_does_not_run_is_an_error(monkeypatch):
     model = tiny("llama")
     task = ContrastTask.build(model, ["the cat sat on the mat"], ["the dog sat on the mat"], " and", " is")
     monkeypatch.setitem(AttentionInterface._global_mapping, lrp.ATTENTION, sdpa_attention_forward)
-    with pytest.raises(RuntimeError, match=r"attention: ran 0 times, expected 2"):
+    with pytest.raises(RuntimeError, match=r"attention: ran 0 times, expected [1-9]"):
         attribute(model, task, method="relp")
 
 

@@ -1,10 +1,12 @@
 """Attribution patching (AtP) and RelP scores of nodes: one forward and one backward for all nodes.
 
-One trace runs the clean and the corrupted prompts as one batch ``[clean | corrupt]``; the metric
-(mean logit difference of the corrupted rows) is back-propagated, and each node scores
-``sum over features of (clean - corrupt) * d metric / d activation`` at the corrupted run, the
-first-order estimate of denoising patching. RelP is the same pass with the LRP rules of ``lrp``
-switched on, so the backward carries relevance instead of the plain gradient.
+One nnsight session holds two traces: the clean prompts without gradients (their activations stay
+where the model runs, remote or not), then the corrupted prompts, whose metric (mean logit
+difference) is back-propagated. Each node scores ``sum over features of (clean - corrupt) *
+d metric / d activation`` at the corrupted run, the first-order estimate of denoising patching;
+the products are reduced inside the trace, so only the scores come back. RelP is the same pass
+with the LRP rules of ``lrp`` switched on, so the backward carries relevance instead of the plain
+gradient.
 """
 
 from __future__ import annotations
