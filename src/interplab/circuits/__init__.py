@@ -1,9 +1,18 @@
 """Circuits: which components carry a behaviour.
 
-    task = il.circuits.ContrastTask.build(model, clean, corrupt, answer, distractor)
-    att = il.circuits.attribute(model, task, method="relp")      # "patch" | "atp" | "relp"
-    att.to_frame(); circuit = att.top(20)
+    task = il.circuits.ContrastTask.build(model, clean, corrupt, answer, distractor)   # or il.tasks.ioi(model)
+    att = il.circuits.attribute(model, task, method="relp")    # "patch" | "atp" | "relp"
+    att.to_frame()                                             # layer, component, head, position, score
+    circuit = att.top(20)                                      # or att.threshold(x)
     il.circuits.faithfulness(model, task, circuit, ablation="mean")
+    il.circuits.faithfulness_sweep(model, task, att)           # f per size, CPR, CMD
+    il.circuits.ablate(model, task, nodes, ablation="mean")    # the metric with nodes (or edges) ablated
+
+Scores follow the denoising convention: the change in the metric (mean logit difference, answer
+minus distractor, at the last position) when a node's clean activation is put into the
+corrupted run. Levels: ``"component"`` (resid, attn, mlp), ``"head"`` (heads and MLPs),
+``"edge"`` (embed/attn/mlp -> attn/mlp/logits); see ``nodes`` for the node set, ``edges`` for
+edges, ``ablation`` for what ablating means at each level, ``lrp`` for RelP's rules.
 """
 
 from . import lrp
