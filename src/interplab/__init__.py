@@ -5,10 +5,11 @@
     model = il.zoo.load("ioi")     # the shipped demo models
 """
 
-from . import anatomy, zoo
+from . import anatomy, tokens, widgets, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
+from .widgets import TokenView
 
 __version__ = "0.1.0"
 
-__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "anatomy", "load", "zoo"]
+__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "TokenView", "anatomy", "load", "tokens", "widgets", "zoo"]
