@@ -72,8 +72,9 @@ export function invoke<T = unknown>(model: AnyModel, name: string, msg: unknown,
   });
 }
 
+/** An abort (by name: the DOMException of another realm, e.g. Node's, is not `instanceof` this one). */
 export function isAbort(error: unknown): boolean {
-  return error instanceof DOMException && error.name === "AbortError";
+  return typeof error === "object" && error !== null && (error as { name?: unknown }).name === "AbortError";
 }
 
 /**
