@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 PORT   ?= 8888
 STAMP  := $(VENV)/.interplab-installed
 JS_SRC := $(shell find js -name '*.ts' -o -name '*.css' 2>/dev/null) build.mjs
-BUNDLE := src/interplab/static/tokenview.js
+BUNDLE := src/interplab/static/.built
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test test-py test-js test-browser lint chromium tour clean
@@ -35,6 +35,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 $(BUNDLE): node_modules/.package-lock.json $(JS_SRC)
 	npm run --silent build
+	@touch $@
 
 lab: setup
 	@echo "JupyterLab is starting; open the URL printed below (with its token)."

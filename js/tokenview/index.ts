@@ -4,7 +4,7 @@
 // click to select a token (the synced `selected` trait).
 
 import "../shared/base.css";
-import { type ArrayMeta, decodeArray, type NdArray } from "../shared/codecs";
+import { type ArrayMeta, decodeArray, type NdArray, row } from "../shared/codecs";
 import { h } from "../shared/dom";
 import type { Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
@@ -18,6 +18,13 @@ interface Prediction {
   token: string;
   id: number;
   logprob: number;
+}
+
+/** Predictions for every position, sent ahead by `TokenView.preload_predictions()` (for reports). */
+interface Preloaded {
+  tokens: string[]; // [seq * k], row-major
+  ids: ArrayMeta; // int32 [seq, k]
+  logprobs: ArrayMeta; // float32 [seq, k]
 }
 
 interface PredictionsReply {
@@ -79,7 +86,19 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     updateHeader();
   }
 
+  function preloaded(i: number): Prediction[] | null {
+    const p = model.get("_predictions") as Preloaded | null;
+    if (!p) return null;
+    const pid = decodeArray(p.ids);
+    const lp = decodeArray(p.logprobs);
+    const k = pid.shape[1];
+    if (i >= pid.shape[0]) return null;
+    return Array.from(row(pid, i), (id, r) => ({ token: p.tokens[i * k + r], id, logprob: row(lp, i)[r] }));
+  }
+
   function fetchPredictions(i: number): Promise<Prediction[]> {
+    const ready = preloaded(i);
+    if (ready) return Promise.resolve(ready);
     let pending = predictions.get(i);
     if (!pending) {
       pending = frame.commands.invoke<PredictionsReply>("_top_k", { position: i }).then(({ value, buffers }) => {

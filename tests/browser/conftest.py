@@ -94,8 +94,6 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory) -> Iterator[Lab]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: install Debian's chromium (`make chromium`) or set INTERPLAB_CHROMIUM")
     base = tmp_path_factory.mktemp("jupyterlab")
     root, settings = base / "notebooks", base / "settings"
     root.mkdir()
@@ -136,9 +134,11 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
-def browser(lab):
+def browser():
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: install Debian's chromium (`make chromium`) or set INTERPLAB_CHROMIUM")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b

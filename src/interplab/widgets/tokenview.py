@@ -14,7 +14,7 @@ import numpy as np
 import traitlets
 
 from ..model import Model
-from ..tokens import Predictions, token_predictions, tokenize, top_predictions
+from ..tokens import Predictions, decode_each, token_predictions, tokenize, top_predictions
 from .base import Widget, command
 from .codecs import decode_array, encode_array, encode_reply_array, to_numpy
 
@@ -33,18 +33,19 @@ class TokenView(Widget, bundle="tokenview"):
     selected = traitlets.Int(None, allow_none=True, help="the clicked token's index, or None").tag(sync=True)
     _token_ids = traitlets.Dict().tag(sync=True)
     _values = traitlets.Dict().tag(sync=True)
+    _predictions = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(self, model: Model, text: str, values: Any = None, *, label: str | None = None, k: int = 5,
                  **kwargs: Any):
         self.model = model
         self.text = text
         self.k = k
-        self._predictions: Predictions | None = None
+        self._cached: Predictions | None = None
         if values is None:
             readings = token_predictions(model, text, k=k)
             ids, tokens = readings.logprobs.ids, readings.logprobs.tokens
             values, label = readings.logprobs.values, label or readings.logprobs.label
-            self._predictions = readings.predictions
+            self._cached = readings.predictions
         else:
             ids, tokens = tokenize(model, text)
         super().__init__(tokens=tokens, _token_ids=encode_array(ids, "int32"),
@@ -86,10 +87,20 @@ class TokenView(Widget, bundle="tokenview"):
 
     def predictions(self) -> Predictions:
         """The model's top-``k`` next tokens at every position (computed once, then kept)."""
-        if self._predictions is None:
+        if self._cached is None:
             with self.working("computing next-token predictions"):
-                self._predictions = top_predictions(self.model, self.text, k=self.k)
-        return self._predictions
+                self._cached = top_predictions(self.model, self.text, k=self.k)
+        return self._cached
+
+    def preload_predictions(self) -> None:
+        """Send the predictions of every position to the browser now, so hovering needs no kernel
+        (for static snapshots such as ``interplab tour`` reports)."""
+        predictions = self.predictions()
+        self._predictions = {
+            "tokens": decode_each(self.model, predictions.ids),
+            "ids": encode_array(predictions.ids, "int32"),
+            "logprobs": encode_array(predictions.logprobs, "float32"),
+        }
 
     # --- commands from the browser ----------------------------------------------------------------
     @command
