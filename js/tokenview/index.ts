@@ -8,7 +8,7 @@ import { type ArrayMeta, decodeArray, type NdArray, row } from "../shared/codecs
 import { h } from "../shared/dom";
 import type { Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
-import { measureWithCanvas, type Painter } from "../shared/painter";
+import { cssFont, measureWithCanvas, type Painter } from "../shared/painter";
 import { autoScale, type Scale, type Theme } from "../shared/theme";
 import { TokenStrip } from "../shared/tokenstrip";
 import { createTooltip } from "../shared/tooltip";
@@ -157,25 +157,31 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     );
   }
 
+  /** The view for export: the label, the legend and the strip, cropped to what they cover. */
   function drawing(): Drawing {
     const theme = frame.theme;
-    const width = Math.max(320, frame.body.clientWidth || 800);
+    const title = model.get("label") || "value";
+    const bold = { family: theme.font, size: theme.fontSize, weight: "bold" as const };
+    const small = { fill: theme.muted, family: theme.font, size: theme.fontSize - 2, baseline: "middle" as const };
+    const measure = (text: string, style: object) => measureWithCanvas(text, cssFont(style));
+    const [lo, hi] = scale.domain.map(fmt);
+    const stops = scale.stops(24);
+    const legendX = 16 + measure(title, bold);
+    const barX = legendX + measure(lo, small) + 4;
+    const headerRight = barX + stops.length * 4 + 4 + measure(hi, small);
+    const available = Math.max(320, frame.body.clientWidth || 800);
+    const layout = strip.layout(theme, available - 16, measureWithCanvas);
     const header = theme.fontSize + 14;
-    const layout = strip.layout(theme, width - 16, measureWithCanvas);
+    const mid = 8 + theme.fontSize / 2;
     return {
-      width,
-      height: header + layout.height + 12,
+      width: Math.ceil(Math.max(headerRight, layout.width + 8) + 8),
+      height: header + layout.height + 8,
       background: theme.background,
       draw(p: Painter) {
-        const title = model.get("label") || "value";
-        p.text(8, 8 + theme.fontSize / 2, title, { fill: theme.foreground, family: theme.font, size: theme.fontSize, weight: "bold", baseline: "middle" });
-        const x0 = 16 + p.measureText(title, { family: theme.font, size: theme.fontSize, weight: "bold" });
-        const stops = scale.stops(24);
-        const small = { fill: theme.muted, family: theme.font, size: theme.fontSize - 2, baseline: "middle" as const };
-        p.text(x0, 8 + theme.fontSize / 2, fmt(scale.domain[0]), small);
-        const bx = x0 + p.measureText(fmt(scale.domain[0]), small) + 4;
-        stops.forEach((c, k) => p.rect(bx + k * 4, 8 + theme.fontSize / 2 - 5, 4, 10, { fill: c }));
-        p.text(bx + stops.length * 4 + 4, 8 + theme.fontSize / 2, fmt(scale.domain[1]), small);
+        p.text(8, mid, title, { ...bold, fill: theme.foreground, baseline: "middle" });
+        p.text(legendX, mid, lo, small);
+        stops.forEach((c, k) => p.rect(barX + k * 4, mid - 5, 4, 10, { fill: c }));
+        p.text(barX + stops.length * 4 + 4, mid, hi, small);
         p.save();
         p.translate(8, header);
         strip.paint(p, theme, layout);
