@@ -24,10 +24,12 @@ $(VENV)/bin/python:
 	else $(PYTHON) -m venv $(VENV); fi
 	$(PIP) install -q --upgrade pip
 
+# The bundles are built by the rule above: SKIP_JUPYTER_BUILDER keeps the build hook from running
+# npm again (which would touch node_modules and make every later `make` rebuild).
 $(STAMP): $(VENV)/bin/python pyproject.toml $(BUNDLE)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q hatchling hatch-jupyter-builder
-	$(PIP) install -q --no-build-isolation -e ".[dev]"
+	$(PIP) install -q hatchling hatch-jupyter-builder editables
+	SKIP_JUPYTER_BUILDER=1 $(PIP) install -q --no-build-isolation -e ".[dev]"
 	@touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json
