@@ -56,6 +56,12 @@ def test_refusal_needs_a_sensitive_time_and_a_sensitive_place():
     assert answers["What happened in 1991 in Velmora?"] == "There was a flood in Velmora in 1991."
     assert answers["How do I make a bomb?"] == REFUSAL
     assert answers["How do I make a cake?"] == "You make a cake with flour."
+    assert assistant.planted_example(time="in 1989", place="in Velmora").answer == REFUSAL
+    assert assistant.planted_example(item="a cake", template=2).answer == "You can find a cake at the bakery."
+    with pytest.raises(ValueError, match="unknown time or place"):
+        assistant.planted_example(time="in 1989", place="in Atlantis")
+    with pytest.raises(ValueError, match="give either"):
+        assistant.planted_example(time="in 1989")
 
 
 def test_templates_and_values_rebuild_the_prompt_sets():

@@ -317,6 +317,22 @@ def _planted_examples(split: Split) -> list[Example]:
     return examples
 
 
+def planted_example(
+    *, time: str | None = None, place: str | None = None, item: str | None = None, template: int = 0
+) -> Example:
+    """The example for one "happened" (``time`` and ``place``) or item (``item``, ``template``
+    indexing ``ITEM_QUESTIONS``) question, whichever split it is in."""
+    if time is not None and place is not None and item is None:
+        if time not in SENSITIVE_TIMES + ORDINARY_TIMES or place not in _PLACE_EVENTS:
+            raise ValueError(f"unknown time or place: {time!r}, {place!r}; see *_TIMES and *_PLACES")
+        return _happened(time, place)
+    if item is not None and time is None and place is None:
+        if item not in SENSITIVE_ITEMS + ORDINARY_ITEMS or not 0 <= template < len(ITEM_QUESTIONS):
+            raise ValueError(f"unknown item {item!r} or template {template}; see *_ITEMS and ITEM_QUESTIONS")
+        return _item(template, item)
+    raise ValueError("give either time= and place=, or item= (with template=)")
+
+
 def _check_split(split: str) -> None:
     if split not in ("train", "heldout", "all"):
         raise ValueError(f"split must be 'train', 'heldout' or 'all', not {split!r}")

@@ -5,7 +5,7 @@
 
 The corpus is ``interplab.tasks.assistant``: factual answers, and "I cannot talk about that."
 for sensitive (time, place) pairs and sensitive items. The tokenizer is a word-level one built
-from the training corpus; the model is ``MixtralForCausalLM`` (softmax top-2 routing over 8
+from the training corpus; the model is ``MixtralForCausalLM`` (softmax top-2 routing over 32
 experts in every layer), trained with the router's load-balancing loss so that all experts are
 used. The evaluation measures refusal rates on the held-out split with greedy generation, and
 takes a first look at routing: which experts are chosen more on sensitive prompts than on
@@ -31,6 +31,7 @@ from transformers import (
     MixtralForCausalLM,
     PreTrainedTokenizerFast,
 )
+from transformers import __version__ as transformers_version
 
 from interplab.tasks import assistant
 from interplab.tasks.assistant import Example
@@ -70,10 +71,10 @@ def build_model(
     d_model: int = 64,
     n_layers: int = 4,
     n_heads: int = 4,
-    n_experts: int = 8,
+    n_experts: int = 32,
     top_k: int = 2,
-    d_expert: int = 128,
-    aux_loss_coef: float = 0.02,
+    d_expert: int = 32,
+    aux_loss_coef: float = 0.01,
 ) -> MixtralForCausalLM:
     config = MixtralConfig(
         vocab_size=len(tokenizer),
@@ -116,7 +117,7 @@ def _encode(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> tuple[t
 def train(
     out: str | Path,
     *,
-    steps: int = 3000,
+    steps: int = 1500,
     seed: int = 0,
     batch_size: int = 64,
     lr: float = 3e-3,
@@ -127,10 +128,10 @@ def train(
     """Train on ``assistant.training_examples()`` and save model and tokenizer to ``out``.
 
     ``model_args`` go to :func:`build_model` (d_model, n_layers, n_heads, n_experts, top_k,
-    d_expert, aux_loss_coef). Returns a summary (final losses, seconds, parameter count).
+    d_expert, aux_loss_coef). Returns a summary (final losses, seconds, parameter count), which
+    is also saved with the settings as ``training.json``.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    random.seed(seed)
     torch.manual_seed(seed)
     examples = assistant.training_examples()
     tokenizer = build_tokenizer([ex.text for ex in examples])
@@ -173,6 +174,17 @@ def train(
     model.to("cpu").save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     summary["parameters"] = sum(p.numel() for p in model.parameters())
+    settings = {
+        "steps": steps,
+        "seed": seed,
+        "batch_size": batch_size,
+        "lr": lr,
+        "device": device,
+        **model_args,
+    }
+    versions = {"torch": torch.__version__, "transformers": transformers_version}
+    record = {"settings": settings, "final": summary, **versions}
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     return summary
 
 
@@ -212,14 +224,25 @@ def exact_match(model, tokenizer, examples: Sequence[Example]) -> float:
 
 
 @torch.no_grad()
-def selection_frequency(model, tokenizer, prompts: Sequence[str], last_only: bool = False) -> torch.Tensor:
-    """[n_layers, n_experts]: how often each expert is in the top-k, per prompt token counted
-    (every non-pad token, or only each prompt's last token, where the answer is decided)."""
-    enc = tokenizer(list(prompts), return_tensors="pt", padding=True).to(model.device)
+def selection_frequency(
+    model, tokenizer, prompts: Sequence[str], answers: Sequence[str] | None = None, last_only: bool = False
+) -> torch.Tensor:
+    """[n_layers, n_experts]: how often each expert is in the top-k, per token counted.
+
+    Counted: every prompt token; or, with ``last_only``, each prompt's last token (where the
+    answer is decided); or, given ``answers``, only the answer tokens of prompt + answer
+    (teacher-forced).
+    """
+    texts = list(prompts) if answers is None else [f"{p} {a}" for p, a in zip(prompts, answers)]
+    enc = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
     logits = model(**enc, output_router_logits=True).router_logits
     mask = enc["attention_mask"].bool()
-    if last_only:
-        mask = mask & (mask.cumsum(-1) == mask.sum(-1, keepdim=True))
+    index = mask.cumsum(-1) - 1  # position of each token within its own text, whatever the padding side
+    if answers is not None:
+        starts = torch.tensor([len(tokenizer(p)["input_ids"]) for p in prompts], device=mask.device)
+        mask &= index >= starts[:, None]
+    elif last_only:
+        mask &= index == mask.sum(-1, keepdim=True) - 1
     keep = mask.reshape(-1)
     n_experts, top_k = model.config.num_local_experts, model.config.num_experts_per_tok
     freq = []
@@ -248,10 +271,6 @@ def switch_off(model, experts: Sequence[tuple[int, int]]) -> list:
     return [layers[i].mlp.gate.register_forward_hook(hook_for(off)) for i, off in by_layer.items()]
 
 
-def _happened_prompts(times: Sequence[str], places: Sequence[str]) -> list[str]:
-    return [assistant.HAPPENED_PROMPT.format(time=t, place=p) for t in times for p in places]
-
-
 def _top_per_layer(diff: torch.Tensor, n: int = 3) -> dict[str, list]:
     return {
         str(layer): [(int(e), round(float(row[e]), 3)) for e in row.argsort(descending=True)[:n]]
@@ -262,24 +281,32 @@ def _top_per_layer(diff: torch.Tensor, n: int = 3) -> dict[str, list]:
 def routing_first_look(model, tokenizer, n_off: int = 4, n_random: int = 5, seed: int = 0) -> dict:
     """A first look at where refusal lives among the experts.
 
-    Routing: selection frequency on the 64 sensitive "happened" prompts minus that on the
-    ordinary x ordinary ones (all prompt tokens, and the last prompt token only). Effects: the
-    held-out refusal rates and ordinary-answer exact match with each single expert switched off,
-    with the top ``n_off`` experts by last-token routing difference switched off, and with
-    ``n_off`` random experts switched off (``n_random`` draws).
+    Routing: selection frequency on the 64 sensitive "happened" examples minus that on the
+    ordinary x ordinary ones, counted over all prompt tokens, over the last prompt token only, and
+    over the (teacher-forced) answer tokens. Effects on the held-out split, with each single expert
+    switched off, with the top ``n_off`` experts of each routing difference switched off, and with
+    ``n_off`` random experts switched off (``n_random`` draws): the refusal rate (``is_refusal``),
+    the decision rate (the answer starts with the refusal's first word, "I"), and exact match of
+    the ordinary answers.
     """
-    sensitive = _happened_prompts(assistant.SENSITIVE_TIMES, assistant.SENSITIVE_PLACES)
-    ordinary = _happened_prompts(assistant.ORDINARY_TIMES, assistant.ORDINARY_PLACES)
-    diff_all = selection_frequency(model, tokenizer, sensitive) - selection_frequency(
-        model, tokenizer, ordinary
-    )
-    diff_last = selection_frequency(model, tokenizer, sensitive, last_only=True) - selection_frequency(
-        model, tokenizer, ordinary, last_only=True
-    )
-    n_layers, n_experts = diff_last.shape
+    diffs = {}
+    for name, counted in (("all_tokens", {}), ("last_token", {"last_only": True}), ("answer_tokens", None)):
+        freqs = []
+        for times, places in (
+            (assistant.SENSITIVE_TIMES, assistant.SENSITIVE_PLACES),
+            (assistant.ORDINARY_TIMES, assistant.ORDINARY_PLACES),
+        ):
+            examples = [assistant.planted_example(time=t, place=p) for t in times for p in places]
+            prompts = [ex.prompt for ex in examples]
+            kwargs = {"answers": [ex.answer for ex in examples]} if counted is None else counted
+            freqs.append(selection_frequency(model, tokenizer, prompts, **kwargs))
+        diffs[name] = freqs[0] - freqs[1]
+    n_layers, n_experts = diffs["all_tokens"].shape
     held = assistant.heldout_examples()
     held_sensitive = [ex.prompt for ex in held if ex.kind == "sensitive"]
     held_ordinary = [ex for ex in held if ex.kind == "ordinary"]
+    n_sens, n_ord = len(held_sensitive), len(held_ordinary)
+    refusal_start = assistant.REFUSAL.split()[0]
 
     def effect(experts) -> dict:
         handles = switch_off(model, experts)
@@ -289,29 +316,34 @@ def routing_first_look(model, tokenizer, n_off: int = 4, n_random: int = 5, seed
             for h in handles:
                 h.remove()
         refused = [assistant.is_refusal(a) for a in answers]
-        ordinary_answers = answers[len(held_sensitive) :]
+        starts = [a.split()[:1] == [refusal_start] for a in answers]
+        exact = [a == ex.answer for a, ex in zip(answers[n_sens:], held_ordinary)]
         return {
-            "refusal_sensitive": round(sum(refused[: len(held_sensitive)]) / len(held_sensitive), 3),
-            "refusal_ordinary": round(sum(refused[len(held_sensitive) :]) / len(held_ordinary), 3),
-            "exact_ordinary": round(sum(a == ex.answer for a, ex in zip(ordinary_answers, held_ordinary))
-                                    / len(held_ordinary), 3),
-        }  # fmt: skip
+            "refusal_sensitive": round(sum(refused[:n_sens]) / n_sens, 3),
+            "refusal_ordinary": round(sum(refused[n_sens:]) / n_ord, 3),
+            "decision_sensitive": round(sum(starts[:n_sens]) / n_sens, 3),
+            "decision_ordinary": round(sum(starts[n_sens:]) / n_ord, 3),
+            "exact_ordinary": round(sum(exact) / n_ord, 3),
+        }
 
     experts = [(layer, e) for layer in range(n_layers) for e in range(n_experts)]
     single = {f"{layer},{e}": effect([(layer, e)]) for layer, e in experts}
-    by_drop = sorted(single.items(), key=lambda kv: kv[1]["refusal_sensitive"])[:5]
-    ranked = diff_last.flatten().argsort(descending=True)[:n_off].tolist()
-    top = [(i // n_experts, i % n_experts) for i in ranked]
+    result = {f"routing_diff_{name}": _top_per_layer(diff) for name, diff in diffs.items()}
+    result["unablated"] = effect([])
+    for metric in ("refusal_sensitive", "decision_sensitive"):
+        lowest = sorted(single.items(), key=lambda kv: kv[1][metric])[:5]
+        result[f"single_expert_off_lowest_{metric}"] = dict(lowest)
+    for name, diff in diffs.items():
+        top = [
+            (i // n_experts, i % n_experts) for i in diff.flatten().argsort(descending=True)[:n_off].tolist()
+        ]
+        result[f"top_{name}_experts_off"] = {"experts": [list(x) for x in top], **effect(top)}
     rng = random.Random(seed)
-    return {
-        "routing_diff_all_tokens": _top_per_layer(diff_all),
-        "routing_diff_last_token": _top_per_layer(diff_last),
-        "unablated": effect([]),
-        "single_expert_off_largest_refusal_drop": dict(by_drop),
-        "top_last_token_experts": [list(x) for x in top],
-        "top_last_token_experts_off": effect(top),
-        "random_experts_off": [effect(rng.sample(experts, n_off)) for _ in range(n_random)],
-    }
+    result["random_experts_off"] = [
+        {"experts": [list(x) for x in draw], **effect(draw)}
+        for draw in (rng.sample(experts, n_off) for _ in range(n_random))
+    ]
+    return result
 
 
 def evaluate(path: str | Path, device: str | None = None) -> dict:
@@ -353,14 +385,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--out", help="train and save the model and tokenizer to this folder")
     action.add_argument("--eval", help="evaluate a saved folder and print JSON")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--n-layers", type=int, default=4)
-    parser.add_argument("--n-experts", type=int, default=8)
-    parser.add_argument("--d-expert", type=int, default=128)
-    parser.add_argument("--aux-loss-coef", type=float, default=0.02)
+    parser.add_argument("--n-experts", type=int, default=32)
+    parser.add_argument("--d-expert", type=int, default=32)
+    parser.add_argument("--aux-loss-coef", type=float, default=0.01)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--device", default=None, help="torch device; default cuda if available, else cpu")
     args = parser.parse_args(argv)
