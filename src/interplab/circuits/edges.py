@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from . import lrp
-from .gradients import gradients_on_activations, prompt_inputs
+from .gradients import gradients_on_activations, prompt_inputs, session
 from .nodes import Node
 from .result import Attribution
 from .task import EncodedTask
@@ -130,8 +130,7 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
     copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
     embed, unembed = model.embed, model.unembed
     writes = [step for step in steps if step[0]]
-    session = model.nn.session(remote=model.remote)
-    with gradients_on_activations(model), rules, copies, session:
+    with gradients_on_activations(model), rules, copies, session(model):
         with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
             cleans = []
             for _, envoy, is_input in writes:

@@ -22,7 +22,7 @@ from . import lrp
 from .nodes import site_envoy
 from .task import EncodedTask
 
-__all__ = ["gradient_scores", "gradients_on_activations", "prompt_inputs"]
+__all__ = ["gradient_scores", "gradients_on_activations", "prompt_inputs", "session"]
 
 
 @contextmanager
@@ -77,6 +77,11 @@ def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, position
     return out, clean, corrupt
 
 
+def session(model):
+    """An nnsight session with the model's ``remote`` setting (passed only when set, like ``Model.trace``)."""
+    return model.nn.session(**({"remote": model.remote} if model.remote else {}))
+
+
 def prompt_inputs(enc: EncodedTask, part: str, idx: slice) -> dict[str, Tensor]:
     """Model inputs of some clean or corrupted prompts."""
     ids = enc.clean_ids if part == "clean" else enc.corrupt_ids
@@ -96,7 +101,7 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[l
         reads.append((envoy, reads_input, component == "head"))
     embed, unembed = model.embed, model.unembed
     rules = lrp.rules(model) if relp else nullcontext()
-    with gradients_on_activations(model), rules, model.nn.session(remote=model.remote):
+    with gradients_on_activations(model), rules, session(model):
         with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
             cleans = []
             for envoy, reads_input, _ in reads:
