@@ -67,6 +67,10 @@ def _pairs(model: Model, items: Iterable | None, what: str) -> dict[int, frozens
         return {}
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise TypeError(f"{what}= takes a list of (layer, expert) pairs, e.g. {what}=[(3, 5)]; got {items!r}")
+    items = list(items)
+    if items and all(isinstance(i, int) for i in items):
+        hint = f": for one expert write {what}=[{tuple(items[:2])!r}]" if len(items) in (2, 3) else ""
+        raise TypeError(f"{what}= takes a list of (layer, expert) pairs; got {tuple(items)!r}{hint}")
     table: dict[int, set[int]] = {}
     for item in items:
         if isinstance(item, str | bytes) or not isinstance(item, tuple | list) or len(item) not in (2, 3):
