@@ -13,12 +13,15 @@
 from .generate import REFUSAL_PATTERNS, behaviour_rate, generate, refusal_classifier
 from .interventions import active_masks, apply_routing, intervene
 from .masks import ExpertMasks, expert_masks
+from .mote import MoteResult, mote
 from .result import ExpertScan, Routing, SetStats
 from .route import route
 from .scan import scan
+from .scmoe import scmoe_generate
 from .template import Template
 
 __all__ = [
-    "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "Routing", "SetStats", "Template", "active_masks",
-    "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "refusal_classifier", "route", "scan",
+    "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template", "active_masks",
+    "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "mote", "refusal_classifier", "route", "scan",
+    "scmoe_generate",
 ]
