@@ -13,7 +13,7 @@ import random
 
 import pytest
 import torch
-from experts_reference import TRIGGER, U, B, planted, planted_expert
+from experts_reference import TRIGGER, B, U, planted, planted_expert
 
 import interplab as il
 from interplab.experts.mote import pick_forced, pick_off, pick_random

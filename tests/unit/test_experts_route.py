@@ -95,7 +95,7 @@ def test_off_removes_the_planted_expert_everywhere(plant):
 
 
 def test_on_forces_the_expert_into_every_tokens_top_k_with_the_top_weight(plant):
-    model, trigger = plant
+    model, _trigger = plant
     layers = model.anatomy.moe.moe_layers
     forced = [(layer, (planted_expert(layer) + 2) % 8) for layer in layers]
     routing = il.experts.route(model, PROMPTS, on=forced)
@@ -154,7 +154,7 @@ def test_dense_layers_and_bad_masks_get_clear_errors(device):
         il.experts.route(model, PROMPTS, off=[(2, e) for e in range(7)])
     with pytest.raises(TypeError, match="pair"):
         il.experts.route(model, PROMPTS, off=[3])
-    with pytest.raises(TypeError, match="list of .layer, expert. pairs"):
+    with pytest.raises(TypeError, match=r"list of .layer, expert. pairs"):
         il.experts.route(model, PROMPTS, off=(1, 2, 3, 4))
     with pytest.raises(ValueError, match="dense"):
         il.experts.route(tiny("llama", device=device), PROMPTS)

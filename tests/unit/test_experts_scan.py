@@ -63,7 +63,7 @@ def ids(model, text: str) -> list[int]:
 
 @pytest.mark.parametrize("family", MOE_FAMILIES)
 def test_scan_ranks_the_planted_experts_first(family, device):
-    model, trigger = planted(family, device=device)
+    model, _trigger = planted(family, device=device)
     control = sentences(12, seed=0)
     behaviour = with_trigger(control)
     scan = il.experts.scan(model, behaviour=behaviour, control=control, batch_size=5)
@@ -108,7 +108,7 @@ def test_padding_is_never_counted(device):
 def test_response_tokens_only(device):
     """Given responses: only their tokens count (hand computation on prompt + response); a trigger
     that appears only in the prompts is invisible to a response scan."""
-    model, trigger = planted("mixtral", device=device)
+    model, _trigger = planted("mixtral", device=device)
     prompts = with_trigger(sentences(4, seed=5))
     controls = sentences(3, seed=6)
     answers, control_answers = sentences(4, seed=7, lo=1), sentences(3, seed=8, lo=1)
@@ -145,7 +145,7 @@ def test_generated_responses_are_teacher_forced_and_counted_alone(device):
         answer = out[:out.index(eos)] if eos in out else out
         seqs.append(prompt_ids[0].tolist() + answer)
         flags.append([False] * prompt_ids.shape[1] + [True] * len(answer))
-    rate, mean, n_tokens, n_prompts = hand_stats(model, seqs, flags)
+    rate, _mean, n_tokens, n_prompts = hand_stats(model, seqs, flags)
     assert scan.behaviour.n_tokens == n_tokens and scan.behaviour.n_prompts == n_prompts
     torch.testing.assert_close(scan.behaviour.selection_rate.double(), rate, equal_nan=True, atol=1e-6, rtol=0)
 
@@ -184,7 +184,7 @@ def test_template_expansion_and_errors(device):
         il.experts.Template("{a}", a="abc")
     huge = il.experts.Template("{a} {b} {c}", a=[str(i) for i in range(100)], b=[str(i) for i in range(100)],
                                c=[str(i) for i in range(100)])
-    with pytest.raises(ValueError, match="1,000,000 prompts .*sample"):
+    with pytest.raises(ValueError, match=r"1,000,000 prompts .*sample"):
         huge.prompts()
     assert len(huge.sample(3)) == 3
     literal = il.experts.Template("{{not}} {x}", x=["y"])

@@ -21,7 +21,7 @@ from .scmoe import scmoe_generate
 from .template import Template
 
 __all__ = [
-    "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template", "active_masks",
-    "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "mote", "refusal_classifier", "route", "scan",
-    "scmoe_generate",
+    "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template",
+    "active_masks", "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "mote",
+    "refusal_classifier", "route", "scan", "scmoe_generate",
 ]
