@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..model import Model
-from .interventions import route_layer, routing_plan
+from .interventions import LayerRoute, route_layer, routing_plan
 from .masks import ExpertMasks
 
 __all__ = ["BatchRouting", "capture_batch", "pad_batch"]
@@ -34,11 +34,15 @@ class BatchRouting:
     probabilities: Tensor | None
 
 
-def capture_batch(model: Model, input_ids: Tensor, attention_mask: Tensor, masks: ExpertMasks, *,
-                  probabilities: bool = False) -> BatchRouting:
-    """Run one forward pass over a padded batch and return its routing (see ``BatchRouting``)."""
+def capture_batch(model: Model, input_ids: Tensor, attention_mask: Tensor, plan: list[LayerRoute] | ExpertMasks,
+                  *, probabilities: bool = False) -> BatchRouting:
+    """Run one forward pass over a padded batch and return its routing (see ``BatchRouting``).
+
+    ``plan`` is ``routing_plan(model, masks)`` (build it once for many batches), or the masks.
+    """
     rule = model.anatomy.moe.rule
-    plan = routing_plan(model, masks)
+    if isinstance(plan, ExpertMasks):
+        plan = routing_plan(model, plan)
     saved = []
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=attention_mask) as tracer:
         for step in plan:

@@ -9,7 +9,7 @@ import torch
 from ..model import Model
 from .batching import batches, token_rows
 from .capture import capture_batch, pad_batch
-from .interventions import active_masks
+from .interventions import active_masks, routing_plan
 from .masks import combine, expert_masks, moe_of
 from .result import Routing
 from .template import as_prompts
@@ -30,11 +30,12 @@ def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | Non
     masks = combine(model, active_masks(model), expert_masks(model, off, on))
     layers = list(moe.moe_layers)
     pad = model.tokenizer.pad_token_id
+    plan = routing_plan(model, masks)
     parts = []
     for start, batch in batches(prompts, batch_size, desc="route", progress=progress):
         rows = token_rows(model, batch)
         ids, attn, _ = pad_batch(rows, [[True] * len(r) for r in rows], pad, model.device)
-        captured = capture_batch(model, ids, attn, masks, probabilities=probabilities)
+        captured = capture_batch(model, ids, attn, plan, probabilities=probabilities)
         keep = attn.flatten().bool()
         weights, order = captured.weights[:, keep].sort(dim=-1, descending=True, stable=True)
         indices = captured.indices[:, keep].gather(-1, order)

@@ -27,7 +27,7 @@ from ..model import Model
 from .batching import batches, token_rows
 from .capture import BatchRouting, capture_batch, pad_batch
 from .generate import response_rows
-from .interventions import active_masks
+from .interventions import active_masks, routing_plan
 from .masks import ExpertMasks, moe_of
 from .result import SCORES, ExpertScan, SetStats
 from .template import as_prompts
@@ -79,6 +79,7 @@ def _set_stats(model: Model, prompts: Sequence[str], responses: Sequence[str] | 
     moe = moe_of(model)
     running = RunningStats(len(moe.moe_layers), moe.n_experts, model.device)
     pad = model.tokenizer.pad_token_id
+    plan = routing_plan(model, masks)
     for start, batch in batches(prompts, batch_size, desc=f"scan {what}", progress=progress):
         rows = token_rows(model, batch)
         if tokens == "prompt":
@@ -91,7 +92,7 @@ def _set_stats(model: Model, prompts: Sequence[str], responses: Sequence[str] | 
             seqs = [r + a for r, a in zip(rows, answers)]
             flags = [[tokens == "all"] * len(r) + [True] * len(a) for r, a in zip(rows, answers)]
         ids, attn, counted = pad_batch(seqs, flags, pad, model.device)
-        running.add(capture_batch(model, ids, attn, masks), counted)
+        running.add(capture_batch(model, ids, attn, plan), counted)
     return running.stats(model.anatomy.n_layers, moe.moe_layers, what)
 
 
