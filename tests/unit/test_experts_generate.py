@@ -148,3 +148,33 @@ def test_behaviour_rate_and_refusal_classifier(device):
     assert custom("No way I will do that") and not custom("I'm sorry")
     with pytest.raises(ValueError, match="not a valid regular expression"):
         il.experts.refusal_classifier(["(unclosed"])
+
+
+def test_route_and_scan_inside_intervene_use_its_masks(device):
+    model, _ = planted("qwen3_moe", device=device)
+    layer = model.anatomy.moe.moe_layers[0]
+    e = planted_expert(layer)
+    texts = ["Mary sat on the mat", "the dog gave Mary a drink"]
+    assert il.experts.route(model, texts).selected(layer, e).any()
+    with il.experts.intervene(model, off=[(layer, e)]):
+        inside = il.experts.route(model, texts, on=[(layer, 0)])
+        scan = il.experts.scan(model, texts, ["the cat"])
+    assert inside.off == [(layer, e)] and inside.on == [(layer, 0)]
+    assert not inside.selected(layer, e).any() and inside.selected(layer, 0).all()
+    assert scan.behaviour.selection_rate[layer, e] == 0
+
+
+def test_traces_run_through_nnsights_serialising_local_backend(device):
+    """remote="local" serialises each trace as NDIF would: route and scan give the same results."""
+    model = tiny("deepseek_v3", device=device)
+    texts = ["the cat sat on the mat", "a dog"]
+    local = il.experts.route(model, texts, off=[(1, 2)])
+    scan = il.experts.scan(model, texts, ["Mary gave a drink"])
+    model.remote = "local"
+    try:
+        remote = il.experts.route(model, texts, off=[(1, 2)])
+        remote_scan = il.experts.scan(model, texts, ["Mary gave a drink"])
+    finally:
+        model.remote = False
+    assert torch.equal(remote.indices, local.indices)
+    torch.testing.assert_close(remote_scan.scores, scan.scores, equal_nan=True)
