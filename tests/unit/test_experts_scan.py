@@ -46,6 +46,7 @@ def hand_stats(model, sequences: list[list[int]], counted: list[list[bool]]):
         n_tokens += t
         n_prompts += 1
         for layer, (_, w, idx) in own.items():
+            w, idx = w.cpu(), idx.cpu()
             for row in torch.nonzero(flags).flatten().tolist():
                 for j in range(idx.shape[1]):
                     count[layer, idx[row, j]] += 1

@@ -31,7 +31,7 @@ def weak_router_output(family: str, router, hidden: torch.Tensor, rank: int):
         logits = F.linear(h, router.weight, getattr(router, "bias", None))
         order = torch.softmax(logits.float(), dim=-1).argsort(dim=-1, descending=True)
     indices = order[:, rank - 1:rank]
-    return logits, torch.ones(indices.shape, dtype=h.dtype), indices
+    return logits, torch.ones(indices.shape, dtype=h.dtype, device=h.device), indices
 
 
 def reference(model, family, prompt, *, beta, alpha, rank, steps):
