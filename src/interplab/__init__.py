@@ -5,10 +5,12 @@
     model = il.zoo.load("ioi")     # the shipped demo models
 """
 
-from . import anatomy, experts, zoo
+from . import anatomy, experts, tokens, widgets, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
+from .widgets import TokenView
 
 __version__ = "0.1.0"
 
-__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "anatomy", "experts", "load", "zoo"]
+__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "TokenView", "anatomy", "experts", "load", "tokens", "widgets",
+           "zoo"]
