@@ -12,7 +12,8 @@
   CUDA: ``torch.cuda.max_memory_allocated``). Target: 4N within 10% of N.
 
 ``--model experts`` is the shipped demo model (``il.zoo.load("experts")``); ``random`` builds a
-random Mixtral of the same shape (4 layers, d_model 64, 8 experts, top-2) with a word tokenizer.
+random Mixtral of a similar shape (4 layers, d_model 64, 8 experts, top-2) with a word tokenizer;
+any other value is a model folder.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from interplab.experts.masks import ExpertMasks
 def load_model(name: str, device: str):
     if name == "experts":
         return il.zoo.load("experts", device=device)
+    if Path(name).is_dir():
+        return il.load(name, device=device)
     import transformers as T
 
     from interplab.zoo.tiny import WORDS, word_tokenizer
@@ -173,7 +176,7 @@ def memory(model_name: str, device: str, n: int, batch_size: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="experts", choices=["experts", "random"])
+    parser.add_argument("--model", default="experts", help='"experts" (the demo model), "random", or a model folder')
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -188,7 +191,7 @@ def main() -> None:
         return
     model = load_model(args.model, args.device)
     prompts = prompt_set(model, args.n, seed=0)
-    report = {"model": model.name if args.model == "experts" else "random mixtral (demo shape)",
+    report = {"model": "random mixtral (demo shape)" if args.model == "random" else model.name,
               "anatomy": str(model.anatomy), "device": args.device, "torch_threads": args.threads,
               "timing": timing(model, prompts, args.batch_size, args.reps, args.device),
               "scan_memory": memory(args.model, args.device, args.n, args.batch_size)}

@@ -18,7 +18,7 @@ from ..model import Model
 from .interventions import LayerRoute, route_layer, routing_plan
 from .masks import ExpertMasks
 
-__all__ = ["BatchRouting", "capture_batch", "pad_batch"]
+__all__ = ["BatchRouting", "capture_batch", "left_pad", "pad_batch"]
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,21 @@ def pad_batch(rows: Sequence[Sequence[int]], counted: Sequence[Sequence[bool]], 
     Right padding keeps each row's real tokens at positions 0..n-1, exactly as if the row ran
     alone (causal attention never looks at the pads after them).
     """
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    count = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (row, flags) in enumerate(zip(rows, counted)):
-        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
-        attn[i, :len(row)] = 1
-        count[i, :len(row)] = torch.tensor(list(flags), dtype=torch.bool)
+    lengths = torch.tensor([len(r) for r in rows])
+    attn = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
+    ids = torch.full(attn.shape, pad_id, dtype=torch.long)
+    ids[attn] = torch.tensor([t for r in rows for t in r], dtype=torch.long)
+    count = torch.zeros(attn.shape, dtype=torch.bool)
+    count[attn] = torch.tensor([f for fs in counted for f in fs], dtype=torch.bool)
+    attn = attn.long()
     return ids.to(device), attn.to(device), count.to(device)
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor]:
+    """Left-pad token id rows for generation: ``(input_ids, attention_mask)``."""
+    lengths = torch.tensor([len(r) for r in rows])
+    width = int(lengths.max())
+    attn = torch.arange(width)[None, :] >= (width - lengths)[:, None]
+    ids = torch.full(attn.shape, pad_id, dtype=torch.long)
+    ids[attn] = torch.tensor([t for r in rows for t in r], dtype=torch.long)
+    return ids.to(device), attn.long().to(device)

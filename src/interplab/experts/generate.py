@@ -9,6 +9,7 @@ import torch
 
 from ..model import Model
 from .batching import batches, token_rows
+from .capture import left_pad
 from .interventions import intervene
 from .template import as_prompts
 
@@ -30,19 +31,14 @@ def response_rows(model: Model, rows: Sequence[Sequence[int]], max_new_tokens: i
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer; got {max_new_tokens!r}")
     pad = model.tokenizer.pad_token_id
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long)
-        attn[i, width - len(row):] = 1
+    ids, attn = left_pad(rows, pad, model.device)
     generate_kwargs.setdefault("do_sample", False)
     with torch.no_grad():
-        out = model.nn.generate(input_ids=ids.to(model.device), attention_mask=attn.to(model.device),
+        out = model.nn.generate(input_ids=ids, attention_mask=attn,
                                 max_new_tokens=max_new_tokens, pad_token_id=pad, **generate_kwargs)
     eos = _eos_ids(model)
     responses = []
-    for row in out[:, width:].tolist():
+    for row in out[:, ids.shape[1]:].tolist():
         end = next((j for j, t in enumerate(row) if t in eos), len(row))
         responses.append(row[:end])
     return responses

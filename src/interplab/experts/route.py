@@ -14,7 +14,14 @@ from .masks import combine, expert_masks, moe_of
 from .result import Routing
 from .template import as_prompts
 
-__all__ = ["route"]
+__all__ = ["route", "token_strings"]
+
+
+def token_strings(model: Model, token_ids: torch.Tensor) -> list[str]:
+    """Each id decoded on its own (each distinct id decoded once)."""
+    distinct = token_ids.unique().tolist()
+    text = dict(zip(distinct, model.tokenizer.batch_decode([[i] for i in distinct])))
+    return [text[i] for i in token_ids.tolist()]
 
 
 def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | None = None, *,
@@ -57,7 +64,7 @@ def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | Non
         all_probs = torch.full((n_tokens, n_layers, moe.n_experts), float("nan"))
         all_probs[:, layers] = torch.cat([p[2] for p in parts], dim=1).permute(1, 0, 2)
     token_ids = torch.cat([p[5] for p in parts])
-    tokens = model.tokenizer.batch_decode(token_ids[:, None].tolist())
+    tokens = token_strings(model, token_ids)
     return Routing(prompts=list(prompts), indices=all_indices, weights=all_weights,
                    prompt=torch.cat([p[3] for p in parts]), position=torch.cat([p[4] for p in parts]),
                    token_ids=token_ids, tokens=tokens, moe_layers=tuple(layers), n_experts=moe.n_experts,

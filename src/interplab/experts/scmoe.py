@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..model import Model
 from .batching import batches, token_rows
+from .capture import left_pad
 from .generate import _eos_ids
 from .interventions import LayerRoute, routing_plan
 from .masks import ExpertMasks, moe_of
@@ -58,13 +59,7 @@ def _decode_batch(model: Model, rows: list[list[int]], *, beta: float, alpha: fl
     from transformers import DynamicCache
 
     device, pad = model.device, model.tokenizer.pad_token_id
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        attn[i, width - len(row):] = 1
-    ids, attn = ids.to(device), attn.to(device)
+    ids, attn = left_pad(rows, pad, device)
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
     caches = ({"strong": DynamicCache(config=model.hf.config), "weak": DynamicCache(config=model.hf.config)}
               if cache else {"strong": None, "weak": None})
