@@ -168,12 +168,19 @@ class Model:
 
     def trace(self, *inputs, **kwargs):
         """``model.nn.trace`` with this model's ``remote`` setting."""
-        kwargs.setdefault("remote", self.remote)
+        if self.remote:
+            kwargs.setdefault("remote", self.remote)
         return self.nn.trace(*inputs, **kwargs)
 
     def generate(self, *inputs, **kwargs):
-        kwargs.setdefault("remote", self.remote)
-        return self.nn.generate(*inputs, **kwargs)
+        """``with model.generate(...) as tracer:`` traces generation (``model.nn.generate``) with this
+        model's ``remote`` setting; read the ids off ``tracer.result``."""
+        if self.remote:
+            kwargs.setdefault("remote", self.remote)
+        # nnsight decides between tracing and plain generation by finding the caller's `with`
+        # block; going through trace(fn=...) lets that block be the user's, one frame up.
+        fn = type(self.nn).generate.__wrapped__.__get__(self.nn)
+        return self.nn.trace(*inputs, fn=fn, **kwargs)
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Model:
         self.hf.to(device=device, dtype=dtype)

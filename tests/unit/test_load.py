@@ -106,3 +106,15 @@ def test_trace_through_nnsights_serialising_backend(saved):
         reference = original.hf(**enc, output_hidden_states=True)
     torch.testing.assert_close(out, reference.logits)
     torch.testing.assert_close(hidden, reference.hidden_states[1], rtol=1e-4, atol=1e-4)
+
+
+def test_generate_traces_like_transformers_generates(saved):
+    model, _ = saved
+    enc = model.encode(["the cat sat", "a dog"])
+    with model.generate(**enc, max_new_tokens=4, do_sample=False) as tracer:
+        first_block = model.blocks[0].envoy.output.save()
+        ids = tracer.result.save()
+    with torch.no_grad():
+        reference = model.hf.generate(**enc, max_new_tokens=4, do_sample=False)
+    assert torch.equal(ids, reference)
+    assert first_block.shape[:2] == enc["input_ids"].shape  # the prompt's forward pass is traced
