@@ -104,6 +104,22 @@ def test_intervene_composes_with_user_interventions_and_nests(device):
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_intervene_applies_to_the_users_own_generate_block(device):
+    model = tiny("qwen2_moe", device=device)
+    enc = model.encode(PROMPTS)
+    calls, hooks = experts_calls(model)
+    try:
+        with il.experts.intervene(model, on=[(2, 4)]), \
+                model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False) as tracer:
+            ids = tracer.result.save()
+    finally:
+        for h in hooks:
+            h.remove()
+    assert ids.shape[1] == enc["input_ids"].shape[1] + 4
+    assert len(calls[2]) == 4 and all((step == 4).any(dim=-1).all() for step in calls[2])
+    assert not any((step == 4).any(dim=-1).all() for step in calls[1])
+
+
 def test_intervene_cleans_up_after_an_error(device):
     model = tiny("olmoe", device=device)
     with pytest.raises(RuntimeError, match="boom"), il.experts.intervene(model, off=[(0, 1)]):

@@ -9,7 +9,7 @@ Two ways to use it:
 
 - ``with il.experts.intervene(model, off=[(3, 5)], on=[...]):`` stores the rerouting as an nnsight
   *edit* on ``model.nn`` for the duration of the block, so every ``model.trace(...)`` and
-  ``model.nn.generate(...)`` inside it (and every ``il.experts`` function) is routed with the
+  ``model.generate(...)`` inside it (and every ``il.experts`` function) is routed with the
   masks at every forward pass and every decoding step. The edit runs before the trace's own
   interventions, so those see (and may further change) the rerouted values. Contexts nest; the
   inner one routes with the union of both sets. Calls of ``model.hf`` itself bypass nnsight and

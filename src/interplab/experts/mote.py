@@ -8,8 +8,8 @@ Choices made here (the paper publishes no code):
 - Random controls draw ``k`` distinct pairs uniformly from all MoE ``(layer, expert)`` pairs that
   are *not* among the top ``k`` (same per-layer limit), one draw per trial from ``seed``.
 - Forcing on walks the same ranking and keeps an expert only while its layer has fewer than
-  ``top_k`` forced experts, until ``k`` are kept (or the ranking ends): a layer can force at most
-  ``top_k`` experts, and forcing ``top_k`` fixes that layer's routing completely.
+  ``top_k`` forced experts, until ``k`` are kept (or every layer holds ``top_k``, so at most
+  ``top_k * n_moe_layers``): forcing ``top_k`` experts fixes that layer's routing completely.
 - Each condition is evaluated by greedy generation on both prompt sets (behaviour and control),
   or on ``evaluate=(behaviour_prompts, control_prompts)`` (e.g. held-out prompts).
 """
