@@ -6,7 +6,8 @@
   same pre-tokenised, right-padded batches; and ``il.experts.route`` end to end, tokenisation and
   result assembly included) divided by the time of a bare transformers forward over those batches
   (``model.hf(...)`` under ``torch.no_grad()``; end to end: tokenise, pad, forward). Warm-up first,
-  then repetitions interleaved, medians reported. Target: capture <= 1.15x the bare forward.
+  then repetitions paired and interleaved; the overheads are medians of the paired ratios.
+  Target: capture <= 1.15x the bare forward.
 - Scan memory: the peak memory a ``scan`` adds at N and at 4N prompts per set, each size in a fresh
   subprocess (CPU: peak resident set size after resetting it through /proc/self/clear_refs;
   CUDA: ``torch.cuda.max_memory_allocated``). Target: 4N within 10% of N.
@@ -87,10 +88,12 @@ def timing(model, prompts: list[str], batch_size: int, reps: int, device: str) -
         batches.append((ids, attn))
     plan = routing_plan(model, ExpertMasks())
 
-    def bare():
+    def bare(ids, attn):
         with torch.no_grad():
-            for ids, attn in batches:
-                model.hf(input_ids=ids, attention_mask=attn)
+            model.hf(input_ids=ids, attention_mask=attn)
+
+    def capture(ids, attn):
+        capture_batch(model, ids, attn, plan)
 
     def bare_end_to_end():
         with torch.no_grad():
@@ -99,32 +102,51 @@ def timing(model, prompts: list[str], batch_size: int, reps: int, device: str) -
                 ids, attn, _ = pad_batch(rows, [[True] * len(r) for r in rows], pad, model.device)
                 model.hf(input_ids=ids, attention_mask=attn)
 
-    def capture():
-        for ids, attn in batches:
-            capture_batch(model, ids, attn, plan)
-
     def route():
         il.experts.route(model, prompts, batch_size=batch_size, progress=False)
 
-    runs = {"bare": bare, "capture": capture, "bare_end_to_end": bare_end_to_end, "route": route}
-    for fn in runs.values():
-        fn()
-        fn()
-    seconds = {name: [] for name in runs}
-    for _ in range(reps):
-        for name, fn in runs.items():
-            sync(device)
-            t = time.perf_counter()
-            fn()
-            sync(device)
-            seconds[name].append(time.perf_counter() - t)
+    def timed(fn, *args) -> float:
+        sync(device)
+        t = time.perf_counter()
+        fn(*args)
+        sync(device)
+        return time.perf_counter() - t
+
+    for _ in range(2):                                   # warm-up
+        for ids, attn in batches:
+            bare(ids, attn)
+            capture(ids, attn)
+        bare_end_to_end()
+        route()
+    # Paired and interleaved so that the machine's drift cancels: per batch the bare forward and
+    # the capture run back to back (order alternating between repetitions), and likewise route()
+    # and the end-to-end bare pass over the whole set.
+    seconds = {"bare": [], "capture": [], "bare_end_to_end": [], "route": []}
+    for rep in range(reps):
+        pair = [("bare", bare), ("capture", capture)]
+        whole = [("bare_end_to_end", bare_end_to_end), ("route", route)]
+        if rep % 2:
+            pair.reverse()
+            whole.reverse()
+        total = {"bare": 0.0, "capture": 0.0}
+        for ids, attn in batches:
+            for name, fn in pair:
+                total[name] += timed(fn, ids, attn)
+        for name in total:
+            seconds[name].append(total[name])
+        for name, fn in whole:
+            seconds[name].append(timed(fn))
     med = {name: statistics.median(v) for name, v in seconds.items()}
+
+    def paired(a: str, b: str) -> float:
+        return round(statistics.median(x / y for x, y in zip(seconds[a], seconds[b])), 3)
+
     return {
         "n_prompts": len(prompts), "batch_size": batch_size, "reps": reps,
         "tokens": int(sum(int(attn.sum()) for _, attn in batches)),
         "median_s": {k: round(v, 5) for k, v in med.items()},
-        "capture_overhead": round(med["capture"] / med["bare"], 3),
-        "route_overhead": round(med["route"] / med["bare_end_to_end"], 3),
+        "capture_overhead": paired("capture", "bare"),
+        "route_overhead": paired("route", "bare_end_to_end"),
     }
 
 
@@ -180,7 +202,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=21)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory-child", type=int, default=0)
     args = parser.parse_args()
