@@ -35,8 +35,10 @@ __all__ = [
 from interplab.reasoning.concepts import Concept, Concepts
 from interplab.reasoning.detect import Detection, detect
 from interplab.reasoning.labels import parse_example
+from interplab.reasoning.reason import Generation, Reasoning, generate, reason
 from interplab.reasoning.roc import Cut, best_cut
 from interplab.reasoning.sae import SAE
+from interplab.reasoning.steer import Reasoner, add_directions, steer
 
 __all__ += [
     "SAE",
@@ -44,7 +46,14 @@ __all__ += [
     "Concepts",
     "Cut",
     "Detection",
+    "Generation",
+    "Reasoner",
+    "Reasoning",
+    "add_directions",
     "best_cut",
     "detect",
+    "generate",
     "parse_example",
+    "reason",
+    "steer",
 ]

@@ -158,7 +158,7 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
                       concepts.site)
         s = concepts.score(h).cpu()
         chunks.append(torch.nn.functional.pad(s, (0, 0, 0, input_ids.shape[1] - width), value=float("nan")))
-    scores = torch.cat(chunks)
+    scores = torch.cat(chunks).masked_fill(~attention_mask.bool().unsqueeze(-1), float("nan"))
     local, whole = concepts.thresholds()
     active = (scores >= local) & in_scope.unsqueeze(-1)
     weight = in_scope.float().unsqueeze(-1)
