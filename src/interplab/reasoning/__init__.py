@@ -34,6 +34,7 @@ __all__ = [
 # --- concepts, detection, reasoning, steering (branch reasoning) ----------------------------
 from interplab.reasoning.concepts import Concept, Concepts
 from interplab.reasoning.detect import Detection, detect
+from interplab.reasoning.evaluate import Evaluation, detection_quality, evaluate
 from interplab.reasoning.labels import parse_example
 from interplab.reasoning.reason import Generation, Reasoning, generate, reason
 from interplab.reasoning.roc import Cut, best_cut
@@ -46,12 +47,15 @@ __all__ += [
     "Concepts",
     "Cut",
     "Detection",
+    "Evaluation",
     "Generation",
     "Reasoner",
     "Reasoning",
     "add_directions",
     "best_cut",
     "detect",
+    "detection_quality",
+    "evaluate",
     "generate",
     "parse_example",
     "reason",

@@ -29,13 +29,16 @@ from .ruleset import RuleSet
 __all__ = ["Reasoner", "add_directions", "steer"]
 
 
-def add_directions(h: Tensor, coefficients: Tensor, units: Tensor, position: int = -1) -> Tensor:
-    """``h`` ``[batch, seq, d]`` with ``||h_p|| * coefficients @ units`` added at ``position``
-    (``coefficients`` ``[batch, n]`` or ``[n]``, ``units`` ``[n, d]`` unit directions)."""
-    last = h[:, position]
-    delta = last.float().norm(dim=-1, keepdim=True) * (coefficients.to(units) @ units)
+def add_directions(h: Tensor, coefficients: Tensor, units: Tensor, position: int | Tensor = -1) -> Tensor:
+    """``h`` ``[batch, seq, d]`` with ``||h_p|| * coefficients @ units`` added at position ``p``
+    (one index for every row, or a tensor ``[batch]`` of per-row positions); ``coefficients`` is
+    ``[batch, n]`` or ``[n]``, ``units`` ``[n, d]`` unit directions."""
+    rows = torch.arange(h.shape[0], device=h.device)
+    where = torch.as_tensor(position, device=h.device).expand(h.shape[0])
+    last = h[rows, where].float()
+    delta = last.norm(dim=-1, keepdim=True) * (coefficients.to(units) @ units)
     out = h.clone()
-    out[:, position] = (last.float() + delta).to(h.dtype)
+    out[rows, where] = (last + delta).to(h.dtype)
     return out
 
 
