@@ -5,10 +5,10 @@
     model = il.zoo.load("ioi")     # the shipped demo models
 """
 
-from . import anatomy, zoo
+from . import anatomy, reasoning, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "anatomy", "load", "zoo"]
+__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "anatomy", "load", "reasoning", "zoo"]

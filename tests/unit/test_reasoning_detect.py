@@ -122,3 +122,17 @@ def test_special_tokens_are_never_detected():
     assert found.tokens[0][0] == "<s>"
     assert found.in_scope[0].tolist() == [False, True, True]
     assert found.positions(0) == {"anything": [1, 2]}
+
+
+def test_detection_is_remote_ready(setup):
+    """nnsight's remote='local' serialises the trace as for NDIF and runs it in-process."""
+    model, _, concepts = setup
+    texts = ["the cat sat on the mat", "a dog"]
+    here = detect(model, texts, concepts)
+    model.remote = "local"
+    try:
+        there = detect(model, texts, concepts)
+    finally:
+        model.remote = False
+    assert torch.allclose(here.scores.nan_to_num(), there.scores.nan_to_num(), atol=1e-6)
+    assert torch.equal(here.active, there.active)

@@ -184,3 +184,18 @@ def test_generate_checks_its_input(device):
         generate(model, "the cat", concepts, "cat -> dog", max_new_tokens=0)
     with pytest.raises(ValueError, match="greedily"):
         generate(model, "the cat", concepts, "cat -> dog", do_sample=True)
+
+
+def test_steer_is_remote_ready(device):
+    """nnsight's remote='local' serialises the trace as for NDIF and runs it in-process."""
+    model = il.zoo.tiny("llama", device=device)
+    a, b = directions()
+    concepts = Concepts(0)
+    concepts.add("a", direction=a)
+    concepts.add("b", direction=b)
+    enc = model.encode(PROMPTS)
+    model.remote = "local"
+    with torch.no_grad(), model.trace(**enc):
+        steer(model, concepts, {"a": 0.5, "b": -0.25})
+        logits = model.unembed.output.save()
+    assert torch.allclose(logits, hooked_logits(model, enc, 0, [(0.5, a), (-0.25, b)]), atol=1e-5)

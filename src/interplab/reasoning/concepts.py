@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..model import Model
@@ -375,8 +374,7 @@ class Concepts:
         doc = json.loads(json_path.read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"{json_path} is not an interplab concept dictionary (format {doc.get('format')!r})")
-        with safe_open(str(tensors_path), framework="pt") as handle:
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        tensors = load_file(str(tensors_path))
         sae = None
         if doc["sae"] is not None:
             meta = doc["sae"]

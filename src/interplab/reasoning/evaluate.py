@@ -103,10 +103,11 @@ def _answer_logits(model: Model, prompts: list[str], concepts: Concepts, coeffic
     target = torch.tensor(targets, device=model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
         base = model.unembed.output[rows, last][:, target].save()
-    units = concepts.unit_directions(model.device)
+    units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
+    coefficients = coefficients.to(model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
-        h = read(model, concepts.layer, concepts.site)
-        write(model, concepts.layer, concepts.site, add_directions(h, coefficients.to(model.device), units, last))
+        h = read(model, layer, site)
+        write(model, layer, site, add_directions(h, coefficients, units, last))
         steered = model.unembed.output[rows, last][:, target].save()
     return base.float().cpu(), steered.float().cpu()
 
