@@ -295,12 +295,13 @@ class Concepts:
         data = Labelled.build(examples, negatives, markers)
         which = torch.tensor([self.names.index(n) for n in data.names])
         token_scores, token_labels, text_scores, text_labels = [], [], [], []
-        for h, labels, text_mean in _labelled_tokens(model, data, self.layer, self.site, batch_size,
-                                                     score=self.score):
-            token_scores.append(h[:, which].cpu())
-            token_labels.append(labels)
-            text_scores.append(text_mean[0][:, which].cpu())
-            text_labels.append(text_mean[1])
+        for h, valid, labels in _labelled_batches(model, data, self.layer, self.site, batch_size):
+            s = self.score(h)[..., which.to(h.device)].cpu()
+            weight = valid.float().unsqueeze(-1)
+            token_scores.append(s[valid])
+            token_labels.append(labels[valid])
+            text_scores.append((s * weight).sum(1) / weight.sum(1).clamp_min(1))
+            text_labels.append(labels.any(1))
         scores, labels = torch.cat(token_scores), torch.cat(token_labels)
         means, any_labels = torch.cat(text_scores), torch.cat(text_labels)
         rows = []
@@ -405,24 +406,21 @@ class Concepts:
         return f"Concepts({len(self)} at the {self.site} of layer {self.layer}{sae}: {self.names})"
 
 
-def _labelled_tokens(model: Model, data: Labelled, layer: int, site: Site, batch_size: int, score=None):
-    """Per batch of labelled texts: the residuals of the real, non-special tokens ``[n, d]`` and their
-    labels ``[n, n_concepts]``; with ``score``, the scores ``[n, C]`` instead of residuals and also
-    per text (mean score ``[b, C]``, any-label ``[b, n_concepts]``)."""
+def _labelled_batches(model: Model, data: Labelled, layer: int, site: Site, batch_size: int):
+    """Per batch of labelled texts: residuals ``[b, s, d]`` at the site, the real non-special tokens
+    ``[b, s]`` and their labels ``[b, s, n_concepts]`` (both on the CPU)."""
     for start in range(0, len(data.texts), batch_size):
         rows = list(range(start, min(start + batch_size, len(data.texts))))
         enc = tokenize(model, [data.texts[r] for r in rows], offsets=True)
         valid = enc["attention_mask"].bool().cpu() & ~enc["special_tokens_mask"]
         labels = data.token_labels(rows, enc["offset_mapping"], valid)
-        h = residuals(model, enc["input_ids"], enc["attention_mask"], layer, site)
-        keep = valid.to(h.device)
-        if score is None:
-            yield h[keep], labels[valid]
-            continue
-        s = score(h)
-        weight = keep.float().unsqueeze(-1)
-        mean = (s * weight).sum(1) / weight.sum(1).clamp_min(1)
-        yield s[keep], labels[valid], (mean, labels.any(1))
+        yield residuals(model, enc["input_ids"], enc["attention_mask"], layer, site), valid, labels
+
+
+def _labelled_tokens(model: Model, data: Labelled, layer: int, site: Site, batch_size: int):
+    """Per batch: the residuals of the real, non-special tokens ``[n, d]`` and their labels ``[n, C]``."""
+    for h, valid, labels in _labelled_batches(model, data, layer, site, batch_size):
+        yield h[valid.to(h.device)], labels[valid]
 
 
 def _require_labels(names: list[str], pos_n: Tensor, total_n: int) -> None:
