@@ -108,6 +108,7 @@ def test_generate_matches_a_hooked_greedy_loop(device, rule, alpha):
     assert all(step["steering"] == {"dog": alpha} for step in result.steps)
     assert all(step["steering"] == {} for step in result.base_steps)  # the base row is only observed
     assert result.steps[0]["detected"] == ["cat"] and result.steps[1]["detected"] == []  # new ones only
+    assert "".join(" " + s["token"] for s in result.steps).strip() == result.steered  # word-level tokens
 
 
 def planted(device):
@@ -199,3 +200,15 @@ def test_steer_is_remote_ready(device):
         steer(model, concepts, {"a": 0.5, "b": -0.25})
         logits = model.unembed.output.save()
     assert torch.allclose(logits, hooked_logits(model, enc, 0, [(0.5, a), (-0.25, b)]), atol=1e-5)
+
+
+def test_generation_stops_at_end_of_sequence(device):
+    model = il.zoo.tiny("llama", device=device)
+    concepts = Concepts(0)
+    concepts.add("cat", direction=directions()[0], threshold=-1e9)
+    free = generate(model, PROMPTS[0], concepts, "cat -> pet", max_new_tokens=6, base=False, eos_token_id=[])
+    stop = model.tokenizer.convert_tokens_to_ids(free.steps[2]["token"])
+    assert stop not in model.tokenizer.convert_tokens_to_ids([s["token"] for s in free.steps[:2]])
+    cut = generate(model, PROMPTS[0], concepts, "cat -> pet", max_new_tokens=6, base=False, eos_token_id=[stop])
+    assert cut.steered == " ".join(s["token"] for s in free.steps[:2])
+    assert [s["token"] for s in cut.steps] == [s["token"] for s in free.steps[:3]]  # the stop step is kept

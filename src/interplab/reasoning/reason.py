@@ -150,7 +150,11 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
     reasoner = Reasoner(concepts, rules, prompt_mask, strength=strength, scope=scope,
                         steered=[False, True] if base else [True])
     tokens = _generate(model, enc, reasoner, max_new_tokens, generate_kwargs)
-    texts = _decode(model, tokens, generate_kwargs.get("eos_token_id"))
+    texts, kept = _decode(model, tokens, generate_kwargs.get("eos_token_id"))
+    for row, records in enumerate(reasoner.records):  # each step's record gets the token it chose
+        del records[len(kept[row]):]
+        for record, token in zip(records, kept[row]):
+            record["token"] = model.tokenizer.decode([token])
     steered_row = rows - 1
     return Generation(prompt=prompt, base=texts[0] if base else None, steered=texts[steered_row],
                       steps=reasoner.records[steered_row], base_steps=reasoner.records[0] if base else None,
@@ -172,15 +176,18 @@ def _generate(model: Model, enc: dict, reasoner: Reasoner, max_new_tokens: int, 
     return tokens
 
 
-def _decode(model: Model, tokens: Sequence[torch.Tensor], eos: int | list[int] | None) -> list[str]:
-    """Each row's generated tokens up to (not including) its first end-of-sequence token."""
+def _decode(model: Model, tokens: Sequence[torch.Tensor], eos: int | list[int] | None
+            ) -> tuple[list[str], list[list[int]]]:
+    """Each row's text up to (not including) its first end-of-sequence token, and the ids of the
+    steps it took (up to and including that token)."""
     ids = torch.stack(list(tokens), 1)
     if eos is None:  # what transformers stops at by default
         eos = model.hf.generation_config.eos_token_id
         eos = [eos, model.tokenizer.eos_token_id] if not isinstance(eos, list) else [*eos, model.tokenizer.eos_token_id]
     eos = set(eos if isinstance(eos, list) else [eos]) - {None}
-    texts = []
+    texts, kept = [], []
     for row in ids.tolist():
         cut = next((i for i, t in enumerate(row) if t in eos), len(row))
         texts.append(model.tokenizer.decode(row[:cut]))
-    return texts
+        kept.append(row[: cut + 1])
+    return texts, kept
