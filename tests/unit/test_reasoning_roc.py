@@ -26,6 +26,20 @@ def test_toy_roc_by_hand():
     assert ((scores >= cut.threshold) == torch.tensor([0, 1, 0, 0, 0, 0, 1, 0]).bool()).all()
 
 
+def test_f1_criterion_by_hand():
+    # the same toy set; F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + FP + P) after each cut:
+    # .9: 2/5 = .4   .8: 4/6 = .667   .7: 4/7 = .571   .6: 6/8 = .75  <- best   .55: 6/9   .5: 6/10
+    # .4: 8/11 = .727   .3: 8/12. Threshold halfway between .6 and .55.
+    scores = torch.tensor([0.5, 0.9, 0.3, 0.6, 0.7, 0.4, 0.8, 0.55])
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 1, 0]).bool()
+    cut = best_cut(scores, labels, criterion="f1")
+    assert cut.threshold == pytest.approx(0.575)
+    assert cut.f1 == pytest.approx(0.75) and cut.precision == pytest.approx(0.75)
+    assert (cut.tpr, cut.fpr, cut.balanced_accuracy) == (pytest.approx(0.75), pytest.approx(0.25), pytest.approx(0.75))
+    with pytest.raises(ValueError, match="criterion"):
+        best_cut(scores, labels, criterion="accuracy")
+
+
 def test_ties_form_one_cut():
     # scores 1+ 1- 0-: the two 1s cannot be split. Cut after the 1s: TPR 1, FPR 1/2 -> 0.75;
     # after 0: TPR 1, FPR 1 -> 0.5. Threshold halfway between 1 and 0. AUC: the tie counts 1/2

@@ -9,7 +9,8 @@ Each concept has a *representation* and two *thresholds*:
 - ``threshold``: a token shows the concept when its score is ``>=`` it (local detection);
   ``global_threshold``: a text shows it when its mean score over the tokens is ``>=`` it.
 
-Thresholds are chosen by ``calibrate`` as the ROC point of best balanced accuracy on labelled
+Thresholds are chosen by ``calibrate`` as the ROC point of best balanced accuracy (or of best F1,
+``criterion="f1"``, for rare concepts) on labelled
 texts (see ``labels`` for how examples are written), and can be set by hand.
 """
 
@@ -208,7 +209,8 @@ class Concepts:
     @classmethod
     def from_examples(cls, model: Model, layer: int, examples: Mapping[str, Sequence[Any]], *,
                       method: str = "diffmean", negatives: Sequence[str] = (), site: Site = "output",
-                      markers: tuple[str, str] = ("[", "]"), batch_size: int = 32) -> Concepts:
+                      markers: tuple[str, str] = ("[", "]"), batch_size: int = 32,
+                      criterion: str = "balanced_accuracy") -> Concepts:
         """Difference-of-means concepts: for each concept, the mean residual over its labelled tokens
         minus the mean over all other tokens of the labelled texts; thresholds calibrated on the
         same texts. ``examples`` is ``{name: [labelled texts]}`` (see ``interplab.reasoning.labels``)."""
@@ -233,13 +235,14 @@ class Concepts:
         for name, vector, n in zip(data.names, directions, pos_n.tolist()):
             concepts.add(name, direction=vector.float(), method="diffmean",
                          info={"positive_tokens": int(n), "negative_tokens": int(total_n - n)})
-        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size)
+        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size,
+                           criterion=criterion)
         return concepts
 
     @classmethod
     def from_sae(cls, model: Model, layer: int | None, sae: SAE, examples: Mapping[str, Sequence[Any]], *,
                  k: int = 1, negatives: Sequence[str] = (), markers: tuple[str, str] = ("[", "]"),
-                 batch_size: int = 32) -> Concepts:
+                 batch_size: int = 32, criterion: str = "balanced_accuracy") -> Concepts:
         """SAE-feature concepts: features ranked by mean activation on the concept's labelled tokens
         minus the mean on all other tokens (the top ``CANDIDATES`` are kept in ``info``). ``k=1``
         is the single representation (the top feature), ``k>1`` the multi one (the top ``k``
@@ -278,13 +281,16 @@ class Concepts:
             concepts.add(name, features=index, weights=weights.float(), method="sae",
                          info={"candidates": candidates, "positive_tokens": int(pos_n[c]),
                                "negative_tokens": int(total_n - pos_n[c])})
-        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size)
+        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size,
+                           criterion=criterion)
         return concepts
 
     def calibrate(self, model: Model, examples: Mapping[str, Sequence[Any]], *, negatives: Sequence[str] = (),
-                  markers: tuple[str, str] = ("[", "]"), batch_size: int = 32):
+                  markers: tuple[str, str] = ("[", "]"), batch_size: int = 32,
+                  criterion: str = "balanced_accuracy"):
         """Fit the thresholds of the concepts named in ``examples`` on those labelled texts: the ROC
-        point of best balanced accuracy per token (``threshold``) and over the texts' mean scores
+        point of best ``criterion`` (balanced accuracy, AR's choice, or ``"f1"``) per token
+        (``threshold``) and over the texts' mean scores
         (``global_threshold``; a text is positive when some token of it is). Returns a DataFrame of
         the chosen points."""
         import pandas as pd
@@ -307,13 +313,13 @@ class Concepts:
         rows = []
         for c, name in enumerate(data.names):
             concept = self[name]
-            cut = best_cut(scores[:, c], labels[:, c])
+            cut = best_cut(scores[:, c], labels[:, c], criterion)
             concept.threshold = cut.threshold
             concept.info["local"] = vars(cut)
             row = {"concept": name, "threshold": cut.threshold, "balanced_accuracy": cut.balanced_accuracy,
-                   "auc": cut.auc, "tpr": cut.tpr, "fpr": cut.fpr}
+                   "f1": cut.f1, "precision": cut.precision, "auc": cut.auc, "tpr": cut.tpr, "fpr": cut.fpr}
             if 0 < int(any_labels[:, c].sum()) < len(any_labels):
-                whole = best_cut(means[:, c], any_labels[:, c])
+                whole = best_cut(means[:, c], any_labels[:, c], criterion)
                 concept.global_threshold = whole.threshold
                 concept.info["global"] = vars(whole)
                 row |= {"global_threshold": whole.threshold, "global_balanced_accuracy": whole.balanced_accuracy}

@@ -94,13 +94,13 @@ def round_trip_seconds(model, concepts: Concepts, rules_text: str, prompt: str, 
 
 
 def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 200, k: int = 5,
-        seed: int = 0, save: bool = True, log=print) -> dict:
+        criterion: str = "balanced_accuracy", seed: int = 0, save: bool = True, log=print) -> dict:
     start = time.time()
     model = load(folder)
     sae = SAE.load(folder / "sae.safetensors")
     labelled = examples(search_questions(n_search, seed, "train"))
-    dictionaries = {"diffmean": Concepts.from_examples(model, sae.layer, labelled),
-                    "sae": Concepts.from_sae(model, sae.layer, sae, labelled, k=k)}
+    dictionaries = {"diffmean": Concepts.from_examples(model, sae.layer, labelled, criterion=criterion),
+                    "sae": Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)}
     rules_text = usable_rules(ontology.rules_text(), dictionaries["diffmean"].names)
     rules = parse_rules(rules_text, known=dictionaries["diffmean"].names)
     valid = [q for h in HOPS for q in ontology.questions(n_valid, h, seed=seed + 1, split="train")]
@@ -109,6 +109,7 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
     held_out = {n: items for n, items in held_out.items()
                 if n in dictionaries["diffmean"] and n not in ANSWER_CONCEPTS}
     report: dict = {"seed": seed, "layer": sae.layer, "search_prompts": 5 * n_search, "sae_k": k,
+                    "threshold_criterion": criterion,
                     "strengths_tried": list(STRENGTHS), "dictionaries": {}}
     for name, concepts in dictionaries.items():
         steer_only(concepts)
@@ -140,10 +141,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="the ontology model folder (with sae.safetensors); outputs are written there")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=5, help="SAE features per concept")
+    parser.add_argument("--criterion", default="balanced_accuracy", choices=["balanced_accuracy", "f1"],
+                        help="how detection thresholds are chosen")
     parser.add_argument("--no-save", action="store_true", help="measure only")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    report = run(args.model, k=args.k, seed=args.seed, save=not args.no_save)
+    report = run(args.model, k=args.k, criterion=args.criterion, seed=args.seed, save=not args.no_save)
     print(json.dumps(report, indent=2))
 
 
