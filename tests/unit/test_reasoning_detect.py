@@ -136,3 +136,9 @@ def test_detection_is_remote_ready(setup):
         model.remote = False
     assert torch.allclose(here.scores.nan_to_num(), there.scores.nan_to_num(), atol=1e-6)
     assert torch.equal(here.active, there.active)
+
+
+def test_scores_from_precomputed_codes(setup):
+    _, sae, concepts = setup
+    h = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(9)).to(sae.device)
+    assert torch.allclose(concepts.score(h, sae.encode(h)), concepts.score(h), atol=1e-6)

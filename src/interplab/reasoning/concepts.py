@@ -113,8 +113,9 @@ class Concepts:
                 raise ValueError(f"concept {name!r} uses SAE features, but this dictionary has no SAE "
                                  "(build it with Concepts(layer, sae=...))")
             index = torch.as_tensor(features, dtype=torch.long).reshape(-1).cpu()
-            if index.numel() == 0 or index.min() < 0 or index.max() >= self.sae.d_sae:
-                raise ValueError(f"concept {name!r}: feature indices must lie in 0..{self.sae.d_sae - 1}, "
+            if index.numel() == 0 or index.min() < 0 or index.max() >= self.sae.d_sae \
+                    or index.unique().numel() != index.numel():
+                raise ValueError(f"concept {name!r}: feature indices must be distinct, in 0..{self.sae.d_sae - 1}; "
                                  f"got {index.tolist()}")
             w = (torch.full((index.numel(),), 1.0 / index.numel()) if weights is None
                  else torch.as_tensor(weights, dtype=torch.float32).reshape(-1).cpu())
@@ -145,13 +146,13 @@ class Concepts:
         self._compiled.clear()
 
     def set_threshold(self, name: str, threshold: float | None = None, global_threshold: float | None = None) -> None:
-        """Override a concept's local and/or global threshold by hand."""
+        """Override a concept's local and/or global threshold by hand (NaN: never detected; the
+        concept can still steer)."""
         concept = self[name]
         if threshold is not None:
             concept.threshold = float(threshold)
         if global_threshold is not None:
             concept.global_threshold = float(global_threshold)
-        self._compiled.clear()
 
     @property
     def d_model(self) -> int:
@@ -178,13 +179,12 @@ class Concepts:
             order = torch.argsort(torch.tensor(plain + coded, dtype=torch.long))
             steer = torch.stack([c.direction / c.direction.norm() for c in concepts]) if concepts \
                 else torch.zeros(0, 0)
-            local = torch.tensor([c.threshold for c in concepts], dtype=torch.float32)
-            whole = torch.tensor([c.global_threshold for c in concepts], dtype=torch.float32)
-            self._compiled[key] = tuple(t.to(device) for t in (units, used, mix, order, steer, local, whole))
+            self._compiled[key] = tuple(t.to(device) for t in (units, used, mix, order, steer))
         return self._compiled[key]
 
-    def score(self, h: Tensor) -> Tensor:
-        """Concept scores ``[..., n_concepts]`` (float32) of residuals ``h [..., d_model]``."""
+    def score(self, h: Tensor, codes: Tensor | None = None) -> Tensor:
+        """Concept scores ``[..., n_concepts]`` (float32) of residuals ``h [..., d_model]``; SAE
+        concepts read ``codes`` (``sae.encode(h)``, ``[..., d_sae]``) when given, else encode."""
         if not self._concepts:
             raise ValueError("the concept dictionary is empty")
         units, used, mix, order, *_ = self._tensors(h.device)
@@ -193,12 +193,14 @@ class Concepts:
         if units.shape[0]:
             parts.append(x @ units.T)
         if used.numel():
-            parts.append(self.sae.to(h.device).encode_features(x, used).float() @ mix.T)
+            f = codes[..., used] if codes is not None else self.sae.to(h.device).encode_features(x, used)
+            parts.append(f.float() @ mix.T)
         return torch.cat(parts, -1)[..., order]
 
     def thresholds(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Local and global thresholds ``[n_concepts]`` (NaN where not set: that concept never fires)."""
-        *_, local, whole = self._tensors(torch.device(device))
+        local = torch.tensor([c.threshold for c in self], dtype=torch.float32, device=device)
+        whole = torch.tensor([c.global_threshold for c in self], dtype=torch.float32, device=device)
         return local, whole
 
     def unit_directions(self, device: torch.device | str = "cpu") -> Tensor:
@@ -328,7 +330,6 @@ class Concepts:
                 concept.info.pop("global", None)
                 row |= {"global_threshold": NAN, "global_balanced_accuracy": NAN}
             rows.append(row)
-        self._compiled.clear()
         return pd.DataFrame(rows)
 
     # --- plain data and files ---------------------------------------------------------------
