@@ -60,6 +60,19 @@ def test_timeline_follows_the_text(planted):
     assert frame["suppressed"].tolist() == [[]] * 5 + [["calm"]]
 
 
+def test_editing_rules_reuses_the_detection(planted):
+    model, concepts = planted
+    text = "the cat sat and the dog"
+    first = reason(model, text, concepts, RULES)
+    edited = first.with_rules("cat and dog -> calm\ndog -> suppress cat")
+    fresh = reason(model, text, concepts, "cat and dog -> calm\ndog -> suppress cat")
+    assert edited.detection is first.detection
+    assert edited.facts == fresh.facts == {"cat", "dog", "calm"} and edited.suppressed == {"cat"}
+    assert edited.timeline == fresh.timeline
+    with pytest.raises(il.reasoning.UnknownConceptError):
+        first.with_rules("kat -> calm")
+
+
 def test_global_level_and_scopes(planted):
     model, concepts = planted
     # mean of e_5-scores over 'the cat' is 1.5 >= 0.2: a global detection; locally too

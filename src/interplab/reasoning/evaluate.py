@@ -67,7 +67,7 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
     and ``.hops``, e.g. ``interplab.tasks.ontology.questions``)."""
     import pandas as pd
 
-    rules = ruleset(rules, concepts)
+    rules = ruleset(rules, concepts.names)
     if not questions:
         raise ValueError("no questions to evaluate")
     targets = answer_ids(model, answers)

@@ -22,12 +22,12 @@ from .steer import Reasoner
 __all__ = ["Generation", "Reasoning", "generate", "reason", "ruleset"]
 
 
-def ruleset(rules: RuleSet | str, concepts: Concepts) -> RuleSet:
+def ruleset(rules: RuleSet | str, known: Sequence[str]) -> RuleSet:
     """Rules as a RuleSet; rule text is parsed with the dictionary's names as the known concepts."""
     if isinstance(rules, RuleSet):
         return rules
     if isinstance(rules, str):
-        return parse_rules(rules, known=concepts.names)
+        return parse_rules(rules, known=known)
     raise TypeError(f"rules must be a RuleSet or rule text, got {type(rules).__name__}")
 
 
@@ -44,6 +44,14 @@ class Reasoning:
     detection: Detection
     inference: Inference
     timeline: list[dict[str, Any]]
+    level: Level = "local"
+
+    def with_rules(self, rules: RuleSet | str) -> Reasoning:
+        """The same detection reasoned over with other rules (rule text is checked against the
+        detection's concepts): what a rule editor re-runs on each edit, without the model."""
+        rules = ruleset(rules, self.detection.concepts)
+        return Reasoning(self.detection, rules.infer(self.detection.facts(0, self.level)),
+                         _timeline(self.detection, rules, self.level), self.level)
 
     @property
     def facts(self) -> frozenset[str]:
@@ -79,13 +87,13 @@ def reason(model: Model, text: str | tuple[str, str], concepts: Concepts, rules:
     """Detect the concepts in ``text`` (a string or a (prompt, completion) pair), make them facts
     (evidence: the tokens where they fire; ``level="global"``/``"both"`` adds sequence-level
     detections) and infer with ``rules`` (a RuleSet, or rule text checked against the dictionary)."""
-    rules = ruleset(rules, concepts)
+    rules = ruleset(rules, concepts.names)
     if not isinstance(text, str | tuple):
         raise TypeError("reason takes one text (or one (prompt, completion) pair); use detect for batches")
     detection = detect(model, text, concepts, scope=scope)
     facts = detection.facts(0, level)
     inference = rules.infer(facts)
-    return Reasoning(detection, inference, _timeline(detection, rules, level))
+    return Reasoning(detection, inference, _timeline(detection, rules, level), level)
 
 
 def _timeline(detection: Detection, rules: RuleSet, level: Level) -> list[dict[str, Any]]:
@@ -137,7 +145,7 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
     and the last position at the concepts' site is steered by ``+strength`` per concluded concept
     and ``-strength`` per suppressed one (``h + a * d * ||h|| / ||d||``). With ``base=True`` an
     unsteered row runs in the same batch for comparison. One nnsight generation trace."""
-    rules = ruleset(rules, concepts)
+    rules = ruleset(rules, concepts.names)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
