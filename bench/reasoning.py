@@ -6,8 +6,8 @@ Both paths start from the same SAE codes of a batch of texts and produce the sam
 the reference loops over tokens and concepts in Python. The SAE encoding both need is timed
 apart (`sae_encode_s`). Also reports the end-to-end `detect`
 throughput (model forward to the concept layer + SAE encoding + scoring), and the edit ->
-diagnostics -> re-inference round trip of the rule editor (`check_rules`, `parse_rules`, `infer`
-on a detection's facts).
+diagnostics -> re-inference round trip of the rule editor (`check_rules`, then
+`Reasoning.with_rules` over a detection already made).
 
 Model: the shipped ontology demo model and its SAE when present (``--model ontology``), else a
 tiny random llama with a random TopK SAE. Times are wall-clock seconds, medians of --repeats runs.
@@ -25,7 +25,7 @@ import time
 import torch
 
 import interplab as il
-from interplab.reasoning import SAE, Concepts, check_rules, detect, parse_rules
+from interplab.reasoning import SAE, Concepts, check_rules, detect, reason
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -116,13 +116,12 @@ def main() -> None:
     assert torch.equal(fast, slow), "vectorised and per-token detection disagree"
     detect_s, _ = timed(lambda: detect(model, texts, concepts, batch_size=args.texts), args.repeats)
 
-    found = detect(model, texts[0], concepts)
     rule_text = "\n".join(f"c{i} and not c{i + 1} -> d{i}" for i in range(0, args.concepts - 1, 2))
+    first = reason(model, texts[0], concepts, rule_text)
     edited = rule_text + "\nd0 or d2 -> e0\n"
 
     def round_trip():
-        diagnostics = check_rules(edited, known=concepts.names)
-        return diagnostics, parse_rules(edited, known=concepts.names).infer(found.facts(0))
+        return check_rules(edited, known=concepts.names), first.with_rules(edited)
 
     round_trip_s, _ = timed(round_trip, args.repeats)
     print(json.dumps({

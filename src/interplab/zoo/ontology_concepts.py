@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ..model import load
-from ..reasoning import SAE, Concepts, check_rules, detect, detection_quality, evaluate, parse_rules
+from ..reasoning import SAE, Concepts, check_rules, detection_quality, evaluate, parse_rules, reason
 from ..tasks import ontology
 
 HOPS = (1, 3, 5)
@@ -80,15 +80,15 @@ def family_means(quality) -> dict[str, dict[str, float]]:
 
 
 def round_trip_seconds(model, concepts: Concepts, rules_text: str, prompt: str, repeats: int = 20) -> float:
-    """Median time from edited rule text to a new inference (diagnostics, parse, infer) on a
-    detection already made, as the rule editor does on each edit."""
-    facts = detect(model, prompt, concepts).facts(0)
+    """Median time from edited rule text to a new inference over a detection already made, as the
+    rule editor does on each edit: diagnostics (``check_rules``), then ``Reasoning.with_rules``."""
+    first = reason(model, prompt, concepts, rules_text)
     edited = rules_text + "answer_true and asks_numpus -> sure\n"
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         check_rules(edited, known=concepts.names)
-        parse_rules(edited, known=concepts.names).infer(facts)
+        first.with_rules(edited)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
