@@ -64,6 +64,28 @@ def test_diffmean_equals_hand_computation(device):
     assert (concepts.layer, concepts.site) == (1, "output")
 
 
+def test_lda_whitens_the_difference_of_means(device):
+    model = il.zoo.tiny("llama", n_layers=3, device=device)
+    concepts = Concepts.from_examples(model, 1, EXAMPLES, negatives=NEGATIVES, method="lda", shrinkage=0.1)
+    hs = [h.double().cpu() for h in hidden(model, TEXTS, 1)]
+    everything = torch.cat(hs)
+    centred = everything - everything.mean(0)
+    cov = centred.T @ centred / len(everything)
+    ridge = 0.1 * cov.trace() / 32 * torch.eye(32, dtype=torch.float64)
+    for name, positions in POSITIVE.items():
+        pos = torch.stack([hs[t][p] for t, p in positions]).mean(0)
+        neg = torch.stack([hs[t][p] for t in range(len(TEXTS)) for p in range(len(hs[t]))
+                           if (t, p) not in positions]).mean(0)
+        w = torch.linalg.solve(cov + ridge, pos - neg)
+        assert torch.allclose(concepts[name].direction.double(), pos - neg, atol=1e-5)  # steering: DiffMean
+        assert torch.allclose(concepts[name].detector.double(), w, rtol=1e-3, atol=1e-4)
+        found = detect(model, TEXTS[0], concepts)
+        c = concepts.names.index(name)
+        assert torch.allclose(found.scores[0, :, c].double(), hs[0] @ (w / w.norm()), atol=1e-4)
+    with pytest.raises(ValueError, match="'diffmean' or 'lda'"):
+        Concepts.from_examples(model, 1, EXAMPLES, method="pca")
+
+
 def test_diffmean_recovers_a_planted_direction(device):
     model, v = planted(device)
     concepts = Concepts.from_examples(model, 0, EXAMPLES, negatives=NEGATIVES)
@@ -172,6 +194,8 @@ def test_bad_dictionaries(device):
     concepts = Concepts(0)
     with pytest.raises(ValueError, match="no SAE"):
         concepts.add("x", features=[1])
+    with pytest.raises(ValueError, match="detector must be non-zero"):
+        concepts.add("x", direction=torch.ones(32), detector=torch.zeros(32))
     with pytest.raises(ValueError, match="identifiers"):
         concepts.add("not a name", direction=torch.ones(32))
     concepts.add("x", direction=torch.ones(32))
@@ -204,6 +228,8 @@ def test_save_load_round_trip(tmp_path, device):
     concepts = Concepts.from_sae(model, 0, sae, EXAMPLES, negatives=NEGATIVES, k=2)
     concepts.add("manual", direction=torch.randn(32, generator=g), threshold=0.25)
     concepts.add("pair", features=[3, 9], weights=[0.7, 0.3], threshold=0.1, global_threshold=0.05)
+    concepts.add("read_apart", direction=torch.randn(32, generator=g), detector=torch.randn(32, generator=g),
+                 threshold=0.0)
     concepts.set_threshold("dog", threshold=-1.5)
     concepts.save(tmp_path / "concepts")
     assert (tmp_path / "concepts.safetensors").is_file() and (tmp_path / "concepts.json").is_file()
@@ -215,6 +241,7 @@ def test_save_load_round_trip(tmp_path, device):
                                                            and b.global_threshold != b.global_threshold)
         assert torch.equal(a.direction, b.direction)
         assert a.uses_sae == b.uses_sae
+        assert (a.detector is None and b.detector is None) or torch.equal(a.detector, b.detector)
         if a.uses_sae:
             assert torch.equal(a.features, b.features) and torch.equal(a.weights, b.weights)
         assert a.info == b.info

@@ -3,7 +3,9 @@
 Each concept has a *representation* and two *thresholds*:
 
 - a direction ``d`` (difference of means, or given by hand): the score of a token is the
-  projection ``h . d / ||d||``; steering adds along ``d``;
+  projection ``h . d / ||d||``; steering adds along ``d``; a concept may read with a separate
+  ``detector`` vector (LDA: the difference of means whitened by the residual covariance, which
+  separates far better where the residual is anisotropic) and still steer along ``d``;
 - or SAE features ``i_1..i_k`` with weights ``w``: the score is ``sum_j w_j f_{i_j}(h)``;
   steering adds along ``sum_j w_j W_dec[i_j]`` (single: the top-1 feature, multi: weighted top-k);
 - ``threshold``: a token shows the concept when its score is ``>=`` it (local detection);
@@ -50,6 +52,7 @@ class Concept:
     direction: Tensor  # [d_model]: the steering direction
     features: Tensor | None = None  # long [k]: SAE feature indices
     weights: Tensor | None = None  # [k]
+    detector: Tensor | None = None  # [d_model]: what scores read, when not the direction
     threshold: float = NAN
     global_threshold: float = NAN
     info: dict[str, Any] = field(default_factory=dict)
@@ -99,15 +102,19 @@ class Concepts:
             raise KeyError(f"no concept {name!r}; the dictionary has {self.names}") from None
 
     def add(self, name: str, *, direction: Tensor | Sequence[float] | None = None,
+            detector: Tensor | Sequence[float] | None = None,
             features: Sequence[int] | Tensor | None = None, weights: Sequence[float] | Tensor | None = None,
             threshold: float | None = None, global_threshold: float | None = None, method: str = "manual",
             info: Mapping[str, Any] | None = None) -> Concept:
-        """Add (or replace) a concept given by a ``direction`` or by SAE ``features`` (and ``weights``,
-        default equal). Thresholds can be given here, set later, or fitted with ``calibrate``."""
+        """Add (or replace) a concept given by a ``direction`` (and optionally a separate ``detector``
+        that scores read) or by SAE ``features`` (and ``weights``, default equal). Thresholds can be
+        given here, set later, or fitted with ``calibrate``."""
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"concept names are identifiers (usable in rules), got {name!r}")
         if (direction is None) == (features is None):
             raise ValueError(f"concept {name!r}: give exactly one of direction= or features=")
+        if detector is not None and direction is None:
+            raise ValueError(f"concept {name!r}: a detector goes with a direction, not with SAE features")
         if features is not None:
             if self.sae is None:
                 raise ValueError(f"concept {name!r} uses SAE features, but this dictionary has no SAE "
@@ -122,7 +129,7 @@ class Concepts:
             if w.shape != index.shape:
                 raise ValueError(f"concept {name!r}: {index.numel()} features but {w.numel()} weights")
             vector = (w.to(self.sae.W_dec.dtype).to(self.sae.device) @ self.sae.W_dec[index.to(self.sae.device)])
-            concept = Concept(name, method, vector.float().cpu(), index, w)
+            concept = Concept(name, method, vector.float().cpu(), features=index, weights=w)
         else:
             vector = torch.as_tensor(direction, dtype=torch.float32).detach().reshape(-1).cpu()
             if not torch.isfinite(vector).all() or vector.norm() == 0:
@@ -131,6 +138,10 @@ class Concepts:
                 raise ValueError(f"concept {name!r}: direction has {vector.numel()} dimensions, the dictionary "
                                  f"{self.d_model}")
             concept = Concept(name, method, vector)
+            if detector is not None:
+                concept.detector = torch.as_tensor(detector, dtype=torch.float32).detach().reshape(-1).cpu()
+                if concept.detector.shape != vector.shape or concept.detector.norm() == 0:
+                    raise ValueError(f"concept {name!r}: the detector must be non-zero and shaped like the direction")
         if self.sae is not None and concept.direction.numel() != self.sae.d_in:
             raise ValueError(f"concept {name!r}: {concept.direction.numel()} dimensions, the SAE reads {self.sae.d_in}")
         concept.threshold = NAN if threshold is None else float(threshold)
@@ -169,7 +180,8 @@ class Concepts:
             concepts = list(self)
             plain = [i for i, c in enumerate(concepts) if not c.uses_sae]
             coded = [i for i, c in enumerate(concepts) if c.uses_sae]
-            units = torch.stack([concepts[i].direction / concepts[i].direction.norm() for i in plain]) if plain \
+            readers = [c.direction if c.detector is None else c.detector for c in (concepts[i] for i in plain)]
+            units = torch.stack([r / r.norm() for r in readers]) if plain \
                 else torch.zeros(0, self.d_model if concepts else 0)
             used = torch.unique(torch.cat([concepts[i].features for i in coded])) if coded \
                 else torch.zeros(0, dtype=torch.long)
@@ -212,12 +224,16 @@ class Concepts:
     def from_examples(cls, model: Model, layer: int, examples: Mapping[str, Sequence[Any]], *,
                       method: str = "diffmean", negatives: Sequence[str] = (), site: Site = "output",
                       markers: tuple[str, str] = ("[", "]"), batch_size: int = 32,
-                      criterion: str = "balanced_accuracy") -> Concepts:
+                      criterion: str = "balanced_accuracy", shrinkage: float = 0.01) -> Concepts:
         """Difference-of-means concepts: for each concept, the mean residual over its labelled tokens
         minus the mean over all other tokens of the labelled texts; thresholds calibrated on the
-        same texts. ``examples`` is ``{name: [labelled texts]}`` (see ``interplab.reasoning.labels``)."""
-        if method != "diffmean":
-            raise ValueError(f"from_examples builds method='diffmean' concepts; for SAE features use "
+        same texts. ``examples`` is ``{name: [labelled texts]}`` (see ``interplab.reasoning.labels``).
+
+        ``method="lda"`` steers along the same direction but detects with it whitened by the
+        covariance ``S`` of all the labelled tokens' residuals: ``(S + shrinkage * tr(S)/d * I)^-1 d``
+        (Fisher's discriminant with shrinkage)."""
+        if method not in ("diffmean", "lda"):
+            raise ValueError(f"from_examples builds method='diffmean' or 'lda' concepts; for SAE features use "
                              f"Concepts.from_sae (got method={method!r})")
         check_site(model, layer, site)
         data = Labelled.build(examples, negatives, markers)
@@ -225,17 +241,26 @@ class Concepts:
         pos_sum = torch.zeros(len(data.names), d, dtype=torch.float64)
         pos_n = torch.zeros(len(data.names), dtype=torch.float64)
         total, total_n = torch.zeros(d, dtype=torch.float64), 0
+        second = torch.zeros(d, d, dtype=torch.float64) if method == "lda" else None
         for h, labels in _labelled_tokens(model, data, layer, site, batch_size):
             x, y = h.double().cpu(), labels.double()
             pos_sum += y.T @ x
             pos_n += y.sum(0)
             total += x.sum(0)
             total_n += x.shape[0]
+            if second is not None:
+                second += x.T @ x
         _require_labels(data.names, pos_n, total_n)
         directions = pos_sum / pos_n[:, None] - (total - pos_sum) / (total_n - pos_n)[:, None]
+        detectors = [None] * len(directions)
+        if second is not None:
+            mean = total / total_n
+            cov = second / total_n - torch.outer(mean, mean)
+            ridge = shrinkage * cov.trace() / d * torch.eye(d, dtype=cov.dtype)
+            detectors = list(torch.linalg.solve(cov + ridge, directions.T).T.float())
         concepts = cls(layer % model.anatomy.n_layers, site, metadata={"model": model.name})
-        for name, vector, n in zip(data.names, directions, pos_n.tolist()):
-            concepts.add(name, direction=vector.float(), method="diffmean",
+        for name, vector, detector, n in zip(data.names, directions, detectors, pos_n.tolist()):
+            concepts.add(name, direction=vector.float(), detector=detector, method=method,
                          info={"positive_tokens": int(n), "negative_tokens": int(total_n - n)})
         concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size,
                            criterion=criterion)
@@ -361,6 +386,9 @@ class Concepts:
                     features[i, : c.features.numel()] = c.features
                     weights[i, : c.weights.numel()] = c.weights
             tensors |= {"features": features, "weights": weights}
+        if any(c.detector is not None for c in concepts):
+            tensors["detectors"] = torch.stack([torch.zeros_like(c.direction) if c.detector is None else c.detector
+                                                for c in concepts])
         sae_meta = None
         if self.sae is not None:
             sae_tensors, sae_meta = self.sae.state()
@@ -404,7 +432,9 @@ class Concepts:
                                        info=entry["info"], **thresholds)
                 concept.direction = tensors["directions"][i]  # as saved, not recomputed
             else:
+                detector = tensors["detectors"][i] if "detectors" in tensors else None
                 concepts.add(entry["name"], direction=tensors["directions"][i], method=entry["method"],
+                             detector=detector if detector is not None and detector.any() else None,
                              info=entry["info"], **thresholds)
         return concepts
 
