@@ -142,3 +142,16 @@ def test_scores_from_precomputed_codes(setup):
     _, sae, concepts = setup
     h = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(9)).to(sae.device)
     assert torch.allclose(concepts.score(h, sae.encode(h)), concepts.score(h), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "qwen2", "gemma2", "mixtral", "qwen3_moe", "gpt_oss"])
+def test_every_family_reads_the_residual_after_the_block(family, device):
+    model = il.zoo.tiny(family, device=device)
+    concepts = Concepts(0)
+    d = torch.randn(32, generator=torch.Generator().manual_seed(3))
+    concepts.add("x", direction=d, threshold=0.0)
+    enc = model.tokenizer("the cat sat on the mat", return_tensors="pt").to(device)
+    with torch.no_grad():
+        h = model.hf(**enc, output_hidden_states=True).hidden_states[1][0].cpu()  # leaving block 0
+    found = detect(model, "the cat sat on the mat", concepts)
+    assert torch.allclose(found.scores[0, :, 0], h @ (d / d.norm()), atol=1e-4)
