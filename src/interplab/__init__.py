@@ -5,10 +5,12 @@
     model = il.zoo.load("ioi")     # the shipped demo models
 """
 
-from . import anatomy, reasoning, zoo
+from . import anatomy, reasoning, tokens, widgets, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
+from .widgets import TokenView
 
 __version__ = "0.1.0"
 
-__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "anatomy", "load", "reasoning", "zoo"]
+__all__ = ["Anatomy", "Block", "Model", "MoeAnatomy", "TokenView", "anatomy", "load", "reasoning", "tokens",
+           "widgets", "zoo"]

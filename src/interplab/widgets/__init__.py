@@ -1,0 +1,6 @@
+"""interplab's notebook widgets: thin anywidget classes over engine results (front ends in ``js/``)."""
+
+from .base import Widget, command
+from .tokenview import TokenView
+
+__all__ = ["TokenView", "Widget", "command"]
