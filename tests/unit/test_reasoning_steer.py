@@ -162,7 +162,7 @@ def test_reasoner_composes_with_a_users_own_generation(device):
     concepts.add("dog", direction=b, threshold=1e9)
     rules = parse_rules("cat -> dog")
     enc = model.encode([PROMPTS[0]])
-    reasoner = Reasoner(concepts, rules, enc["attention_mask"].bool().cpu(), strength=0.5)
+    reasoner = Reasoner(concepts, rules, enc["attention_mask"], strength=0.5)
     with torch.no_grad(), model.nn.generate(**enc, max_new_tokens=4, do_sample=False, min_new_tokens=4,
                                             pad_token_id=0) as tracer:
         norms = list().save()
@@ -212,3 +212,20 @@ def test_generation_stops_at_end_of_sequence(device):
     cut = generate(model, PROMPTS[0], concepts, "cat -> pet", max_new_tokens=6, base=False, eos_token_id=[stop])
     assert cut.steered == " ".join(s["token"] for s in free.steps[:2])
     assert [s["token"] for s in cut.steps] == [s["token"] for s in free.steps[:3]]  # the stop step is kept
+
+
+def test_positions_count_special_tokens(device):
+    """With a tokenizer that adds <s>: it is never detected, and positions include it."""
+    from tokenizers import processors
+
+    model, e5 = planted(device)
+    tok = model.tokenizer
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.bos_token_id)])
+    concepts = Concepts(0)
+    concepts.add("cat", direction=e5, threshold=1.5)
+    concepts.add("any", direction=directions()[0], threshold=-1e9)
+    result = generate(model, "the cat sat", concepts, "cat -> pet", max_new_tokens=2, base=False, eos_token_id=[])
+    evidence = result.inference.proofs
+    assert [e["position"] for e in evidence["cat"].evidence] == [2]
+    assert [e["position"] for e in evidence["any"].evidence] == [1, 2, 3, 4]  # not 0 (<s>); 4 = first new token

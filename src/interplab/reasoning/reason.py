@@ -154,8 +154,8 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
         raise ValueError("generate decodes greedily; do_sample is not supported")
     rows = 2 if base else 1
     enc = model.encode([prompt] * rows)
-    prompt_mask = (enc["attention_mask"].bool() & ~special_mask(model.tokenizer, enc["input_ids"])).cpu()
-    reasoner = Reasoner(concepts, rules, prompt_mask, strength=strength, scope=scope,
+    reasoner = Reasoner(concepts, rules, enc["attention_mask"], special=special_mask(model.tokenizer, enc["input_ids"]),
+                        strength=strength, scope=scope,
                         steered=[False, True] if base else [True])
     tokens = _generate(model, enc, reasoner, max_new_tokens, generate_kwargs)
     texts, kept = _decode(model, tokens, generate_kwargs.get("eos_token_id"))

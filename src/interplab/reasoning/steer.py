@@ -59,20 +59,23 @@ def steer(model: Model, concepts: Concepts, strengths: Mapping[str, float], *, p
 class Reasoner:
     """AR state over a batch of sequences during generation (see the module docstring).
 
-    ``prompt_mask`` ``[batch, prompt_len]`` marks the prompt tokens detection may look at (real,
-    non-special); ``steered`` ``[batch]`` which rows are steered (the others are only observed,
-    e.g. a base row); ``scope``: detect on the prompt ("input"), the generated tokens ("output")
-    or both ("all"). After each ``step``, ``records[row]`` holds one entry per step.
+    ``attention_mask`` ``[batch, prompt_len]`` is the (left-padded) prompts' mask; ``special``
+    (same shape, optional) marks special tokens (<bos>...), which are never detected; evidence
+    positions count from each row's first real token. ``steered`` ``[batch]`` says which rows are
+    steered (the others are only observed, e.g. a base row); ``scope``: detect on the prompt
+    ("input"), the generated tokens ("output") or both ("all"). After each ``step``,
+    ``records[row]`` holds one entry per step.
     """
 
-    def __init__(self, concepts: Concepts, rules: RuleSet, prompt_mask: Tensor, *, strength: float = 0.5,
-                 scope: str = "all", steered: Sequence[bool] | Tensor | None = None):
+    def __init__(self, concepts: Concepts, rules: RuleSet, attention_mask: Tensor, *, special: Tensor | None = None,
+                 strength: float = 0.5, scope: str = "all", steered: Sequence[bool] | Tensor | None = None):
         if scope not in ("input", "output", "all"):
             raise ValueError(f"scope must be 'input', 'output' or 'all', got {scope!r}")
         self.concepts, self.rules, self.strength, self.scope = concepts, rules, float(strength), scope
-        self.prompt_mask = prompt_mask.bool()
-        batch = prompt_mask.shape[0]
-        self.pad = (prompt_mask.long().cumsum(1) == 0).sum(1)  # left padding per row
+        attention_mask = attention_mask.bool().cpu()
+        self.prompt_mask = attention_mask if special is None else attention_mask & ~special.bool().cpu()
+        batch = attention_mask.shape[0]
+        self.pad = (~attention_mask).long().cumprod(1).sum(1)  # left padding per row
         self.steered = torch.ones(batch, dtype=torch.bool) if steered is None else torch.as_tensor(steered).bool()
         self.names = concepts.names
         self.step_index = 0
