@@ -4,10 +4,10 @@ import { SvgPainter } from "../shared/painter";
 import { diverging, parseColor, readTheme, sequential, type Theme } from "../shared/theme";
 import {
   binColours,
+  binIndex,
   binOf,
   cellAt,
   cellBox,
-  cellPaths,
   drawLegend,
   drawMap,
   drawMarks,
@@ -103,30 +103,21 @@ describe("layout and hit-testing at DeepSeek-V3 scale (58 x 256)", () => {
   });
 });
 
-describe("cell paths", () => {
-  it("merges neighbours of one bin in a row and leaves out zeros and NaN", () => {
-    const layout = { ...layoutHeatmap(2, 3, 60), left: 10, top: 20, cellW: 4, cellH: 5, gap: 0 };
+describe("cell colours for the painter", () => {
+  it("indexes the bin colours, leaving out zeros and NaN", () => {
     const scale = diverging(theme, 1);
-    // row 0: 1, 1, 0 -> one rectangle two cells wide; row 1: NaN, -1, 1
-    const paths = cellPaths(layout, [1, 1, 0, Number.NaN, -1, 1], scale);
-    expect([...paths.keys()].sort()).toEqual([-LEVELS, LEVELS].sort());
-    expect(rects(paths.get(LEVELS)!)).toEqual([
-      [10, 20, 8, 5],
-      [18, 25, 4, 5],
-    ]);
-    expect(rects(paths.get(-LEVELS)!)).toEqual([[14, 25, 4, 5]]);
+    const index = binIndex([1, 0.5, 0, Number.NaN, -1, 7, 0.01], scale);
+    expect(Array.from(index)).toEqual([2 * LEVELS, LEVELS + LEVELS / 2, -1, -1, 0, 2 * LEVELS, -1]);
+    const values = Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 1.3);
+    Array.from(binIndex(values, scale)).forEach((k, i) => {
+      const bin = binOf(scale, values[i])!;
+      expect(k).toBe(bin === 0 ? -1 : bin + LEVELS);
+    });
   });
+});
 
-  it("keeps cells apart when the layout has gaps", () => {
-    const layout = { ...layoutHeatmap(1, 2, 60), left: 0, top: 0, cellW: 12, cellH: 12, gap: 1 };
-    const paths = cellPaths(layout, [1, 1], diverging(theme, 1));
-    expect(rects(paths.get(LEVELS)!)).toEqual([
-      [0, 0, 11, 11],
-      [12, 0, 11, 11],
-    ]);
-  });
-
-  it("hatches inside its box", () => {
+describe("hatching", () => {
+  it("stays inside its box", () => {
     const d = hatch(10, 10, 30, 8);
     const points = [...d.matchAll(/[ML]([\d.]+) ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(points.length).toBeGreaterThan(4);
