@@ -78,7 +78,8 @@ class ExpertScanner(Widget, bundle="scanner"):
     ``il.experts.refusal_classifier()``, ``False`` reports no rate. ``scan``: an ``ExpertScan`` of
     these prompts already computed (its ``tokens`` setting is kept). ``run_n``: how many prompts of
     each set ``run()`` generates for; ``max_new_tokens``: their length (and the response length
-    of a ``tokens="response"`` scan).
+    of a ``tokens="response"`` scan). ``progress``: tqdm bars for the first scan (later scans and
+    runs show their progress in the widget).
     """
 
     model_name = traitlets.Unicode("").tag(sync=True)
@@ -103,7 +104,8 @@ class ExpertScanner(Widget, bundle="scanner"):
 
     def __init__(self, model: Model, behaviour, control, *, tokens: str | None = None, score: str = "contrast",
                  classify: Callable[[str], bool] | bool | None = None, scan: ExpertScan | None = None,
-                 run_n: int = 4, max_new_tokens: int = 32, batch_size: int = 32, **kwargs: Any):
+                 run_n: int = 4, max_new_tokens: int = 32, batch_size: int = 32, progress: bool = True,
+                 **kwargs: Any):
         moe = moe_of(model)
         self.model = model
         self.behaviour = as_prompts(behaviour, "behaviour")
@@ -131,7 +133,7 @@ class ExpertScanner(Widget, bundle="scanner"):
                          max_new_tokens=max_new_tokens, **kwargs)
         if scan is None:
             scan = experts.scan(model, self.behaviour, self.control, tokens=tokens or "prompt", score=score,
-                                max_new_tokens=max_new_tokens, batch_size=batch_size)
+                                max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
         self._set_scan(scan)
 
     # --- the scan ----------------------------------------------------------------------------------
