@@ -31,7 +31,7 @@ def cell_point(nb, layer: int, expert: int) -> tuple[float, float]:
             box["y"] + d["top"] + (layer + 0.5) * d["cell-height"])
 
 
-def test_click_a_cell_run_and_read_it_back_in_the_kernel(notebook):
+def test_click_a_cell_run_and_read_it_back_in_the_kernel(notebook, tmp_path):
     nb = notebook("scanner.ipynb", [SETUP, "scanner"])
     nb.run_all()
     layer, expert = map(int, re.search(r"top (\d+) (\d+)", nb.output(0)).groups())
@@ -88,4 +88,15 @@ def test_click_a_cell_run_and_read_it_back_in_the_kernel(notebook):
     tokens.nth(3).click()
     expect(root.locator(".il-routing tr")).to_have_count(5)  # header + 4 layers
     assert root.locator(".il-routing tr").nth(1).locator(".il-chip").count() == 4  # top-2, and with the marks
+
+    # PNG and SVG of the map, asked for from Python, drawn by the browser
+    svg, png = tmp_path / "scan.svg", tmp_path / "scan.png"
+    nb.run_code(f"scanner.export({str(svg)!r}); scanner.export({str(png)!r})")
+    nb.page.wait_for_timeout(1500)  # the browser answers once the cell is done
+    nb.run_code("print(sorted(scanner.exports))")
+    text = svg.read_text()
+    assert text.startswith("<svg") and ">L3</text>" in text and ">31</text>" in text
+    assert f"switched off: L{layer}E{expert}" in text and "forced on: L3E0, L3E1" in text
+    assert text.count("<path") > 10
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert nb.dialogs == []

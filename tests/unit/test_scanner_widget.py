@@ -146,8 +146,12 @@ def test_run_compares_baseline_and_marked_outputs(model):
     assert record["classifier"] == "refusal_classifier" and record["max_new_tokens"] == 12
     assert record["off"] == scanner.off and record["on"] == []
 
-    # the button: the same engine path, with the panel's settings; runs accumulate
+    # the button: the same engine path, with the panel's settings; runs accumulate; progress in the widget
+    seen = []
+    scanner.observe(lambda change: seen.append(change["new"]), names="progress")
     response, _ = Browser(scanner).invoke("_run", {"n": 1, "max_new_tokens": 6})
+    assert {"label": "control prompts with the marks: generate", "done": 1, "total": 1} in seen
+    assert seen[-1] is None
     assert response["result"]["n_rows"] == 2 and len(scanner.runs) == 2
     assert (scanner.run_n, scanner.max_new_tokens) == (1, 6)
     assert scanner.runs[1]["rows"][0]["baseline"] == greedy(model, BEHAVIOUR[0], 6)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -285,9 +285,11 @@ class ExpertScanner(Widget, bundle="scanner"):
             sets = {"behaviour": list(self.behaviour[:self.run_n]), "control": list(self.control[:self.run_n])}
         off, on = [list(p) for p in self.off], [list(p) for p in self.on]
         rows, rates = [], {}
-        with self._engine_progress():
+        with self._engine_progress() as stage:
             for which, texts in sets.items():
+                stage(f"{which} prompts without the marks")
                 baseline = self._baseline(texts, tokens)
+                stage(f"{which} prompts with the marks")
                 intervened = experts.generate(self.model, texts, off=off, on=on, max_new_tokens=tokens,
                                               batch_size=self.batch_size, progress=False)
                 flags = ([None] * len(texts), [None] * len(texts))
@@ -313,14 +315,21 @@ class ExpertScanner(Widget, bundle="scanner"):
         return [self._baselines[(p, max_new_tokens)] for p in prompts]
 
     @contextmanager
-    def _engine_progress(self):
-        """Show the engine's batch progress (scan, generate) in the widget's progress bar."""
+    def _engine_progress(self) -> Iterator[Callable[[str], None]]:
+        """Show the engine's batch progress (scan, generate) in the widget's progress bar; the
+        yielded ``stage(text)`` names the part of the work under way."""
+        where = {"stage": ""}
+
         def report(desc: str, done: int, total: int) -> None:
-            self.progress = {"label": desc, "done": done, "total": total}
+            label = f"{where['stage']}: {desc}" if where["stage"] else desc
+            self.progress = {"label": label, "done": done, "total": total}
+
+        def stage(text: str) -> None:
+            where["stage"] = text
 
         try:
             with experts.observe_progress(report):
-                yield
+                yield stage
         finally:
             self.progress = None
 
