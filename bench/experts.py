@@ -11,6 +11,8 @@
 - Scan memory: the peak memory a ``scan`` adds at N and at 4N prompts per set, each size in a fresh
   subprocess (CPU: peak resident set size after resetting it through /proc/self/clear_refs;
   CUDA: ``torch.cuda.max_memory_allocated``). Target: 4N within 10% of N.
+- Heatmap render: the ExpertScanner's map at DeepSeek-V3 scale (58 x 256) in chromium, from
+  ``bench/heatmap.py`` (skip with ``--no-heatmap``). Target: a redraw under 50 ms.
 
 ``--model experts`` is the shipped demo model (``il.zoo.load("experts")``); ``random`` builds a
 random Mixtral of a similar shape (4 layers, d_model 64, 8 experts, top-2) with a word tokenizer;
@@ -196,6 +198,17 @@ def memory(model_name: str, device: str, n: int, batch_size: int) -> dict:
             "kind": "cuda max_memory_allocated" if device.startswith("cuda") else "RSS peak (VmHWM) after clear_refs"}
 
 
+def heatmap_render() -> dict:
+    """The figures of bench/heatmap.py (or why they could not be measured)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import heatmap
+
+    try:
+        return heatmap.measure()
+    except Exception as exc:  # no chromium, no built front end: say so in the report
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="experts", help='"experts" (the demo model), "random", or a model folder')
@@ -205,6 +218,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=21)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--memory-child", type=int, default=0)
+    parser.add_argument("--no-heatmap", action="store_true", help="skip the chromium heatmap render benchmark")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -217,6 +231,8 @@ def main() -> None:
               "anatomy": str(model.anatomy), "device": args.device, "torch_threads": args.threads,
               "timing": timing(model, prompts, args.batch_size, args.reps, args.device),
               "scan_memory": memory(args.model, args.device, args.n, args.batch_size)}
+    if not args.no_heatmap:
+        report["heatmap_render"] = heatmap_render()
     print(json.dumps(report, indent=2))
 
 

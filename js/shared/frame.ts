@@ -13,6 +13,8 @@ export interface Frame {
   root: HTMLElement;
   /** The left part of the toolbar, for the widget's own controls (progress and export sit right). */
   toolbar: HTMLElement;
+  /** The right part of the toolbar, where the export buttons go (a widget may add its own). */
+  actions: HTMLElement;
   body: HTMLElement;
   commands: Commands;
   theme: Theme;
@@ -56,6 +58,7 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
   const frame: Frame = {
     root,
     toolbar,
+    actions,
     body,
     commands,
     theme: readTheme(root),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { toSvg } from "./export";
-import { CanvasPainter, escapeXml, SvgPainter } from "./painter";
+import { CanvasPainter, type CellGrid, escapeXml, gridPaths, SvgPainter } from "./painter";
 
 const measure = (value: string) => value.length * 7;
 
@@ -93,5 +93,37 @@ describe("CanvasPainter", () => {
       "restore()",
     ]);
     expect(p.measureText("abc", { size: 10 })).toBe(21);
+  });
+});
+
+describe("cell grids", () => {
+  const grid = (over: Partial<CellGrid> = {}): CellGrid => ({
+    x: 10,
+    y: 20,
+    cellW: 4,
+    cellH: 5,
+    rows: 2,
+    cols: 3,
+    index: [1, 1, -1, -1, 0, 1],
+    palette: ["#0000ff", "#ff0000"],
+    ...over,
+  });
+
+  it("merges neighbours of one colour in a row and leaves out -1", () => {
+    const paths = gridPaths(grid());
+    expect(paths.get(1)).toBe("M10 20h8v5h-8zM18 25h4v5h-4z");
+    expect(paths.get(0)).toBe("M14 25h4v5h-4z");
+  });
+
+  it("keeps cells apart when there is a gap", () => {
+    expect(gridPaths(grid({ gap: 1, index: [1, 1, -1, -1, -1, -1] })).get(1)).toBe("M10 20h3v4h-3zM14 20h3v4h-3z");
+  });
+
+  it("draws one filled path per colour in SVG", () => {
+    const p = new SvgPainter(measure);
+    p.cells(grid());
+    const svg = p.toString(40, 40);
+    expect(svg).toContain('<path d="M10 20h8v5h-8zM18 25h4v5h-4z" fill="#ff0000"/>');
+    expect(svg).toContain('<path d="M14 25h4v5h-4z" fill="#0000ff"/>');
   });
 });

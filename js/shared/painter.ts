@@ -1,6 +1,8 @@
 // A tiny drawing interface with two backends: Canvas2D for the screen and PNG export, an SVG
 // string builder for vector export. A view draws once through `Painter`; both exports are real.
 
+import { parseColor } from "./theme";
+
 export interface ShapeStyle {
   fill?: string | null;
   stroke?: string | null;
@@ -18,6 +20,25 @@ export interface TextStyle {
   baseline?: "top" | "middle" | "alphabetic" | "bottom";
 }
 
+/**
+ * A grid of equal cells (a heatmap), each coloured by an index into `palette` (-1: no cell).
+ * Drawn as one image on canvas (thousands of cells in a millisecond or two) and as one path per
+ * palette colour in SVG.
+ */
+export interface CellGrid {
+  x: number;
+  y: number;
+  cellW: number;
+  cellH: number;
+  rows: number;
+  cols: number;
+  /** Space left between neighbouring cells (default 0: cells touch). */
+  gap?: number;
+  /** Row-major, `rows * cols` entries. */
+  index: ArrayLike<number>;
+  palette: string[];
+}
+
 export interface Painter {
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void;
   line(x1: number, y1: number, x2: number, y2: number, style: ShapeStyle): void;
@@ -25,6 +46,7 @@ export interface Painter {
   /** An SVG path string (`M0 0 L10 10 Z`), drawn with Path2D on canvas. */
   path(d: string, style: ShapeStyle): void;
   text(x: number, y: number, value: string, style: TextStyle): void;
+  cells(grid: CellGrid): void;
   /** The width `value` takes in `style`'s font. */
   measureText(value: string, style: Omit<TextStyle, "fill">): number;
   /** Move the origin for everything drawn until the matching `restore`. */
@@ -36,6 +58,42 @@ export interface Painter {
 export type Measure = (value: string, font: string) => number;
 
 const DEFAULT_FAMILY = "system-ui, sans-serif";
+
+const fixed = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
+
+/**
+ * The cells of `grid` as SVG path data, one string per palette index that occurs: a rectangle
+ * `M x y h w v h h -w z` per cell, or per run of neighbouring same-colour cells of a row when the
+ * cells touch (no gap).
+ */
+export function gridPaths(grid: CellGrid): Map<number, string> {
+  const { x, y, cellW, cellH, rows, cols, index } = grid;
+  const gap = grid.gap ?? 0;
+  const h = fixed(cellH - gap);
+  const parts = new Map<number, string[]>();
+  const add = (k: number, left: number, top: number, width: number) => {
+    let list = parts.get(k);
+    if (!list) parts.set(k, (list = []));
+    list.push(`M${fixed(left)} ${fixed(top)}h${fixed(width)}v${h}h${fixed(-width)}z`);
+  };
+  for (let r = 0; r < rows; r++) {
+    const top = y + r * cellH;
+    let run = -1;
+    let start = 0;
+    for (let c = 0; c <= cols; c++) {
+      const k = c < cols ? index[r * cols + c] : -1;
+      if (gap > 0) {
+        if (k >= 0) add(k, x + c * cellW, top, cellW - gap);
+        continue;
+      }
+      if (k === run) continue;
+      if (run >= 0) add(run, x + start * cellW, top, (c - start) * cellW);
+      run = k;
+      start = c;
+    }
+  }
+  return new Map([...parts].map(([k, list]) => [k, list.join("")]));
+}
 
 export function cssFont(style: Omit<TextStyle, "fill">): string {
   return `${style.weight ?? "normal"} ${style.size ?? 12}px ${style.family ?? DEFAULT_FAMILY}`;
@@ -121,6 +179,43 @@ export class CanvasPainter implements Painter {
     ctx.restore();
   }
 
+  /** Touching cells: one pixel per cell in an image, scaled up without smoothing; with gaps: rectangles. */
+  cells(grid: CellGrid): void {
+    const { x, y, cellW, cellH, rows, cols, index, palette } = grid;
+    const gap = grid.gap ?? 0;
+    const ctx = this.ctx;
+    if (rows < 1 || cols < 1) return;
+    if (gap > 0) {
+      let current = -1;
+      for (let i = 0; i < rows * cols; i++) {
+        const k = index[i];
+        if (k < 0) continue;
+        if (k !== current) ctx.fillStyle = palette[(current = k)];
+        ctx.fillRect(x + (i % cols) * cellW, y + Math.floor(i / cols) * cellH, cellW - gap, cellH - gap);
+      }
+      return;
+    }
+    // RGBA as one little-endian 32-bit word per pixel (ImageData's byte order r, g, b, a)
+    const words = Uint32Array.from(palette, (c) => {
+      const [r, g, b] = parseColor(c) ?? [0, 0, 0];
+      return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
+    });
+    const image = new ImageData(cols, rows);
+    const pixels = new Uint32Array(image.data.buffer);
+    for (let i = 0; i < rows * cols; i++) {
+      const k = index[i];
+      if (k >= 0) pixels[i] = words[k];
+    }
+    const tile = document.createElement("canvas");
+    tile.width = cols;
+    tile.height = rows;
+    tile.getContext("2d")!.putImageData(image, 0, 0);
+    ctx.save();
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(tile, x, y, cols * cellW, rows * cellH);
+    ctx.restore();
+  }
+
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
     return this.measure(value, cssFont(style));
   }
@@ -199,6 +294,10 @@ export class SvgPainter implements Painter {
     ];
     if (style.weight === "bold") a.push(`font-weight="bold"`);
     this.parts.push(`<text ${a.join(" ")}>${escapeXml(value)}</text>`);
+  }
+
+  cells(grid: CellGrid): void {
+    for (const [k, d] of gridPaths(grid)) this.path(d, { fill: grid.palette[k] });
   }
 
   measureText(value: string, style: Omit<TextStyle, "fill">): number {

@@ -18,7 +18,7 @@ import torch
 
 from . import __version__, tokens, zoo
 from .model import Model
-from .widgets import TokenView
+from .widgets import ExpertScanner, TokenView
 from .widgets.base import error_record
 from .widgets.report import Section, write_report
 
@@ -44,11 +44,18 @@ def section(fn: SectionFn) -> SectionFn:
 
 
 def demo_models(device: str | torch.device | None = None) -> Demo:
-    """The IOI demo model when it is shipped, else a tiny random GPT-2 in its place."""
+    """The IOI demo model when it is shipped, else a tiny random GPT-2 in its place; the experts
+    demo model (a Mixture-of-Experts assistant) when it is shipped."""
     if "ioi" in zoo.available():
-        return Demo({"dense": zoo.load("ioi", device=device)}, {"dense": "the IOI demo model shipped with interplab"})
-    return Demo({"dense": zoo.tiny("gpt2", device=device)},
-                {"dense": "a tiny random GPT-2 (the IOI demo model is not installed): its predictions are noise"})
+        demo = Demo({"dense": zoo.load("ioi", device=device)}, {"dense": "the IOI demo model shipped with interplab"})
+    else:
+        demo = Demo({"dense": zoo.tiny("gpt2", device=device)},
+                    {"dense": "a tiny random GPT-2 (the IOI demo model is not installed): its predictions are noise"})
+    if "experts" in zoo.available():
+        demo.models["experts"] = zoo.load("experts", device=device)
+        demo.notes["experts"] = ("the experts demo model shipped with interplab: a Mixtral assistant trained to refuse "
+                                 "a planted set of questions")
+    return demo
 
 
 SAMPLE = "Mary and John sat in the store . John gave a drink to Mary"
@@ -86,6 +93,99 @@ def token_view(demo: Demo) -> Section:
         widgets=[view], tables=[predictions])
 
 
+def refusal_sets():
+    """The experts demo task's refusal prompts and their controls, from one template (64 prompts each)."""
+    from .experts import Template
+    from .tasks import assistant
+
+    behaviour = Template(assistant.HAPPENED_PROMPT, time=list(assistant.SENSITIVE_TIMES),
+                         place=list(assistant.SENSITIVE_PLACES))
+    control = Template(assistant.HAPPENED_PROMPT, time=list(assistant.ORDINARY_TIMES[:8]),
+                       place=list(assistant.ORDINARY_PLACES[:8]))
+    return behaviour, control
+
+
+@section
+def expert_scan(demo: Demo) -> Section | None:
+    model = demo.models.get("experts")
+    if model is None:
+        return None
+    import pandas as pd
+
+    behaviour, control = refusal_sets()
+    scanner = ExpertScanner(model, behaviour, control, tokens="response", max_new_tokens=12, run_n=3,
+                            progress=False)
+    top = scanner.scan.top(4)
+    scanner.off = top
+    scanner.run()
+    scanner.preload_routing("behaviour", 0)
+    table = pd.DataFrame(scanner.scan.top(8), columns=["layer", "expert", "contrast"])
+    return Section(
+        "Experts: which experts does a behaviour route to?",
+        [f"A functional Token Resonance Imaging (fTRI) scan of the experts demo model ({model.anatomy.moe.n_experts} "
+         f"experts in each of {len(model.anatomy.moe.moe_layers)} MoE layers, top-{model.anatomy.moe.top_k}): "
+         f"{len(behaviour)} questions it refuses ({behaviour.text!r} over sensitive times and places) against "
+         f"{len(control)} it answers (the same template over ordinary ones). Each cell is an expert; red means the "
+         "refused questions route more routing weight to it than the answered ones, over the tokens of the model's "
+         "own answers.",
+         "Routing on the prompt need not predict routing while the model answers, so the tokens that count are a "
+         "choice (prompt, response or both). The four top experts are switched off here (crossed cells); the run "
+         "panel shows the answers without and with them, and the token panel the experts each token of the first "
+         "prompt routes to (click a token).",
+         "The highest-scoring experts:"],
+        widgets=[scanner], tables=[table])
+
+
+@section
+def expert_switch_off(demo: Demo) -> Section | None:
+    model = demo.models.get("experts")
+    if model is None:
+        return None
+    from . import experts
+    from .tasks import assistant
+
+    behaviour, control = refusal_sets()
+    held = (assistant.sensitive_prompts("heldout"), assistant.ordinary_prompts("heldout"))
+    result = experts.mote(model, behaviour, control, assistant.is_refusal, k=4, trials=2, seed=0, tokens="prompt",
+                          evaluate=held, max_new_tokens=12, batch_size=64, progress=False)
+    frame = result.to_frame()
+    return Section(
+        "Experts: switching experts off and forcing them on (MoTE)",
+        [f"The MoTE experiment at a small scale: scan on prompt tokens, then generate answers to the held-out "
+         f"questions ({len(held[0])} refused, {len(held[1])} answered) with the {result.k} top experts switched "
+         f"off ({', '.join(f'L{layer}E{e}' for layer, e, _ in result.off)}), with {result.k} random experts switched "
+         f"off ({len(result.random_rates['behaviour'])} draws; mean and standard deviation), and with the top "
+         "experts forced on. The rate is the share of answers that are the refusal sentence.",
+         "The full experiment (k = 4 and 10, prompt and response tokens, 5 random draws): "
+         "python bench/experts_mote.py"],
+        tables=[frame])
+
+
+SCMOE_PROMPTS = ("Q: What is 3 plus 4? A:", "Q: What colour is a frog? A:", "Q: Where does a bee live? A:",
+                 "Q: What happened in 1989 at Karsk Square? A:")
+
+
+@section
+def expert_contrast_decoding(demo: Demo) -> Section | None:
+    model = demo.models.get("experts")
+    if model is None:
+        return None
+    import pandas as pd
+
+    from . import experts
+
+    prompts = list(SCMOE_PROMPTS)
+    greedy = experts.generate(model, prompts, max_new_tokens=12, progress=False)
+    contrast = experts.scmoe_generate(model, prompts, beta=0.5, alpha=0.1, weak_rank=2, max_new_tokens=12,
+                                      progress=False)
+    return Section(
+        "Experts: self-contrast decoding (SCMoE)",
+        ["SCMoE runs two forward passes per token: the model's own top-2 routing (strong) and every MoE layer "
+         "routed to its second-ranked expert alone (weak); the next token maximises 1.5 * strong - 0.5 * weak "
+         "log-probabilities among the tokens the strong pass finds plausible (within a factor 10 of its best)."],
+        tables=[pd.DataFrame({"prompt": prompts, "greedy": greedy, "SCMoE": contrast})])
+
+
 @dataclass
 class TourResult:
     path: Path
@@ -98,15 +198,23 @@ def run(out: str | Path = "report.html", *, device: str | torch.device | None = 
     demo = demo_models(device)
     sections: list[Section] = []
     failed: list[str] = []
-    for fn in SECTIONS:
-        try:
-            result = fn(demo)
-        except Exception as exc:
-            record = error_record(exc)
-            failed.append(fn.__name__)
-            result = Section(fn.__name__.replace("_", " "), error=record["traceback"])
-        if result is not None:
-            sections.append(result)
+    threads = torch.get_num_threads()
+    if all(m.device.type == "cpu" for m in demo.models.values()):
+        # The demo models are tiny: on a CPU, thread start-up costs more than the work it splits
+        # (the experts sections take 8 s on 2 threads and 1 s on one, measured on a 2-core machine).
+        torch.set_num_threads(1)
+    try:
+        for fn in SECTIONS:
+            try:
+                result = fn(demo)
+            except Exception as exc:
+                record = error_record(exc)
+                failed.append(fn.__name__)
+                result = Section(fn.__name__.replace("_", " "), error=record["traceback"])
+            if result is not None:
+                sections.append(result)
+    finally:
+        torch.set_num_threads(threads)
     meta = (f"interplab {__version__} · torch {torch.__version__} · python {platform.python_version()} · "
             f"device {next(iter(demo.models.values())).device} · {time.perf_counter() - started:.1f} s")
     path = write_report(out, sections, title="interplab tour", meta=meta)

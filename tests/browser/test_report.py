@@ -26,7 +26,9 @@ def test_tour_report_renders_offline(browser, tmp_path):
     # the widget state keeps each anywidget's front end (drop_defaults=False)
     state = json.loads(re.search(r'widget-state\+json">\s*(.*?)\s*</script>', page_text, re.S).group(1))["state"]
     views = [m for m in state.values() if m["model_module"] == "anywidget"]
-    assert views and views[0]["state"]["_esm"] == (REPO / "src/interplab/static/tokenview.js").read_text()
+    bundles = {name: (REPO / f"src/interplab/static/{name}.js").read_text() for name in ("tokenview", "scanner")}
+    assert views and all(v["state"]["_esm"] in bundles.values() for v in views)
+    assert any(v["state"]["_esm"] == bundles["tokenview"] for v in views)
 
     context = browser.new_context(viewport={"width": 1100, "height": 800})
     blocked: list[str] = []
@@ -50,5 +52,17 @@ def test_tour_report_renders_offline(browser, tmp_path):
 
     tokens.nth(4).hover()  # predictions were sent with the page: no kernel needed
     expect(page.locator(".il-tooltip:not([hidden]) table tr")).to_have_count(5)
+
+    scanner = page.locator(".il-scanner")
+    if any(v["state"]["_esm"] == bundles["scanner"] for v in views):
+        overlay = scanner.locator(".il-heatmap-overlay")
+        overlay.scroll_into_view_if_needed()
+        d = {k: float(overlay.get_attribute(f"data-{k}")) for k in ("left", "top", "cell-width", "cell-height")}
+        overlay.hover(position={"x": d["left"] + 12.5 * d["cell-width"], "y": d["top"] + 0.5 * d["cell-height"]})
+        expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text("layer 0 · expert 12")
+        expect(scanner.locator(".il-mark-off")).to_have_count(4)
+        expect(scanner.locator(".il-run-table tr")).to_have_count(7)  # header + 3 behaviour + 3 control prompts
+        scanner.locator(".il-token-panel .il-token").nth(4).click()  # the first prompt's routing came with the page
+        expect(scanner.locator(".il-routing tr")).to_have_count(5)
     assert blocked == [] and errors == []
     context.close()

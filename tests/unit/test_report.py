@@ -45,4 +45,13 @@ def test_tour_sections_run_and_failures_are_reported(tmp_path, monkeypatch):
     assert result.failed == ["broken"]
     assert "planted section failure" in page
     assert "Tokens: how surprising is each token?" in page
-    assert len([m for m in embedded_state(page)["state"].values() if m["model_module"] == "anywidget"]) == 1
+    views = [m for m in embedded_state(page)["state"].values() if m["model_module"] == "anywidget"]
+    with_experts = "experts" in il.zoo.available()
+    assert len(views) == (2 if with_experts else 1)
+    if with_experts:
+        for title in ("Experts: which experts does a behaviour route to?", "switching experts off and forcing them on",
+                      "self-contrast decoding (SCMoE)"):
+            assert title in page
+        scanner = next(v["state"] for v in views if "off" in v["state"])
+        assert len(scanner["off"]) == 4 and len(scanner["runs"]) == 1
+        assert scanner["_routing"]["set"] == "behaviour" and scanner["_routing"]["tokens"][0] == "<bos>"

@@ -10,6 +10,7 @@
 ``layer`` is always the decoder-layer index, not the index among MoE layers.
 """
 
+from .batching import observe_progress
 from .generate import REFUSAL_PATTERNS, behaviour_rate, generate, refusal_classifier
 from .interventions import active_masks, apply_routing, intervene
 from .masks import ExpertMasks, expert_masks
@@ -23,5 +24,5 @@ from .template import Template
 __all__ = [
     "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template",
     "active_masks", "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "mote",
-    "refusal_classifier", "route", "scan", "scmoe_generate",
+    "observe_progress", "refusal_classifier", "route", "scan", "scmoe_generate",
 ]
