@@ -25,7 +25,7 @@ import time
 import torch
 
 import interplab as il
-from interplab.circuits import ContrastTask, attribute
+from interplab.circuits import ContrastTask, attribute, lrp
 
 
 def gpt2_small(seed: int, device: str) -> il.Model:
@@ -101,12 +101,12 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()))
 
 
-def head_fidelity(model: il.Model, task: ContrastTask) -> dict:
+def head_fidelity(model: il.Model, task: ContrastTask, rules: tuple[str, ...]) -> dict:
     """Pearson r of AtP and RelP with patching over every (layer, head, position) and (layer, position) MLP node."""
     patched = attribute(model, task, method="patch", level="head", progress=False)
     out = {}
     for method in ("atp", "relp"):
-        att = attribute(model, task, method=method, level="head")
+        att = attribute(model, task, method=method, level="head", rules=rules)
         out[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("head", "mlp")}
     return out
 
@@ -123,8 +123,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--heads", action="store_true", help="also the correlations at the head level")
+    parser.add_argument("--rules", default=",".join(lrp.RULES), help="RelP's LRP rules, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    rules = tuple(r for r in args.rules.split(",") if r)
     torch.manual_seed(args.seed)
 
     if args.gpt2_small:
@@ -144,7 +146,7 @@ def main() -> None:
     results = {}
     fb = forward_backward(model, task)
     runs = {
-        "relp": lambda: attribute(model, task, method="relp"),
+        "relp": lambda: attribute(model, task, method="relp", rules=rules),
         "atp": lambda: attribute(model, task, method="atp"),
         "forward_backward": fb,
     }
@@ -155,9 +157,9 @@ def main() -> None:
     patched = patch_fn()  # warm-up and the ground truth
     times["patch"] = median_times({"patch": patch_fn}, args.patch_repeats)["patch"]
     for method in ("atp", "relp"):
-        att = attribute(model, task, method=method)
+        att = attribute(model, task, method=method, rules=rules)
         results[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("resid", "attn", "mlp")}
-    heads = head_fidelity(model, task) if args.heads else None
+    heads = head_fidelity(model, task, rules) if args.heads else None
     a = model.anatomy
     nodes = 3 * a.n_layers * enc.seq_len
     relp, atp = results["relp"], results["atp"]
@@ -171,7 +173,8 @@ def main() -> None:
     }
     print(json.dumps({
         "model": name, "family": a.family, "layers": a.n_layers, "d_model": a.d_model, "device": args.device,
-        "threads": torch.get_num_threads(), "task": task.name, "prompts": enc.n, "positions": enc.seq_len,
+        "threads": torch.get_num_threads(), "relp_rules": list(rules), "task": task.name, "prompts": enc.n,
+        "positions": enc.seq_len,
         "nodes": nodes,
         "metric": {"clean": round(patched.clean_metric, 4), "corrupt": round(patched.corrupt_metric, 4)},
         "clean_accuracy": round(clean_accuracy(model, task), 4),

@@ -160,3 +160,22 @@ def test_prompt_batches_give_the_same_scores():
     for component in whole.scores:
         torch.testing.assert_close(split.scores[component], whole.scores[component], rtol=1e-4, atol=1e-6)
     assert split.clean_metric == pytest.approx(whole.clean_metric, abs=1e-6)
+
+
+def test_relp_with_a_chosen_rule_set():
+    model = tiny("llama")
+    prompts = prompts_for(model, TEXTS)
+    task = il_task(model, prompts)
+    sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
+    chosen = ("norm", "identity", "half")  # no AH-rule: the backward also flows through the pattern
+    with lrp.rules(model, enable=chosen):
+        expected = atp_reference(model, prompts, sites)
+    att = attribute(model, task, method="relp", rules=chosen)
+    for component, layer in sites:
+        torch.testing.assert_close(att.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    plain = attribute(model, task, method="atp", level="edge")
+    none = attribute(model, task, method="relp", level="edge", rules=())
+    torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
+    with pytest.raises(ValueError, match="unknown LRP rules"):
+        attribute(model, task, method="relp", rules=("softmax",))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from . import lrp
 from .edges import edge_attribution
 from .gradients import gradient_scores
 from .nodes import LEVELS, SCORED_COMPONENTS, nodes_of
@@ -17,7 +20,8 @@ METHODS = ("patch", "atp", "relp")
 
 
 def attribute(model, task: ContrastTask, method: str = "relp", level: str = "component", *,
-              positions: bool = True, batch_size: int | None = None, progress: bool = True) -> Attribution:
+              positions: bool = True, batch_size: int | None = None, progress: bool = True,
+              rules: Sequence[str] = lrp.RULES) -> Attribution:
     """Score the nodes of ``task`` on ``model`` (denoising: the change in the mean logit difference
     when a node's clean activation is put into the corrupted run).
 
@@ -29,6 +33,8 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
     - ``positions``: score each position separately (default) or each component over all positions
       (patching then patches all positions at once).
     - ``batch_size``: nodes per forward for ``"patch"``, prompts per forward for gradient methods.
+    - ``rules``: the LRP rules RelP uses (default: all of ``lrp.RULES``; e.g. without
+      ``"attention"`` the backward also flows through the attention pattern).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -49,7 +55,8 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
         if method == "patch":
             raise ValueError("edge scores come from gradients (edge attribution patching): use method='atp' "
                              "or 'relp' with level='edge'; method='patch' scores nodes")
-        return edge_attribution(model, enc, relp=method == "relp", batch_size=batch_size, model_name=model.name,
+        return edge_attribution(model, enc, relp=method == "relp", rules=tuple(rules), batch_size=batch_size,
+                                model_name=model.name,
                                 **common)
 
     components = SCORED_COMPONENTS[level]
@@ -59,7 +66,8 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
         values, clean, corrupt = patch_scores(model, enc, nodes, batch_size=batch_size, progress=progress)
         scores = _fill(nodes, values, components, a.n_layers, a.n_heads, seq_len)
     else:
-        scores, clean, corrupt = gradient_scores(model, enc, level, relp=method == "relp", positions=positions,
+        scores, clean, corrupt = gradient_scores(model, enc, level, relp=method == "relp", rules=tuple(rules),
+                                                 positions=positions,
                                                  batch_size=batch_size)
     axes = {c: _axes(c, positions) for c in components}
     return Attribution(scores={c: scores[c].float().cpu() for c in components}, axes=axes, clean_metric=clean,

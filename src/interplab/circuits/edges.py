@@ -93,7 +93,7 @@ def private_reader_inputs(modules) -> Iterator[None]:
 
 
 def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | None = None, model_name: str = "",
-                     **meta) -> Attribution:
+                     rules: tuple[str, ...] = lrp.RULES, **meta) -> Attribution:
     sources, targets = edge_nodes(model)
     parallel = parallel_blocks(model)
     valid = torch.tensor([[is_edge(s, t, parallel) for t in targets] for s in sources])
@@ -102,7 +102,7 @@ def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | N
     clean = corrupt = 0.0
     for start in range(0, enc.n, per):
         idx = slice(start, min(start + per, enc.n))
-        part, part_clean, part_corrupt = _edge_pass(model, enc, idx, sources, targets, relp)
+        part, part_clean, part_corrupt = _edge_pass(model, enc, idx, sources, targets, relp, rules)
         weight = (idx.stop - idx.start) / enc.n
         total += part * weight
         clean += part_clean * weight
@@ -115,7 +115,8 @@ def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | N
                        model=model_name, **meta)
 
 
-def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool) -> tuple[Tensor, float, float]:
+def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool,
+               rules: tuple[str, ...]) -> tuple[Tensor, float, float]:
     answer = enc.answer_ids[idx][:, None]
     distractor = enc.distractor_ids[idx][:, None]
     # forward order: per layer, the attn reader, the attn write, the mlp reader, the mlp write
@@ -126,11 +127,11 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
                   (False, readers[2 * layer + 1][0], True), (True, *_writer(model, sources[2 + 2 * layer]))]
     steps.append((False, readers[-1][0], True))
     clone_in_trace = not relp  # with RelP the norm rules are hooks, so the copies are made by hooks too
-    rules = lrp.rules(model) if relp else nullcontext()
+    ruled = lrp.rules(model, enable=rules) if relp else nullcontext()
     copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
     embed, unembed = model.embed, model.unembed
     writes = [step for step in steps if step[0]]
-    with gradients_on_activations(model), rules, copies, session(model):
+    with gradients_on_activations(model), ruled, copies, session(model):
         with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
             cleans = []
             for _, envoy, is_input in writes:

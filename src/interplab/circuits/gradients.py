@@ -48,7 +48,8 @@ def _sites(model, level: str) -> list[tuple[str, int, str]]:
 
 
 def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, positions: bool = True,
-                    batch_size: int | None = None) -> tuple[dict[str, Tensor], float, float]:
+                    batch_size: int | None = None, rules: tuple[str, ...] = lrp.RULES,
+                    ) -> tuple[dict[str, Tensor], float, float]:
     """Per component, scores ``[layers, (heads,) positions]`` (or without positions), and the
     clean and corrupt metrics. ``batch_size`` = prompts per forward (default: all)."""
     sites = _sites(model, level)
@@ -58,7 +59,7 @@ def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, position
     clean = corrupt = 0.0
     for start in range(0, enc.n, per):
         idx = slice(start, min(start + per, enc.n))
-        part_totals, part_clean, part_corrupt = _one_pass(model, enc, idx, sites, relp)
+        part_totals, part_clean, part_corrupt = _one_pass(model, enc, idx, sites, relp, rules)
         weight = (idx.stop - idx.start) / enc.n
         clean += part_clean * weight
         corrupt += part_corrupt * weight
@@ -88,7 +89,8 @@ def prompt_inputs(enc: EncodedTask, part: str, idx: slice) -> dict[str, Tensor]:
     return {"input_ids": ids[idx], "attention_mask": enc.attention_mask[idx], "position_ids": enc.position_ids[idx]}
 
 
-def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[list[Tensor], float, float]:
+def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool,
+              rules: tuple[str, ...]) -> tuple[list[Tensor], float, float]:
     """One nnsight session: a clean forward without gradients, then the corrupted forward and backward."""
     n = idx.stop - idx.start
     answer = enc.answer_ids[idx][:, None]
@@ -100,8 +102,8 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool) -> tuple[l
         envoy, reads_input = site_envoy(model, layer, kind)
         reads.append((envoy, reads_input, component == "head"))
     embed, unembed = model.embed, model.unembed
-    rules = lrp.rules(model) if relp else nullcontext()
-    with gradients_on_activations(model), rules, session(model):
+    ruled = lrp.rules(model, enable=rules) if relp else nullcontext()
+    with gradients_on_activations(model), ruled, session(model):
         with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
             cleans = []
             for envoy, reads_input, _ in reads:
