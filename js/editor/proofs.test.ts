@@ -21,13 +21,13 @@ const calm: ProofNode = {
 };
 
 describe("colours", () => {
-  it("gives each concept the palette colour of its place, cycling", () => {
-    const names = Array.from({ length: 12 }, (_, i) => `c${i}`);
+  it("gives each concept the colour of its place: the palette, then distinct hues", () => {
+    const names = Array.from({ length: 46 }, (_, i) => `c${i}`);
     const colours = conceptColours(names);
     expect(colours.get("c0")).toBe(PALETTE[0]);
     expect(colours.get("c3")).toBe(PALETTE[3]);
-    expect(colours.get("c11")).toBe(PALETTE[1]);
-    expect(new Set(names.slice(0, 10).map((n) => colours.get(n))).size).toBe(10);
+    expect(colours.get("c11")).toBe("hsl(73, 55%, 52%)"); // 11 * 137.508 = 1512.6 = 4 * 360 + 72.6
+    expect(new Set(names.map((n) => colours.get(n))).size).toBe(46);
   });
 });
 

@@ -7,9 +7,14 @@ import type { ProofNode } from "./lint";
 // Tableau 10: distinct on light and dark backgrounds.
 export const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
 
+/** The colour of the i-th concept: the palette, then hues a golden angle apart (large dictionaries). */
+export function colourAt(i: number): string {
+  return i < PALETTE.length ? PALETTE[i] : `hsl(${Math.round((i * 137.508) % 360)}, 55%, 52%)`;
+}
+
 /** Each dictionary concept's colour, by its place in the dictionary (stable across edits). */
 export function conceptColours(names: string[]): Map<string, string> {
-  return new Map(names.map((name, i) => [name, PALETTE[i % PALETTE.length]]));
+  return new Map(names.map((name, i) => [name, colourAt(i)]));
 }
 
 /** The token positions in a given proof leaf's evidence (local detections; a global one has none). */

@@ -106,6 +106,12 @@ class RuleEditor(Widget, bundle="editor"):
         """True while the rules have errors (the inference is the last error-free rules')."""
         return any(d["severity"] == "error" for d in self.diagnostics)
 
+    @property
+    def elapsed_ms(self) -> float:
+        """The kernel's time for the last update: diagnostics and re-inference after a rules edit,
+        detection and inference after a text edit."""
+        return self._inference.get("elapsed_ms", float("nan"))
+
     @traitlets.observe("rules")
     def _on_rules(self, change: dict) -> None:
         if not self._busy:
@@ -211,9 +217,8 @@ class RuleEditor(Widget, bundle="editor"):
         with self.working("generating"):
             result = generate(self.model, self.text, self.concepts, self.ruleset, strength=self.strength,
                               max_new_tokens=self.max_new_tokens)
-        self.generation = {"prompt": result.prompt, "strength": self.strength, "rules": self.rules,
-                           "base": result.base, "steered": result.steered,
-                           "derived": sorted(result.inference.derived),
+        self.generation = {"prompt": result.prompt, "strength": self.strength, "base": result.base,
+                           "steered": result.steered, "derived": sorted(result.inference.derived),
                            "suppressed": sorted(result.inference.suppressed),
                            "steering": plain(result.steps[-1]["steering"]) if result.steps else {}}
         return result
