@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 PORT   ?= 8888
 STAMP  := $(VENV)/.interplab-installed
 JS_SRC := $(shell find js -name '*.ts' -o -name '*.css' 2>/dev/null) build.mjs
-BUNDLE := src/interplab/static/tokenview.js
+BUNDLE := src/interplab/static/.built
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test test-py test-js test-browser lint chromium tour clean
@@ -24,10 +24,12 @@ $(VENV)/bin/python:
 	else $(PYTHON) -m venv $(VENV); fi
 	$(PIP) install -q --upgrade pip
 
+# The bundles are built by the rule above: SKIP_JUPYTER_BUILDER keeps the build hook from running
+# npm again (which would touch node_modules and make every later `make` rebuild).
 $(STAMP): $(VENV)/bin/python pyproject.toml $(BUNDLE)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
-	$(PIP) install -q hatchling hatch-jupyter-builder
-	$(PIP) install -q --no-build-isolation -e ".[dev]"
+	$(PIP) install -q hatchling hatch-jupyter-builder editables
+	SKIP_JUPYTER_BUILDER=1 $(PIP) install -q --no-build-isolation -e ".[dev]"
 	@touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -35,6 +37,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 $(BUNDLE): node_modules/.package-lock.json $(JS_SRC)
 	npm run --silent build
+	@touch $@
 
 lab: setup
 	@echo "JupyterLab is starting; open the URL printed below (with its token)."

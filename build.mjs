@@ -1,4 +1,4 @@
-// Bundles each widget's front end (js/<widget>/index.ts) into src/interplab/static/<widget>.js
+// Bundles each front end, js/<name>/index.ts (a widget, or the report runtime), into src/interplab/static/<name>.js
 // (+ .css when the widget imports CSS). anywidget loads these ES modules by path.
 import * as esbuild from "esbuild";
 import { readdirSync, existsSync } from "node:fs";

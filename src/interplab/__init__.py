@@ -1,3 +1,16 @@
-"""interplab: a JupyterLab workbench for looking inside transformer language models."""
+"""interplab: a JupyterLab workbench for looking inside transformer language models.
+
+    import interplab as il
+    model = il.load("gpt2")        # a HuggingFace id, a local folder, or il.load(module, tokenizer=tok)
+    model = il.zoo.load("ioi")     # the shipped demo models
+"""
+
+from . import anatomy, experts, reasoning, tokens, widgets, zoo
+from .anatomy import Anatomy, MoeAnatomy
+from .model import Block, Model, load
+from .widgets import ExpertScanner, TokenView
 
 __version__ = "0.1.0"
+
+__all__ = ["Anatomy", "Block", "ExpertScanner", "Model", "MoeAnatomy", "TokenView", "anatomy", "experts", "load",
+           "reasoning", "tokens", "widgets", "zoo"]

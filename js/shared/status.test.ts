@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { CommandError, Commands } from "./rpc";
+import { errorBanner, progressBar } from "./status";
+import { MockModel } from "./testing";
+
+describe("error banner", () => {
+  it("shows the kernel's error trait and clears it when dismissed", () => {
+    const model = new MockModel({ error: null });
+    const banner = errorBanner(model);
+    expect(banner.el.hidden).toBe(true);
+    model.set("error", { type: "RuntimeError", message: "<b>boom</b>", command: "_top_k", traceback: "Traceback: ..." });
+    expect(banner.el.hidden).toBe(false);
+    expect(banner.el.textContent).toContain("RuntimeError in _top_k: <b>boom</b>");
+    expect(banner.el.querySelector("b")).toBeNull(); // the message is text
+    expect(banner.el.querySelector("pre")!.textContent).toBe("Traceback: ...");
+    banner.el.querySelector<HTMLButtonElement>(".il-error-close")!.click();
+    expect(banner.el.hidden).toBe(true);
+    expect(model.get("error")).toBeNull();
+    expect(model.saves).toBe(1);
+    banner.dispose();
+    expect(model.listenerCount("change:error")).toBe(0);
+  });
+
+  it("shows browser-side errors without touching the trait, and ignores aborts", () => {
+    const model = new MockModel({ error: null });
+    const banner = errorBanner(model);
+    banner.show(new DOMException("closed", "AbortError"));
+    expect(banner.el.hidden).toBe(true);
+    banner.show(new CommandError("ValueError", "bad position", "_top_k"));
+    expect(banner.el.textContent).toContain("ValueError in _top_k: bad position");
+    banner.el.querySelector<HTMLButtonElement>(".il-error-close")!.click();
+    expect(model.saves).toBe(0);
+  });
+});
+
+describe("progress bar", () => {
+  it("follows the progress trait and pending commands", () => {
+    const model = new MockModel({ progress: null });
+    const commands = new Commands(model);
+    const bar = progressBar(model, commands);
+    expect(bar.el.classList.contains("il-idle")).toBe(true);
+    model.set("progress", { label: "scanning", done: 3, total: 12 });
+    expect(bar.el.classList.contains("il-idle")).toBe(false);
+    expect(parseFloat(bar.el.querySelector<HTMLElement>(".il-progress-fill")!.style.width)).toBe(25);
+    expect(bar.el.textContent).toBe("scanning 3/12");
+    model.set("progress", { label: "thinking" });
+    expect(bar.el.classList.contains("il-indeterminate")).toBe(true);
+    model.set("progress", null);
+    expect(bar.el.classList.contains("il-idle")).toBe(true);
+    commands.invoke("x", {}).catch(() => undefined);
+    expect(bar.el.classList.contains("il-idle")).toBe(false);
+    expect(bar.el.textContent).toContain("waiting for the kernel");
+    commands.dispose();
+    bar.dispose();
+  });
+});

@@ -1,0 +1,127 @@
+// The two status pieces every widget shows above its view: an error banner (kernel errors from
+// the synced `error` trait, and errors raised in the browser) and a busy/progress bar (the synced
+// `progress` trait, and pending kernel commands).
+
+import { h, replaceChildren } from "./dom";
+import { CommandError, type Commands, isAbort } from "./rpc";
+import type { AnyModel } from "./types";
+
+/** The `error` trait: what Python's Widget records when a command or observer fails. */
+export interface KernelError {
+  type: string;
+  message: string;
+  command?: string;
+  traceback?: string;
+}
+
+/** The `progress` trait: `done` of `total` steps (total null: unknown), with a label. */
+export interface Progress {
+  done?: number;
+  total?: number | null;
+  label?: string;
+}
+
+export interface ErrorBanner {
+  el: HTMLElement;
+  /** Show an error raised in the browser (a kernel error arrives through the trait). */
+  show(error: unknown): void;
+  dispose(): void;
+}
+
+function asKernelError(error: unknown): KernelError {
+  if (error instanceof CommandError) {
+    return { type: error.type, message: error.message, command: error.command, traceback: error.traceback };
+  }
+  if (error instanceof Error) return { type: error.name, message: error.message };
+  return { type: "Error", message: String(error) };
+}
+
+export function errorBanner(model: AnyModel): ErrorBanner {
+  const el = h("div", { class: "il-error", attrs: { role: "alert", hidden: true } });
+  let fromTrait = false;
+
+  const render = (error: KernelError | null, trait: boolean) => {
+    fromTrait = trait;
+    if (!error) {
+      el.hidden = true;
+      replaceChildren(el);
+      return;
+    }
+    const where = error.command ? ` in ${error.command}` : "";
+    replaceChildren(
+      el,
+      h("span", { class: "il-error-title" }, `${error.type}${where}: `),
+      h("span", { class: "il-error-message" }, error.message),
+      h("button", { class: "il-error-close", attrs: { title: "dismiss", "aria-label": "dismiss" }, on: { click: dismiss } }, "×"),
+      error.traceback ? h("details", {}, h("summary", {}, "traceback"), h("pre", {}, error.traceback)) : null,
+    );
+    el.hidden = false;
+  };
+
+  function dismiss() {
+    if (fromTrait) {
+      model.set("error", null);
+      model.save_changes();
+    }
+    render(null, false);
+  }
+
+  const onTrait = () => render((model.get("error") as KernelError | null) ?? null, true);
+  model.on("change:error", onTrait);
+  if (model.get("error")) onTrait();
+
+  return {
+    el,
+    show(error) {
+      if (!isAbort(error)) render(asKernelError(error), false);
+    },
+    dispose() {
+      model.off("change:error", onTrait);
+    },
+  };
+}
+
+export interface ProgressBar {
+  el: HTMLElement;
+  dispose(): void;
+}
+
+export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
+  const fill = h("div", { class: "il-progress-fill" });
+  const label = h("span", { class: "il-progress-label" });
+  const el = h("div", { class: "il-progress il-idle", attrs: { role: "progressbar" } }, h("div", { class: "il-progress-track" }, fill), label);
+  let pending = 0;
+
+  const update = () => {
+    const p = (model.get("progress") as Progress | null) ?? null;
+    // Idle keeps its space (visibility, not display): nothing around it moves.
+    el.classList.toggle("il-idle", !p && pending === 0);
+    if (!p && pending === 0) return;
+    const determinate = !!p && typeof p.total === "number" && p.total > 0;
+    el.classList.toggle("il-indeterminate", !determinate);
+    if (determinate) {
+      const frac = Math.min(1, Math.max(0, (p!.done ?? 0) / p!.total!));
+      fill.style.width = `${(100 * frac).toFixed(1)}%`;
+      el.setAttribute("aria-valuenow", String(Math.round(100 * frac)));
+    } else {
+      fill.style.removeProperty("width");
+      el.removeAttribute("aria-valuenow");
+    }
+    const count = determinate ? ` ${p!.done ?? 0}/${p!.total}` : "";
+    label.textContent = p ? `${p.label ?? "working"}${count}` : "waiting for the kernel…";
+  };
+
+  model.on("change:progress", update);
+  const stop = commands?.onPending((n) => {
+    pending = n;
+    update();
+  });
+  update();
+  return {
+    el,
+    dispose() {
+      model.off("change:progress", update);
+      stop?.();
+    },
+  };
+}

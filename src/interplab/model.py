@@ -1,0 +1,244 @@
+"""``interplab.load`` and ``Model``: one standard anatomy over an nnsight-wrapped transformers model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nnsight
+import torch
+from torch import Tensor, nn
+
+from .anatomy import Anatomy, Family, UnsupportedModelError, describe, family_for, get_path
+
+__all__ = ["Block", "Model", "load", "output_tensor", "replace_output"]
+
+
+def output_tensor(value: Any) -> Tensor:
+    """The main tensor of a module output (the first element when the module returns a tuple)."""
+    return value[0] if isinstance(value, tuple) else value
+
+
+def replace_output(envoy, value: Tensor, original: Any) -> None:
+    """Set an envoy's output to ``value``, keeping the rest of a tuple output as it was."""
+    envoy.output = (value, *original[1:]) if isinstance(original, tuple) else value
+
+
+class Block:
+    """One decoder block seen through the family table: ``block.attn``, ``block.mlp``, ``block.router``...
+
+    Attributes are nnsight envoys (use them inside a trace); ``block.module(name)`` gives the
+    torch module itself (for weights), ``block.has(name)`` whether this block has it.
+    """
+
+    def __init__(self, model: Model, index: int):
+        self._model = model
+        self.index = index
+        self._root = f"{model.family.layers}.{index}"
+
+    def path(self, name: str) -> str:
+        try:
+            return f"{self._root}.{self._model.family.block[name]}"
+        except KeyError:
+            names = ", ".join(self._model.family.block)
+            raise AttributeError(
+                f"'{name}' is not a standard block name of the {self._model.family.name} family "
+                f"(it has: {names})"
+            ) from None
+
+    def has(self, name: str) -> bool:
+        return name in self._model.family.block and get_path(self._model.hf, self.path(name)) is not None
+
+    def module(self, name: str) -> nn.Module:
+        module = get_path(self._model.hf, self.path(name))
+        if module is None:
+            raise AttributeError(f"block {self.index} of this {self._model.family.name} model has no '{name}'")
+        return module
+
+    @property
+    def envoy(self):
+        """The whole decoder block (``.input`` is the residual stream entering it)."""
+        return self._model.envoy(self._root)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        self.module(name)  # a clear error if this block lacks it
+        return self._model.envoy(self.path(name))
+
+    def __repr__(self) -> str:
+        present = [n for n in self._model.family.block if self.has(n)]
+        return f"Block({self.index}: {', '.join(present)})"
+
+
+class Model:
+    """A loaded language model: ``hf`` (transformers), ``tokenizer``, ``nn`` (nnsight) and ``anatomy``."""
+
+    def __init__(self, hf: nn.Module, tokenizer, *, remote: bool | str = False, name: str | None = None,
+                 nn_model=None):
+        self.hf = hf
+        self.tokenizer = tokenizer
+        self.remote = remote
+        self.name = name or getattr(hf.config, "_name_or_path", None) or type(hf).__name__
+        self.family: Family = family_for(hf.config)
+        self.anatomy: Anatomy = describe(hf, self.family)
+        _prepare_tokenizer(tokenizer)
+        self.nn = nn_model if nn_model is not None else nnsight.TransformersModel(
+            hf, tokenizer=tokenizer, task="text-generation")
+        self.blocks: list[Block] = [Block(self, i) for i in range(self.anatomy.n_layers)]
+        self._envoys: dict[str, Any] = {}
+
+    # --- standard names -------------------------------------------------------------------
+    def envoy(self, path: str):
+        """The nnsight envoy at a module path (cached)."""
+        if path not in self._envoys:
+            envoy = self.nn
+            for part in path.split("."):
+                envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+            self._envoys[path] = envoy
+        return self._envoys[path]
+
+    @property
+    def embed(self):
+        return self.envoy(self.family.embed)
+
+    @property
+    def final_norm(self):
+        return self.envoy(self.family.final_norm)
+
+    @property
+    def unembed(self):
+        return self.envoy(self.family.unembed)
+
+    def module(self, name: str) -> nn.Module:
+        """A model-level torch module by standard name: 'embed', 'final_norm', 'unembed'."""
+        return get_path(self.hf, getattr(self.family, name))
+
+    def router(self, layer: int):
+        """The router envoy of decoder layer ``layer`` (a MoE layer)."""
+        moe = self.anatomy.moe
+        if moe is None:
+            raise ValueError(f"{self.name} is a dense {self.family.name} model: it has no routers")
+        if layer not in moe.moe_layers:
+            raise ValueError(f"decoder layer {layer} is dense; the MoE layers are {list(moe.moe_layers)}")
+        return self.blocks[layer].router
+
+    def head_weights(self, layer: int) -> Tensor:
+        """The attention output projection split per head: ``[n_heads, d_head, d_model]``.
+
+        ``head_outputs[..., h, :] @ head_weights[h]`` summed over heads (+ the projection's bias)
+        is the attention output.
+        """
+        proj = self.blocks[layer].module("attn_out")
+        weight = proj.weight if type(proj).__name__ == "Conv1D" else proj.weight.T  # [d_in, d_model]
+        a = self.anatomy
+        return weight.reshape(a.n_heads, a.d_head, weight.shape[-1])
+
+    # --- inputs and running --------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    def encode(self, texts: str | Sequence[str], *, padding_side: str = "left",
+               add_special_tokens: bool = True) -> dict[str, Tensor]:
+        """Tokenise a batch on the model's device: ``input_ids`` and ``attention_mask``."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            raise ValueError("no texts to encode: pass at least one string")
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = padding_side
+        try:
+            enc = self.tokenizer(list(texts), return_tensors="pt", padding=True,
+                                 add_special_tokens=add_special_tokens)
+        finally:
+            self.tokenizer.padding_side = side
+        return {key: enc[key].to(self.device) for key in ("input_ids", "attention_mask")}
+
+    def tokens(self, text: str) -> list[str]:
+        """The token strings of a text as the model sees them."""
+        ids = self.tokenizer(text)["input_ids"]
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def trace(self, *inputs, **kwargs):
+        """``model.nn.trace`` with this model's ``remote`` setting."""
+        if self.remote:
+            kwargs.setdefault("remote", self.remote)
+        return self.nn.trace(*inputs, **kwargs)
+
+    def generate(self, *inputs, **kwargs):
+        """``with model.generate(...) as tracer:`` traces generation (``model.nn.generate``) with this
+        model's ``remote`` setting; read the ids off ``tracer.result``."""
+        if self.remote:
+            kwargs.setdefault("remote", self.remote)
+        # nnsight decides between tracing and plain generation by finding the caller's `with`
+        # block; going through trace(fn=...) lets that block be the user's, one frame up.
+        fn = type(self.nn).generate.__wrapped__.__get__(self.nn)
+        return self.nn.trace(*inputs, fn=fn, **kwargs)
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Model:
+        self.hf.to(device=device, dtype=dtype)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, {self.anatomy}, device={self.device}, dtype={self.dtype})"
+
+
+def _prepare_tokenizer(tokenizer) -> None:
+    if tokenizer is None:
+        raise ValueError("a tokenizer is required: pass tokenizer= (a transformers tokenizer) with a module")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+
+def load(source: str | os.PathLike | nn.Module, tokenizer=None, *, device: str | torch.device | None = None,
+         dtype: torch.dtype | str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False,
+         remote: bool | str = False, revision: str | None = None, **hf_kwargs) -> Model:
+    """Load a causal language model as an ``interplab.Model``.
+
+    ``source`` is a HuggingFace id (loaded by transformers as usual: cache or network), a local
+    folder (never calls the Hub), or a built ``nn.Module`` together with ``tokenizer=``.
+    Weights load from safetensors only unless ``allow_pickle=True``; ``trust_remote_code`` stays
+    off unless asked. ``remote=True`` runs traces on NDIF (nnsight's remote service; set your key
+    with ``nnsight.CONFIG.set_default_api_key(...)``): the model is then not loaded locally.
+    """
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if isinstance(source, nn.Module):
+        hf = source
+        if dtype is not None:
+            hf.to(dtype)
+        name = None
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(source).expanduser()
+        local = path.is_dir()
+        if not local and (str(source).startswith((".", "/", "~")) or path.suffix):
+            raise FileNotFoundError(f"no model folder at {path}: give an existing folder or a HuggingFace id")
+        name = str(path) if local else str(source)
+        common = {"trust_remote_code": trust_remote_code, "revision": revision}
+        if local:
+            common["local_files_only"] = True
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(name, **common)
+        if remote:
+            nn_model = nnsight.TransformersModel(name, tokenizer=tokenizer, task="text-generation",
+                                                 trust_remote_code=trust_remote_code)
+            return Model(nn_model._module, tokenizer, remote=remote, name=name, nn_model=nn_model)
+        hf = AutoModelForCausalLM.from_pretrained(name, use_safetensors=not allow_pickle, dtype=dtype,
+                                                  **common, **hf_kwargs)
+    if not hasattr(hf, "config"):
+        raise UnsupportedModelError(
+            f"{type(hf).__name__} is not a transformers model (it has no .config); interplab needs a "
+            "transformers causal LM (e.g. AutoModelForCausalLM.from_config(config))"
+        )
+    if device is not None:
+        hf.to(device)
+    hf.eval()
+    return Model(hf, tokenizer, remote=remote, name=name)

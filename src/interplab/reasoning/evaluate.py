@@ -1,0 +1,147 @@
+"""Evaluation of ActivationReasoning: answer accuracy by reasoning depth, base model against AR,
+and detection quality (token-level precision / recall) of a concept dictionary.
+
+``evaluate`` answers each question by the higher logit among the answer words at the end of its
+prompt: once plainly, once with AR's first decoding step (the concepts detected on the prompt
+are the facts, the rules infer, the last position at the concepts' site is steered by the
+concluded concepts (``+strength``) and suppressed ones (``-strength``)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..model import Model
+from .concepts import Concepts
+from .detect import Level, Scope, detect, encode_pairs
+from .labels import Labelled
+from .reason import ruleset
+from .residual import read, special_mask, tokenize, write
+from .ruleset import RuleSet
+from .steer import add_directions
+
+__all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]
+
+
+@dataclass
+class Evaluation:
+    """One row per question (``frame``): hops, answer, base and AR predictions, the facts,
+    derived and suppressed concepts and the steering applied."""
+
+    frame: Any  # pandas.DataFrame
+    strength: float
+
+    def accuracy(self):
+        """Accuracy by hop depth (and overall): n, base, ar."""
+        import pandas as pd
+
+        df = self.frame.assign(base_ok=self.frame["base"] == self.frame["answer"],
+                               ar_ok=self.frame["ar"] == self.frame["answer"])
+        table = df.groupby("hops").agg(n=("answer", "size"), base=("base_ok", "mean"), ar=("ar_ok", "mean"))
+        overall = pd.DataFrame({"n": [len(df)], "base": [df["base_ok"].mean()], "ar": [df["ar_ok"].mean()]},
+                               index=pd.Index(["all"], name="hops"))
+        return pd.concat([table, overall])
+
+    def to_json(self) -> dict[str, Any]:
+        acc = self.accuracy()
+        by_hops = {str(h): {"n": int(r.n), "base": float(r.base), "ar": float(r.ar)} for h, r in acc.iterrows()}
+        return {"strength": self.strength, "accuracy": by_hops}
+
+
+def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
+    """The token id each answer word starts with when it follows a space."""
+    ids = [model.tokenizer(" " + a, add_special_tokens=False)["input_ids"][0] for a in answers]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the answers {list(answers)} start with the same token; they cannot be told apart")
+    return ids
+
+
+def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: RuleSet | str, *,
+             strength: float = 0.5, answers: Sequence[str] = ("True", "False"), scope: Scope = "input",
+             level: Level = "local", batch_size: int = 64) -> Evaluation:
+    """Accuracy of the base model and of AR on ``questions`` (records with ``.prompt``, ``.answer``
+    and ``.hops``, e.g. ``interplab.tasks.ontology.questions``)."""
+    import pandas as pd
+
+    rules = ruleset(rules, concepts.names)
+    if not questions:
+        raise ValueError("no questions to evaluate")
+    targets = answer_ids(model, answers)
+    names = concepts.names
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(questions), batch_size):
+        batch = list(questions[start:start + batch_size])
+        prompts = [q.prompt for q in batch]
+        found = detect(model, prompts, concepts, scope=scope, batch_size=batch_size)
+        coefficients = torch.zeros(len(batch), len(names))
+        records = []
+        for i in range(len(batch)):
+            inference = rules.infer(found.facts(i, level))
+            steering = {n: strength for n in inference.derived if n in concepts}
+            steering |= {n: -strength for n in inference.suppressed if n in concepts}
+            for name, value in steering.items():
+                coefficients[i, names.index(name)] = value
+            records.append({"facts": sorted(inference.facts), "derived": sorted(inference.derived),
+                            "suppressed": sorted(inference.suppressed), "steering": steering})
+        base, steered = _answer_logits(model, prompts, concepts, coefficients, targets)
+        for q, b, s, record in zip(batch, base.argmax(-1).tolist(), steered.argmax(-1).tolist(), records):
+            rows.append({"hops": q.hops, "answer": q.answer, "base": answers[b], "ar": answers[s], **record})
+    return Evaluation(pd.DataFrame(rows), strength)
+
+
+def _answer_logits(model: Model, prompts: list[str], concepts: Concepts, coefficients: torch.Tensor,
+                   targets: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of the answer tokens after each prompt, plain and steered ``[batch, n_answers]``."""
+    input_ids, mask, _ = encode_pairs(model, prompts)
+    input_ids, mask = input_ids.to(model.device), mask.to(model.device)
+    last = mask.sum(1) - 1
+    rows = torch.arange(len(prompts), device=model.device)
+    target = torch.tensor(targets, device=model.device)
+    with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
+        base = model.unembed.output[rows, last][:, target].save()
+    units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
+    coefficients = coefficients.to(model.device)
+    with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
+        h = read(model, layer, site)
+        write(model, layer, site, add_directions(h, coefficients, units, last))
+        steered = model.unembed.output[rows, last][:, target].save()
+    return base.float().cpu(), steered.float().cpu()
+
+
+def detection_quality(model: Model, concepts: Concepts, examples: Mapping[str, Sequence[Any]], *,
+                      negatives: Sequence[str] = (), markers: tuple[str, str] = ("[", "]"),
+                      batch_size: int = 32):
+    """Token-level precision, recall and F1 of each concept named in ``examples`` (labelled texts,
+    as for ``Concepts.from_examples``; use texts held out from the ones the concepts were built and
+    calibrated on). Returns a DataFrame: concept, tp, fp, fn, precision, recall, f1."""
+    import pandas as pd
+
+    unknown = [n for n in examples if n not in concepts]
+    if unknown:
+        raise KeyError(f"detection_quality: no concepts {unknown} in the dictionary ({concepts.names})")
+    data = Labelled.build(examples, negatives, markers)
+    which = [concepts.names.index(n) for n in data.names]
+    tp = torch.zeros(len(which))
+    fp = torch.zeros(len(which))
+    fn = torch.zeros(len(which))
+    for start in range(0, len(data.texts), batch_size):
+        rows = list(range(start, min(start + batch_size, len(data.texts))))
+        texts = [data.texts[r] for r in rows]
+        enc = tokenize(model, texts, offsets=True)
+        valid = enc["attention_mask"].bool().cpu() & ~special_mask(model.tokenizer, enc["input_ids"].cpu())
+        labels = data.token_labels(rows, enc["offset_mapping"], valid)
+        found = detect(model, texts, concepts, batch_size=batch_size).active[..., which]
+        found = found[:, : labels.shape[1]] & valid.unsqueeze(-1)
+        tp += (found & labels).sum((0, 1))
+        fp += (found & ~labels).sum((0, 1))
+        fn += (~found & labels).sum((0, 1))
+    precision = tp / (tp + fp).clamp_min(1)
+    recall = tp / (tp + fn).clamp_min(1)
+    f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    return pd.DataFrame({"concept": data.names, "tp": tp.int().numpy(), "fp": fp.int().numpy(),
+                         "fn": fn.int().numpy(), "precision": precision.numpy(), "recall": recall.numpy(),
+                         "f1": f1.numpy()})

@@ -1,0 +1,147 @@
+"""Steering by concepts, and ActivationReasoning's detect -> infer -> steer step.
+
+The steering rule (AR): at the last position, ``h' = h + alpha * d * ||h|| / ||d||`` for each
+steered concept ``d``; with several concepts the terms add up, each scaled by the norm of the
+unsteered ``h``. A negative ``alpha`` steers away (suppresses).
+
+``steer`` applies given strengths inside any trace. ``Reasoner.step`` is the AR step for one
+forward pass of a generation (call it inside each step of ``model.nn.generate``'s loop, alone
+or next to your own interventions): it reads the concepts' site, detects concepts on the new
+tokens, keeps every detected concept active for the rest of the sequence, infers with the
+rules, and steers the last position by the concluded concepts (``+strength``) and the
+suppressed ones (``-strength``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..model import Model
+from .chainer import Inference
+from .concepts import Concepts
+from .residual import read, write
+from .ruleset import RuleSet
+
+__all__ = ["Reasoner", "add_directions", "steer"]
+
+
+def add_directions(h: Tensor, coefficients: Tensor, units: Tensor, position: int | Tensor = -1) -> Tensor:
+    """``h`` ``[batch, seq, d]`` with ``||h_p|| * coefficients @ units`` added at position ``p``
+    (one index for every row, or a tensor ``[batch]`` of per-row positions); ``coefficients`` is
+    ``[batch, n]`` or ``[n]``, ``units`` ``[n, d]`` unit directions."""
+    rows = torch.arange(h.shape[0], device=h.device)
+    where = torch.as_tensor(position, device=h.device).expand(h.shape[0])
+    last = h[rows, where].float()
+    delta = last.norm(dim=-1, keepdim=True) * (coefficients.to(units) @ units)
+    out = h.clone()
+    out[rows, where] = (last + delta).to(h.dtype)
+    return out
+
+
+def steer(model: Model, concepts: Concepts, strengths: Mapping[str, float], *, position: int = -1) -> None:
+    """Inside a trace: steer the residual at the concepts' site by ``{concept: alpha}`` at ``position``
+    (every row of the batch)."""
+    unknown = [n for n in strengths if n not in concepts]
+    if unknown:
+        raise KeyError(f"steer: no concepts {unknown} in the dictionary ({concepts.names})")
+    h = read(model, concepts.layer, concepts.site)
+    units = concepts.unit_directions(h.device)
+    alpha = torch.zeros(len(concepts), device=h.device)
+    for name, value in strengths.items():
+        alpha[concepts.names.index(name)] = float(value)
+    write(model, concepts.layer, concepts.site, add_directions(h, alpha, units, position))
+
+
+class Reasoner:
+    """AR state over a batch of sequences during generation (see the module docstring).
+
+    ``attention_mask`` ``[batch, prompt_len]`` is the (left-padded) prompts' mask; ``special``
+    (same shape, optional) marks special tokens (<bos>...), which are never detected; evidence
+    positions count from each row's first real token. ``steered`` ``[batch]`` says which rows are
+    steered (the others are only observed, e.g. a base row); ``scope``: detect on the prompt
+    ("input"), the generated tokens ("output") or both ("all"). After each ``step``,
+    ``records[row]`` holds one entry per step.
+    """
+
+    def __init__(self, concepts: Concepts, rules: RuleSet, attention_mask: Tensor, *, special: Tensor | None = None,
+                 strength: float = 0.5, scope: str = "all", steered: Sequence[bool] | Tensor | None = None):
+        if scope not in ("input", "output", "all"):
+            raise ValueError(f"scope must be 'input', 'output' or 'all', got {scope!r}")
+        self.concepts, self.rules, self.strength, self.scope = concepts, rules, float(strength), scope
+        attention_mask = attention_mask.bool().cpu()
+        self.prompt_mask = attention_mask if special is None else attention_mask & ~special.bool().cpu()
+        batch = attention_mask.shape[0]
+        self.pad = (~attention_mask).long().cumprod(1).sum(1)  # left padding per row
+        self.steered = torch.ones(batch, dtype=torch.bool) if steered is None else torch.as_tensor(steered).bool()
+        self.names = concepts.names
+        self.step_index = 0
+        self.active = torch.zeros(batch, len(self.names), dtype=torch.bool)
+        self.evidence: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(batch)]
+        self.concluded: list[set[str]] = [set() for _ in range(batch)]
+        self.inferences: list[Inference | None] = [None] * batch
+        self.records: list[list[dict[str, Any]]] = [[] for _ in range(batch)]
+
+    def step(self, model: Model) -> None:
+        """Inside one forward pass of a trace or generation step: detect, infer, steer."""
+        h = read(model, self.concepts.layer, self.concepts.site)
+        first = self.step_index == 0
+        look = self.scope in ("input", "all") if first else self.scope in ("output", "all")
+        new = torch.zeros_like(self.active)
+        if look:
+            local, _ = self.concepts.thresholds(h.device)
+            scores = self.concepts.score(h)
+            mask = self.prompt_mask.to(h.device) if first else torch.ones(h.shape[:2], dtype=torch.bool,
+                                                                          device=h.device)
+            hits = ((scores >= local) & mask.unsqueeze(-1)).cpu()
+            new = hits.any(1) & ~self.active
+            self.active |= hits.any(1)
+            self._collect(hits, scores.cpu(), first)
+        coefficients = torch.zeros(len(self.active), len(self.names))
+        for row in range(len(self.active)):
+            coefficients[row] = self._infer(row, new[row])
+        coefficients[~self.steered] = 0.0
+        if coefficients.any():
+            units = self.concepts.unit_directions(h.device)
+            write(model, self.concepts.layer, self.concepts.site,
+                  add_directions(h, coefficients.to(h.device), units))
+        self.step_index += 1
+
+    def _collect(self, hits: Tensor, scores: Tensor, first: bool) -> None:
+        """Record each detection with its position in the row's unpadded sequence."""
+        for row, pos, c in hits.nonzero().tolist():
+            position = pos - int(self.pad[row])
+            if not first:  # the token generated at the previous step
+                position = self.prompt_mask.shape[1] - int(self.pad[row]) + self.step_index - 1
+            self.evidence[row].setdefault(self.names[c], []).append(
+                {"position": position, "score": round(float(scores[row, pos, c]), 6)})
+
+    def _infer(self, row: int, new: Tensor) -> Tensor:
+        """Infer from the row's active concepts; return its steering coefficients ``[n_concepts]``."""
+        facts = {name: self.evidence[row][name] for name in self.evidence[row]}
+        previous = self.inferences[row]
+        if previous is None or previous.given != frozenset(facts):
+            self.inferences[row] = self.rules.infer(facts)
+        inference = self.inferences[row]
+        self.concluded[row] |= inference.derived
+        alpha = torch.zeros(len(self.names))
+        steering: dict[str, float] = {}
+        for name in self.concluded[row]:
+            if name in self.concepts and name not in inference.suppressed:
+                steering[name] = self.strength
+        for name in inference.suppressed:
+            if name in self.concepts:
+                steering[name] = -self.strength
+        for name, value in steering.items():
+            alpha[self.names.index(name)] = value
+        self.records[row].append({
+            "step": self.step_index,
+            "detected": [self.names[c] for c in new.nonzero().squeeze(-1).tolist()],
+            "facts": sorted(inference.facts), "derived": sorted(inference.derived),
+            "suppressed": sorted(inference.suppressed),
+            "steering": dict(sorted(steering.items())) if bool(self.steered[row]) else {},
+        })
+        return alpha

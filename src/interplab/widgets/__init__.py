@@ -1,0 +1,7 @@
+"""interplab's notebook widgets: thin anywidget classes over engine results (front ends in ``js/``)."""
+
+from .base import Widget, command
+from .scanner import ExpertScanner
+from .tokenview import TokenView
+
+__all__ = ["ExpertScanner", "TokenView", "Widget", "command"]

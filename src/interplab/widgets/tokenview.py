@@ -1,0 +1,122 @@
+"""``il.TokenView(model, text)``: the tokens of a text, coloured by one value per token.
+
+By default the value of token ``i`` is the model's log-probability of that token given the tokens
+before it (the first token has none). Hovering a token shows its id, its value and the model's
+top next-token predictions after it (computed in the kernel); clicking selects it
+(``view.selected``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from ..model import Model
+from ..tokens import Predictions, decode_each, token_predictions, tokenize, top_predictions
+from .base import Widget, command
+from .codecs import decode_array, encode_array, encode_reply_array, to_numpy
+
+__all__ = ["TokenView"]
+
+
+class TokenView(Widget, bundle="tokenview"):
+    """The tokens of ``text`` coloured by ``values`` (default: log p(token | tokens before it)).
+
+    ``values``: one number per token (list, numpy array or tensor; NaN for "no value"), with
+    ``label`` saying what they are. ``k``: how many next-token predictions the tooltip lists.
+    """
+
+    tokens = traitlets.List(traitlets.Unicode(), help="the tokens as decoded one by one").tag(sync=True)
+    label = traitlets.Unicode("", help="what the values are").tag(sync=True)
+    selected = traitlets.Int(None, allow_none=True, help="the clicked token's index, or None").tag(sync=True)
+    _token_ids = traitlets.Dict().tag(sync=True)
+    _values = traitlets.Dict().tag(sync=True)
+    _predictions = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+
+    def __init__(self, model: Model, text: str, values: Any = None, *, label: str | None = None, k: int = 5,
+                 **kwargs: Any):
+        self.model = model
+        self.text = text
+        self.k = k
+        self._cached: Predictions | None = None
+        if values is None:
+            readings = token_predictions(model, text, k=k)
+            ids, tokens = readings.logprobs.ids, readings.logprobs.tokens
+            values, label = readings.logprobs.values, label or readings.logprobs.label
+            self._cached = readings.predictions
+        else:
+            ids, tokens = tokenize(model, text)
+        super().__init__(tokens=tokens, _token_ids=encode_array(ids, "int32"),
+                         _values=encode_array(self._checked(values, tokens)), label=label or "value", **kwargs)
+
+    # --- data -------------------------------------------------------------------------------------
+    @property
+    def token_ids(self) -> np.ndarray:
+        return decode_array(self._token_ids)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The value of each token (float32; NaN where there is none)."""
+        return decode_array(self._values)
+
+    @values.setter
+    def values(self, values: Any) -> None:
+        self._values = encode_array(self._checked(values, self.tokens))
+
+    @staticmethod
+    def _checked(values: Any, tokens: list[str]) -> np.ndarray:
+        array = to_numpy(values).astype(np.float32)
+        if array.ndim != 1:
+            raise ValueError(f"values must be one number per token (1-D), got an array of shape {list(array.shape)}")
+        if len(array) != len(tokens):
+            shown = tokens if len(tokens) <= 12 else [*tokens[:12], "..."]
+            raise ValueError(
+                f"values has {len(array)} entries but the text has {len(tokens)} tokens {shown}: give one value per "
+                "token (il.tokens.tokenize(model, text) shows the tokens)"
+            )
+        return array
+
+    @traitlets.validate("selected")
+    def _check_selected(self, proposal: dict) -> int | None:
+        i = proposal["value"]
+        if i is not None and not 0 <= i < len(self.tokens):
+            raise traitlets.TraitError(f"selected={i} is not a token index: choose 0..{len(self.tokens) - 1} or None")
+        return i
+
+    def predictions(self) -> Predictions:
+        """The model's top-``k`` next tokens at every position (computed once, then kept)."""
+        if self._cached is None:
+            with self.working("computing next-token predictions"):
+                self._cached = top_predictions(self.model, self.text, k=self.k)
+        return self._cached
+
+    def preload_predictions(self) -> None:
+        """Send the predictions of every position to the browser now, so hovering needs no kernel
+        (for static snapshots such as ``interplab tour`` reports)."""
+        predictions = self.predictions()
+        self._predictions = {
+            "tokens": decode_each(self.model, predictions.ids),
+            "ids": encode_array(predictions.ids, "int32"),
+            "logprobs": encode_array(predictions.logprobs, "float32"),
+        }
+
+    # --- commands from the browser ----------------------------------------------------------------
+    @command
+    def _top_k(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        position = msg.get("position")
+        if not isinstance(position, int) or not 0 <= position < len(self.tokens):
+            raise ValueError(f"position {position!r} is not a token index of this view (0..{len(self.tokens) - 1})")
+        rows = self.predictions().at(position)
+        out: list[bytes] = []
+        reply = {
+            "position": position,
+            "tokens": [token for token, _, _ in rows],
+            "ids": encode_reply_array([i for _, i, _ in rows], out, "int32"),
+            "logprobs": encode_reply_array([lp for _, _, lp in rows], out, "float32"),
+        }
+        return reply, out
+
+    def __repr__(self) -> str:
+        return f"TokenView({len(self.tokens)} tokens, label={self.label!r}, selected={self.selected})"

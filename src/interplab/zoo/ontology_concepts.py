@@ -1,0 +1,158 @@
+"""Build the ontology demo model's concept dictionaries with interplab's reasoning instrument, and
+measure ActivationReasoning on it.
+
+    python -m interplab.zoo.ontology_concepts [--model src/interplab/zoo/ontology] [--seed 0]
+
+Concepts (read at the SAE's layer; see ONTOLOGY.md beside this file), labelled on questions of
+the "train" split of ``interplab.tasks.ontology`` (spans from ``Question.concept_spans``):
+
+- ``<category>``: "the entity is a <category>", at the category word of the membership sentence;
+- ``asks_<category>``: at the category word of the question;
+- ``answer_true`` / ``answer_false``: at the last prompt token of questions answered True / False.
+  These two only steer (they get no threshold, so they are never detected): what the model itself
+  believes about the answer is no fact for the rules.
+
+Three dictionaries: DiffMean, LDA (DiffMean steering, whitened detection) and SAE features
+(top-``k`` weighted features of the shipped SAE). The rules are ``ontology.rules_text()`` less
+the answer rules of never-asked categories (``rules.txt``). For each dictionary the steering
+strength is chosen on "train" questions, then accuracy at 1, 3 and 5 hops (base model vs AR)
+and token-level detection precision / recall are measured on the "test" split. The dictionary
+with the best validation accuracy is saved as ``concepts.*``; the rule editor's round trip
+(edit -> diagnostics -> re-inference) is timed on it. The numbers go to ``reasoning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ..model import load
+from ..reasoning import SAE, Concepts, check_rules, detection_quality, evaluate, parse_rules, reason
+from ..tasks import ontology
+
+HOPS = (1, 3, 5)
+ANSWER_CONCEPTS = ("answer_true", "answer_false")
+STRENGTHS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+REPORT_FILE = "reasoning.json"
+
+
+def examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, list[tuple[int, int]]]]]:
+    """Labelled prompts per concept, in a fixed order. Concepts the task never shows are left out:
+    the roots are never stated (they are only derived) and the leaves never asked."""
+    names = [*ontology.CATEGORIES, *(f"asks_{c}" for c in ontology.CATEGORIES), *ANSWER_CONCEPTS]
+    out: dict[str, list] = {name: [] for name in names}
+    for q in questions:
+        for name, span in q.concept_spans().items():
+            out[name].append((q.prompt, [span]))
+        answer = "answer_true" if q.answer == "True" else "answer_false"
+        out[answer].append((q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
+    return {name: items for name, items in out.items() if items}
+
+
+def usable_rules(text: str, known: list[str]) -> str:
+    """The lines of rule text whose concepts are all in the dictionary or concluded by some rule
+    (the answer rules of never-asked categories go)."""
+    concluded = parse_rules(text).heads
+    keep = [line for line in text.splitlines()
+            if all(name in known or name in concluded for name in parse_rules(line).concepts)]
+    return "\n".join(keep) + "\n"
+
+
+def search_questions(n: int, seed: int, split: str) -> list[ontology.Question]:
+    return [q for hops in range(1, 6) for q in ontology.questions(n, hops, seed=seed, split=split)]
+
+
+def steer_only(concepts: Concepts) -> None:
+    for name in ANSWER_CONCEPTS:
+        concepts.set_threshold(name, threshold=float("nan"), global_threshold=float("nan"))
+
+
+def family_means(quality) -> dict[str, dict[str, float]]:
+    asks = quality["concept"].str.startswith("asks_")
+    out = {}
+    for family, rows in (("category", quality[~asks]), ("asks", quality[asks])):
+        out[family] = {k: round(float(rows[k].mean()), 4) for k in ("precision", "recall", "f1")}
+    return out
+
+
+def round_trip_seconds(model, concepts: Concepts, rules_text: str, prompt: str, repeats: int = 20) -> float:
+    """Median time from edited rule text to a new inference over a detection already made, as the
+    rule editor does on each edit: diagnostics (``check_rules``), then ``Reasoning.with_rules``."""
+    first = reason(model, prompt, concepts, rules_text)
+    edited = rules_text + "answer_true and asks_numpus -> sure\n"
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        check_rules(edited, known=concepts.names)
+        first.with_rules(edited)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 200, k: int = 5,
+        criterion: str = "balanced_accuracy", seed: int = 0, save: bool = True, log=print) -> dict:
+    start = time.time()
+    model = load(folder)
+    sae = SAE.load(folder / "sae.safetensors")
+    labelled = examples(search_questions(n_search, seed, "train"))
+    dictionaries = {method: Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
+                    for method in ("diffmean", "lda")}
+    dictionaries["sae"] = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
+    rules_text = usable_rules(ontology.rules_text(), dictionaries["diffmean"].names)
+    rules = parse_rules(rules_text, known=dictionaries["diffmean"].names)
+    valid = [q for h in HOPS for q in ontology.questions(n_valid, h, seed=seed + 1, split="train")]
+    test = [q for h in HOPS for q in ontology.questions(n_test, h, seed=seed + 2, split="test")]
+    held_out = examples(search_questions(n_valid, seed + 3, "test"))
+    held_out = {n: items for n, items in held_out.items()
+                if n in dictionaries["diffmean"] and n not in ANSWER_CONCEPTS}
+    report: dict = {"seed": seed, "layer": sae.layer, "search_prompts": 5 * n_search, "sae_k": k,
+                    "threshold_criterion": criterion,
+                    "strengths_tried": list(STRENGTHS), "dictionaries": {}}
+    for name, concepts in dictionaries.items():
+        steer_only(concepts)
+        sweep = {s: float(evaluate(model, valid, concepts, rules, strength=s).accuracy().loc["all", "ar"])
+                 for s in STRENGTHS}
+        strength = max(sweep, key=sweep.get)
+        result = evaluate(model, test, concepts, rules, strength=strength)
+        quality = detection_quality(model, concepts, held_out)
+        entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_json()["accuracy"],
+                 "detection": family_means(quality),
+                 "answers_inferred": float(result.frame["steering"].map(bool).mean())}
+        report["dictionaries"][name] = entry
+        log(f"{name}: strength {strength}, test {entry['test']}, detection {entry['detection']}")
+        concepts.metadata |= {"task": "interplab.tasks.ontology", "built_by": "interplab.zoo.ontology_concepts",
+                              "seed": seed, "strength": strength}
+    best = max(report["dictionaries"], key=lambda n: max(report["dictionaries"][n]["validation_accuracy"].values()))
+    report["shipped"] = best
+    if save:
+        dictionaries[best].save(folder / "concepts")
+    report["rule_edit_round_trip_s"] = round_trip_seconds(model, dictionaries[best], rules_text, test[0].prompt)
+    report["seconds"] = round(time.time() - start, 1)
+    if save:
+        (folder / "rules.txt").write_text(rules_text)
+        (folder / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=Path(__file__).parent / "ontology",
+                        help="the ontology model folder (with sae.safetensors); outputs are written there")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--k", type=int, default=5, help="SAE features per concept")
+    parser.add_argument("--criterion", default="balanced_accuracy", choices=["balanced_accuracy", "f1"],
+                        help="how detection thresholds are chosen")
+    parser.add_argument("--no-save", action="store_true", help="measure only")
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    report = run(args.model, k=args.k, criterion=args.criterion, seed=args.seed, save=not args.no_save)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
