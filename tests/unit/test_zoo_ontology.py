@@ -175,7 +175,7 @@ def shipped():
 def test_shipped_model_is_a_small_llama(shipped):
     model, tok = shipped
     assert isinstance(model, LlamaForCausalLM)
-    assert (model.config.num_hidden_layers, model.config.hidden_size) == (4, 128)
+    assert (model.config.num_hidden_layers, model.config.hidden_size) == (4, 64)
     assert sum(p.numel() for p in model.parameters()) < 3_000_000
     assert tok.convert_tokens_to_ids("wumpus") != tok.unk_token_id
 
@@ -195,11 +195,12 @@ def test_shipped_sae_reconstructs_the_concept_layer(shipped):
     hook = model.model.layers[layer].register_forward_hook(lambda _m, _i, out: captured.append(
         out[0] if isinstance(out, tuple) else out))
     texts = [q.text for h in (1, 3, 5) for q in ontology.questions(40, h, seed=11)]
+    enc = tok(texts, return_tensors="pt", padding=True)
     with torch.no_grad():
-        for text in texts:
-            model(**tok(text, return_tensors="pt"))
+        model(**enc)
     hook.remove()
-    x = torch.cat([h[0, 1:] for h in captured])  # every token but <bos>
+    keep = enc["attention_mask"].bool() & (enc["input_ids"] != tok.bos_token_id)
+    x = captured[0][keep]  # every real token but <bos>
     # reference TopK SAE: keep the k largest pre-activations (after ReLU)
     pre = torch.relu((x - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"])
     kth = pre.sort(dim=1, descending=True).values[:, k - 1 : k]
@@ -218,3 +219,75 @@ def test_shipped_model_answers_one_hop_but_not_multi_hop(shipped):
            for h in (1, 3, 5)}
     assert acc[1] > 0.6
     assert 0.35 < acc[3] < 0.65 and 0.35 < acc[5] < 0.65
+
+
+# --- the shipped concept dictionary and rules ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped_reasoning():
+    import interplab as il
+    from interplab.reasoning import Concepts
+
+    torch.set_num_threads(1)
+    return il.zoo.load("ontology"), Concepts.load(SHIPPED / "concepts")
+
+
+def planted_question() -> ontology.Question:
+    """A hand-written 3-hop question with a test-split name: Vera is a wumpus, so she is a dumpus."""
+    rules = (("wumpus", "yumpus"), ("yumpus", "zumpus"), ("zumpus", "dumpus"), ("tumpus", "vumpus"))
+    prompt = " ".join([ontology.rule_sentence(*rules[3]), ontology.rule_sentence(*rules[0]),
+                       ontology.membership_sentence("Vera", "wumpus"), ontology.rule_sentence(*rules[1]),
+                       ontology.rule_sentence(*rules[2]), ontology.question_sentence("Vera", "dumpus")])
+    return ontology.Question(prompt=prompt, answer="True", hops=3, entity="Vera", stated="wumpus",
+                             queried="dumpus", distractor="tumpus", rules=rules)
+
+
+def token_at(detection, text: str, span: tuple[int, int]) -> int:
+    """The token position whose characters are ``span`` (word-level tokens), found from the
+    decoded tokens independently of the detector."""
+    start, position = 0, None
+    for p, token in enumerate(detection.tokens[0]):
+        if token.startswith("<"):
+            continue
+        found = text.index(token, start)
+        if (found, found + len(token)) == span:
+            position = p
+        start = found + len(token)
+    assert position is not None, f"no token covers {span} in {text!r}"
+    return position
+
+
+def test_shipped_concepts_detect_the_planted_concepts_at_their_spans(shipped_reasoning):
+    from interplab.reasoning import detect
+
+    model, concepts = shipped_reasoning
+    assert concepts.layer == 2 and concepts.sae is not None
+    q = planted_question()
+    found = detect(model, q.prompt, concepts)
+    for name, span in q.concept_spans().items():
+        position = token_at(found, q.prompt, span)
+        assert q.prompt[span[0]:span[1]] == name.removeprefix("asks_")
+        assert name in found.positions(0) and position in found.positions(0)[name], (name, found.positions(0))
+    assert not found.active[0, :, concepts.names.index("answer_true")].any(), "answer concepts only steer"
+
+
+def test_shipped_rules_derive_the_answer_of_the_planted_question(shipped_reasoning):
+    from interplab.reasoning import parse_rules, reason
+
+    model, concepts = shipped_reasoning
+    text = (SHIPPED / "rules.txt").read_text()
+    parse_rules(text, known=concepts.names)  # every rule names known or derived concepts
+    result = reason(model, planted_question().prompt, concepts, text)
+    assert {"wumpus", "asks_dumpus"} <= set(result.inference.given)
+    assert {"yumpus", "zumpus", "dumpus", "answer_true"} <= set(result.facts)
+    assert "answer_true" in result.derived
+
+
+def test_shipped_evaluation_report_covers_every_hop_depth():
+    report = json.loads((SHIPPED / "reasoning.json").read_text())
+    assert set(report["dictionaries"]) >= {"diffmean", "sae"}
+    for entry in report["dictionaries"].values():
+        assert {"1", "3", "5"} <= set(entry["test"])
+        for hops in ("1", "3", "5"):
+            assert entry["test"][hops]["n"] >= 100 and 0 <= entry["test"][hops]["ar"] <= 1
+    assert report["shipped"] in report["dictionaries"]
