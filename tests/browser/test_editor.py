@@ -29,14 +29,17 @@ print(json.dumps({"facts": sorted(editor.facts)}))
 # Notes the time of the last keydown and of the first moment after it that the editor shows `selector`
 # (`want` true) or no longer shows it, in the page's own clock.
 WATCH = """([selector, want]) => {
+  if (window.__il) { window.__il.observer.disconnect(); document.removeEventListener('keydown', window.__il.onKey, true); }
   const root = document.querySelector('.il-editor');
-  window.__il = {key: null, seen: null};
-  document.addEventListener('keydown', () => { window.__il.key = performance.now(); window.__il.seen = null; }, true);
-  const check = () => {
+  const il = {key: null, seen: null};
+  il.onKey = () => { il.key = performance.now(); il.seen = null; };
+  document.addEventListener('keydown', il.onKey, true);
+  il.observer = new MutationObserver(() => {
     const has = root.querySelector(selector) !== null;
-    if (has === want && window.__il.seen === null && window.__il.key !== null) window.__il.seen = performance.now();
-  };
-  new MutationObserver(check).observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+    if (has === want && il.seen === null && il.key !== null) il.seen = performance.now();
+  });
+  il.observer.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
+  window.__il = il;
 }"""
 
 
