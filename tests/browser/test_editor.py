@@ -29,7 +29,10 @@ print(json.dumps({"facts": sorted(editor.facts)}))
 # Notes the time of the last keydown and of the first moment after it that the editor shows `selector`
 # (`want` true) or no longer shows it, in the page's own clock.
 WATCH = """([selector, want]) => {
-  if (window.__il) { window.__il.observer.disconnect(); document.removeEventListener('keydown', window.__il.onKey, true); }
+  if (window.__il) {
+    window.__il.observer.disconnect();
+    document.removeEventListener('keydown', window.__il.onKey, true);
+  }
   const root = document.querySelector('.il-editor');
   const il = {key: null, seen: null};
   il.onKey = () => { il.key = performance.now(); il.seen = null; };
