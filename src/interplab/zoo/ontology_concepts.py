@@ -3,12 +3,15 @@ measure ActivationReasoning on it.
 
     python -m interplab.zoo.ontology_concepts [--model src/interplab/zoo/ontology] [--seed 0]
 
-Concepts (read at the SAE's layer; see ONTOLOGY.md beside this file), labelled on questions of
+Concepts (read at the SAE's layer; see docs/reasoning.md, "The ontology demo"), labelled on questions of
 the "train" split of ``interplab.tasks.ontology`` (spans from ``Question.concept_spans``):
 
 - ``<category>``: "the entity is a <category>", at the category word of the membership sentence;
 - ``asks_<category>``: at the category word of the question;
-- ``answer_true`` / ``answer_false``: at the last prompt token of questions answered True / False.
+- ``answer_true`` / ``answer_false``: at the last prompt token of 1-hop questions answered True /
+  False (the model answers those right, so the direction carries its answer; at 3 and 5 hops it
+  is at chance and labels there would only blur the direction: with them, steering by the true
+  facts' answer stays at chance, see bench/ontology_oracle.py).
   These two only steer (they get no threshold, so they are never detected): what the model itself
   believes about the answer is no fact for the rules.
 
@@ -49,8 +52,9 @@ def examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, li
     for q in questions:
         for name, span in q.concept_spans().items():
             out[name].append((q.prompt, [span]))
-        answer = "answer_true" if q.answer == "True" else "answer_false"
-        out[answer].append((q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
+        if q.hops == 1:  # where the model knows the answer, so that its residual says it
+            answer = "answer_true" if q.answer == "True" else "answer_false"
+            out[answer].append((q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
     return {name: items for name, items in out.items() if items}
 
 
@@ -122,11 +126,13 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
         quality = detection_quality(model, concepts, held_out)
         entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_json()["accuracy"],
                  "detection": family_means(quality),
+                 "detection_per_concept": quality[["concept", "precision", "recall", "f1"]].round(4)
+                 .to_dict("records"),
                  "answers_inferred": float(result.frame["steering"].map(bool).mean())}
         report["dictionaries"][name] = entry
         log(f"{name}: strength {strength}, test {entry['test']}, detection {entry['detection']}")
-        concepts.metadata |= {"task": "interplab.tasks.ontology", "built_by": "interplab.zoo.ontology_concepts",
-                              "seed": seed, "strength": strength}
+        concepts.metadata |= {"model": folder.name, "task": "interplab.tasks.ontology",
+                              "built_by": "interplab.zoo.ontology_concepts", "seed": seed, "strength": strength}
     best = max(report["dictionaries"], key=lambda n: max(report["dictionaries"][n]["validation_accuracy"].values()))
     report["shipped"] = best
     if save:
