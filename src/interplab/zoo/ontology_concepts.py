@@ -9,9 +9,10 @@ the "train" split of ``interplab.tasks.ontology`` (spans from ``Question.concept
 - ``<category>``: "the entity is a <category>", at the category word of the membership sentence;
 - ``asks_<category>``: at the category word of the question;
 - ``answer_true`` / ``answer_false``: at the last prompt token of 1-hop questions answered True /
-  False (the model answers those right, so the direction carries its answer; at 3 and 5 hops it
-  is at chance and labels there would only blur the direction: with them, steering by the true
-  facts' answer stays at chance, see bench/ontology_oracle.py).
+  False, built on those prompts alone (the model answers them right, so the direction carries its
+  answer; labels at 3 and 5 hops, where it is at chance, or their last tokens as negatives, blur
+  the direction: steering by the true facts' answer then stays near chance, see
+  bench/ontology_oracle.py).
   These two only steer (they get no threshold, so they are never detected): what the model itself
   believes about the answer is no fact for the rules.
 
@@ -45,17 +46,36 @@ REPORT_FILE = "reasoning.json"
 
 
 def examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, list[tuple[int, int]]]]]:
-    """Labelled prompts per concept, in a fixed order. Concepts the task never shows are left out:
-    the roots are never stated (they are only derived) and the leaves never asked."""
-    names = [*ontology.CATEGORIES, *(f"asks_{c}" for c in ontology.CATEGORIES), *ANSWER_CONCEPTS]
+    """Labelled prompts per detected concept, in a fixed order. Concepts the task never shows are
+    left out: the roots are never stated (they are only derived) and the leaves never asked."""
+    names = [*ontology.CATEGORIES, *(f"asks_{c}" for c in ontology.CATEGORIES)]
     out: dict[str, list] = {name: [] for name in names}
     for q in questions:
         for name, span in q.concept_spans().items():
             out[name].append((q.prompt, [span]))
-        if q.hops == 1:  # where the model knows the answer, so that its residual says it
-            answer = "answer_true" if q.answer == "True" else "answer_false"
-            out[answer].append((q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
     return {name: items for name, items in out.items() if items}
+
+
+def answer_examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, list[tuple[int, int]]]]]:
+    """The answer concepts' labels: the last prompt token of 1-hop questions answered True / False.
+    The model answers those right, so its residual there carries the answer; the other tokens of
+    the same prompts (the last tokens of the other answer among them) are the negatives."""
+    out: dict[str, list] = {name: [] for name in ANSWER_CONCEPTS}
+    for q in questions:
+        if q.hops == 1:
+            out["answer_true" if q.answer == "True" else "answer_false"].append(
+                (q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
+    return out
+
+
+def add_answer_concepts(concepts: Concepts, answers: Concepts) -> None:
+    """Copy the (steer-only) answer concepts, built on their own prompts, into ``concepts``."""
+    for name in ANSWER_CONCEPTS:
+        a = answers[name]
+        if a.uses_sae:
+            concepts.add(name, features=a.features, weights=a.weights, method=a.method, info=a.info)
+        else:
+            concepts.add(name, direction=a.direction, method=a.method, info=a.info)
 
 
 def usable_rules(text: str, known: list[str]) -> str:
@@ -103,10 +123,14 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
     start = time.time()
     model = load(folder)
     sae = SAE.load(folder / "sae.safetensors")
-    labelled = examples(search_questions(n_search, seed, "train"))
+    searched = search_questions(n_search, seed, "train")
+    labelled, answers = examples(searched), answer_examples(searched)
     dictionaries = {method: Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
                     for method in ("diffmean", "lda")}
     dictionaries["sae"] = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
+    for method, concepts in dictionaries.items():
+        add_answer_concepts(concepts, Concepts.from_sae(model, sae.layer, sae, answers, k=k) if method == "sae"
+                            else Concepts.from_examples(model, sae.layer, answers, method="diffmean"))
     rules_text = usable_rules(ontology.rules_text(), dictionaries["diffmean"].names)
     rules = parse_rules(rules_text, known=dictionaries["diffmean"].names)
     valid = [q for h in HOPS for q in ontology.questions(n_valid, h, seed=seed + 1, split="train")]
