@@ -4,11 +4,13 @@ AR = detection + rules + steering. This benchmark replaces detection by the task
 (each question's facts are its stated category and ``asks_<queried>``), keeps the shipped rules
 and the shipped concepts' steering directions, and measures answer accuracy at 1, 3 and 5 hops
 on held-out questions: how far AR gets on this model when detection is perfect, next to the
-accuracy ``python -m interplab.zoo.ontology_concepts`` measures with detection.
+accuracy ``python -m interplab.zoo.ontology_concepts`` measures with detection. Two steering
+variants: every concept the rules derive (AR's design, what ``il.reasoning.evaluate`` does: for
+a k-hop question the stated category's k ancestors and the answer) and the answer concept only.
 
     PYTHONPATH=src python bench/ontology_oracle.py [--n 200] [--strengths 0.25 0.5 1 2 4]
 
-Prints one JSON object: base and oracle-facts AR accuracy per hop depth and strength.
+Prints one JSON object: base and oracle-facts AR accuracy per hop depth, variant and strength.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from interplab.reasoning.evaluate import answer_ids
 from interplab.tasks import ontology
 
 HOPS = (1, 3, 5)
+ANSWER_CONCEPTS = ("answer_true", "answer_false")
 
 
 def answer_logits(model, prompts: list[str], concepts: Concepts, strengths: dict[str, float],
@@ -37,12 +40,15 @@ def answer_logits(model, prompts: list[str], concepts: Concepts, strengths: dict
     return logits.float().cpu()
 
 
-def accuracy(model, questions, concepts: Concepts, rules, strength: float | None, targets: list[int]) -> float:
-    """Share answered right; ``strength=None`` is the base model, otherwise AR on the true facts."""
+def accuracy(model, questions, concepts: Concepts, rules, strength: float | None, targets: list[int],
+             answer_only: bool = False) -> float:
+    """Share answered right; ``strength=None`` is the base model, otherwise AR on the true facts
+    (steering every derived concept, or with ``answer_only`` the answer concepts alone)."""
+    steerable = ANSWER_CONCEPTS if answer_only else concepts.names
     groups: dict[tuple, list] = {}
     for q in questions:
         derived = rules.infer({q.stated, f"asks_{q.queried}"}).derived if strength is not None else ()
-        key = tuple(sorted(n for n in derived if n in concepts))
+        key = tuple(sorted(n for n in derived if n in steerable))
         groups.setdefault(key, []).append(q)
     right = 0
     for names, group in groups.items():
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         qs = ontology.questions(args.n, hops, seed=args.seed, split="test")
         row = {"base": accuracy(model, qs, concepts, rules, None, targets)}
         row |= {f"ar_true_facts@{s:g}": accuracy(model, qs, concepts, rules, s, targets) for s in args.strengths}
+        row |= {f"ar_true_facts_answer_only@{s:g}": accuracy(model, qs, concepts, rules, s, targets, answer_only=True)
+                for s in args.strengths}
         report["accuracy"][str(hops)] = row
     print(json.dumps(report, indent=2))
 

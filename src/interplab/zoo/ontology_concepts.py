@@ -91,6 +91,21 @@ def search_questions(n: int, seed: int, split: str) -> list[ontology.Question]:
     return [q for hops in range(1, 6) for q in ontology.questions(n, hops, seed=seed, split=split)]
 
 
+def dictionary(model, sae: SAE, questions: list[ontology.Question], method: str, *, k: int = 5,
+               criterion: str = "balanced_accuracy") -> Concepts:
+    """One dictionary of the task's concepts at the SAE's layer: ``method`` "diffmean", "lda" or
+    "sae" (top-``k`` weighted features), with the steer-only answer concepts added."""
+    labelled, answers = examples(questions), answer_examples(questions)
+    if method == "sae":
+        concepts = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
+        add_answer_concepts(concepts, Concepts.from_sae(model, sae.layer, sae, answers, k=k))
+    else:
+        concepts = Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
+        add_answer_concepts(concepts, Concepts.from_examples(model, sae.layer, answers, method="diffmean"))
+    steer_only(concepts)
+    return concepts
+
+
 def steer_only(concepts: Concepts) -> None:
     for name in ANSWER_CONCEPTS:
         concepts.set_threshold(name, threshold=float("nan"), global_threshold=float("nan"))
@@ -124,13 +139,8 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
     model = load(folder)
     sae = SAE.load(folder / "sae.safetensors")
     searched = search_questions(n_search, seed, "train")
-    labelled, answers = examples(searched), answer_examples(searched)
-    dictionaries = {method: Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
-                    for method in ("diffmean", "lda")}
-    dictionaries["sae"] = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
-    for method, concepts in dictionaries.items():
-        add_answer_concepts(concepts, Concepts.from_sae(model, sae.layer, sae, answers, k=k) if method == "sae"
-                            else Concepts.from_examples(model, sae.layer, answers, method="diffmean"))
+    dictionaries = {method: dictionary(model, sae, searched, method, k=k, criterion=criterion)
+                    for method in ("diffmean", "lda", "sae")}
     rules_text = usable_rules(ontology.rules_text(), dictionaries["diffmean"].names)
     rules = parse_rules(rules_text, known=dictionaries["diffmean"].names)
     valid = [q for h in HOPS for q in ontology.questions(n_valid, h, seed=seed + 1, split="train")]
@@ -142,7 +152,6 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
                     "threshold_criterion": criterion,
                     "strengths_tried": list(STRENGTHS), "dictionaries": {}}
     for name, concepts in dictionaries.items():
-        steer_only(concepts)
         sweep = {s: float(evaluate(model, valid, concepts, rules, strength=s).accuracy().loc["all", "ar"])
                  for s in STRENGTHS}
         strength = max(sweep, key=sweep.get)
