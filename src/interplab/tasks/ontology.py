@@ -145,7 +145,7 @@ def depth(category: str) -> int:
 
 def rules_text() -> str:
     """The ontology as the reasoning instrument's rules: one ``child -> parent`` line per edge,
-    followed by the answer rules (see interplab/zoo/ONTOLOGY.md)."""
+    followed by the answer rules (see docs/reasoning.md, "The ontology demo")."""
     lines = ["# The ontology: 'All children are parents'."]
     lines += [f"{child} -> {parent}" for child, parent in EDGES]
     lines.append("# The answer: the queried category holds for the entity, or it does not.")

@@ -3,12 +3,16 @@ measure ActivationReasoning on it.
 
     python -m interplab.zoo.ontology_concepts [--model src/interplab/zoo/ontology] [--seed 0]
 
-Concepts (read at the SAE's layer; see ONTOLOGY.md beside this file), labelled on questions of
+Concepts (read at the SAE's layer; see docs/reasoning.md, "The ontology demo"), labelled on questions of
 the "train" split of ``interplab.tasks.ontology`` (spans from ``Question.concept_spans``):
 
 - ``<category>``: "the entity is a <category>", at the category word of the membership sentence;
 - ``asks_<category>``: at the category word of the question;
-- ``answer_true`` / ``answer_false``: at the last prompt token of questions answered True / False.
+- ``answer_true`` / ``answer_false``: at the last prompt token of 1-hop questions answered True /
+  False, built on those prompts alone (the model answers them right, so the direction carries its
+  answer; labels at 3 and 5 hops, where it is at chance, or their last tokens as negatives, blur
+  the direction: steering by the true facts' answer then stays near chance, see
+  bench/ontology_oracle.py).
   These two only steer (they get no threshold, so they are never detected): what the model itself
   believes about the answer is no fact for the rules.
 
@@ -42,16 +46,36 @@ REPORT_FILE = "reasoning.json"
 
 
 def examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, list[tuple[int, int]]]]]:
-    """Labelled prompts per concept, in a fixed order. Concepts the task never shows are left out:
-    the roots are never stated (they are only derived) and the leaves never asked."""
-    names = [*ontology.CATEGORIES, *(f"asks_{c}" for c in ontology.CATEGORIES), *ANSWER_CONCEPTS]
+    """Labelled prompts per detected concept, in a fixed order. Concepts the task never shows are
+    left out: the roots are never stated (they are only derived) and the leaves never asked."""
+    names = [*ontology.CATEGORIES, *(f"asks_{c}" for c in ontology.CATEGORIES)]
     out: dict[str, list] = {name: [] for name in names}
     for q in questions:
         for name, span in q.concept_spans().items():
             out[name].append((q.prompt, [span]))
-        answer = "answer_true" if q.answer == "True" else "answer_false"
-        out[answer].append((q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
     return {name: items for name, items in out.items() if items}
+
+
+def answer_examples(questions: list[ontology.Question]) -> dict[str, list[tuple[str, list[tuple[int, int]]]]]:
+    """The answer concepts' labels: the last prompt token of 1-hop questions answered True / False.
+    The model answers those right, so its residual there carries the answer; the other tokens of
+    the same prompts (the last tokens of the other answer among them) are the negatives."""
+    out: dict[str, list] = {name: [] for name in ANSWER_CONCEPTS}
+    for q in questions:
+        if q.hops == 1:
+            out["answer_true" if q.answer == "True" else "answer_false"].append(
+                (q.prompt, [(len(q.prompt) - 1, len(q.prompt))]))
+    return out
+
+
+def add_answer_concepts(concepts: Concepts, answers: Concepts) -> None:
+    """Copy the (steer-only) answer concepts, built on their own prompts, into ``concepts``."""
+    for name in ANSWER_CONCEPTS:
+        a = answers[name]
+        if a.uses_sae:
+            concepts.add(name, features=a.features, weights=a.weights, method=a.method, info=a.info)
+        else:
+            concepts.add(name, direction=a.direction, method=a.method, info=a.info)
 
 
 def usable_rules(text: str, known: list[str]) -> str:
@@ -65,6 +89,21 @@ def usable_rules(text: str, known: list[str]) -> str:
 
 def search_questions(n: int, seed: int, split: str) -> list[ontology.Question]:
     return [q for hops in range(1, 6) for q in ontology.questions(n, hops, seed=seed, split=split)]
+
+
+def dictionary(model, sae: SAE, questions: list[ontology.Question], method: str, *, k: int = 5,
+               criterion: str = "balanced_accuracy") -> Concepts:
+    """One dictionary of the task's concepts at the SAE's layer: ``method`` "diffmean", "lda" or
+    "sae" (top-``k`` weighted features), with the steer-only answer concepts added."""
+    labelled, answers = examples(questions), answer_examples(questions)
+    if method == "sae":
+        concepts = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
+        add_answer_concepts(concepts, Concepts.from_sae(model, sae.layer, sae, answers, k=k))
+    else:
+        concepts = Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
+        add_answer_concepts(concepts, Concepts.from_examples(model, sae.layer, answers, method="diffmean"))
+    steer_only(concepts)
+    return concepts
 
 
 def steer_only(concepts: Concepts) -> None:
@@ -99,10 +138,9 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
     start = time.time()
     model = load(folder)
     sae = SAE.load(folder / "sae.safetensors")
-    labelled = examples(search_questions(n_search, seed, "train"))
-    dictionaries = {method: Concepts.from_examples(model, sae.layer, labelled, method=method, criterion=criterion)
-                    for method in ("diffmean", "lda")}
-    dictionaries["sae"] = Concepts.from_sae(model, sae.layer, sae, labelled, k=k, criterion=criterion)
+    searched = search_questions(n_search, seed, "train")
+    dictionaries = {method: dictionary(model, sae, searched, method, k=k, criterion=criterion)
+                    for method in ("diffmean", "lda", "sae")}
     rules_text = usable_rules(ontology.rules_text(), dictionaries["diffmean"].names)
     rules = parse_rules(rules_text, known=dictionaries["diffmean"].names)
     valid = [q for h in HOPS for q in ontology.questions(n_valid, h, seed=seed + 1, split="train")]
@@ -114,7 +152,6 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
                     "threshold_criterion": criterion,
                     "strengths_tried": list(STRENGTHS), "dictionaries": {}}
     for name, concepts in dictionaries.items():
-        steer_only(concepts)
         sweep = {s: float(evaluate(model, valid, concepts, rules, strength=s).accuracy().loc["all", "ar"])
                  for s in STRENGTHS}
         strength = max(sweep, key=sweep.get)
@@ -122,11 +159,13 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
         quality = detection_quality(model, concepts, held_out)
         entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_json()["accuracy"],
                  "detection": family_means(quality),
+                 "detection_per_concept": quality[["concept", "precision", "recall", "f1"]].round(4)
+                 .to_dict("records"),
                  "answers_inferred": float(result.frame["steering"].map(bool).mean())}
         report["dictionaries"][name] = entry
         log(f"{name}: strength {strength}, test {entry['test']}, detection {entry['detection']}")
-        concepts.metadata |= {"task": "interplab.tasks.ontology", "built_by": "interplab.zoo.ontology_concepts",
-                              "seed": seed, "strength": strength}
+        concepts.metadata |= {"model": folder.name, "task": "interplab.tasks.ontology",
+                              "built_by": "interplab.zoo.ontology_concepts", "seed": seed, "strength": strength}
     best = max(report["dictionaries"], key=lambda n: max(report["dictionaries"][n]["validation_accuracy"].values()))
     report["shipped"] = best
     if save:

@@ -9,7 +9,7 @@ trained) with one exception that shapes it for the reasoning instrument: the ans
 stated categories never occur. So the model answers seen 1-hop questions, answers held-out
 1-hop questions only partly, and has no trained skill at 3 or 5 hops, which is where
 ActivationReasoning (concepts read at the concept layer, the ontology as rules, steering of
-the answer) has room to help. See ONTOLOGY.md beside this file.
+the answer) has room to help. See docs/reasoning.md, "The ontology demo".
 
 The SAE is trained afterwards on the residual stream output of decoder layer ``CONCEPT_LAYER``
 (all tokens but <bos>, whose residual is an outlier the SAE should not spend features on).
