@@ -1,0 +1,321 @@
+"""Train the shipped IOI demo model: a small GPT-2 that resolves indirect objects.
+
+    python -m interplab.zoo.train_ioi --out DIR [--steps N] [--seed S]   # train, save, evaluate
+    python -m interplab.zoo.train_ioi --eval DIR                          # measure a saved model
+
+The defaults reproduce the folder shipped in `interplab/zoo/ioi/`.
+
+Tokenizer: word level (every name is one token), splitting words from punctuation, with a BOS
+token prepended to every encoded text; the vocabulary is every word of `interplab.tasks.ioi`,
+held-out names included.
+
+Names are variables. Every name's input and output embedding rows hold the same random code
+(a shared "this is a name" part plus a part of its own) and are never trained; the rest of
+both tables is trained (they are untied). The codes stay fixed for the first `redraw_from`
+steps, while the model learns to copy names and then to pick the indirect object; after that
+they are drawn afresh before every step, so the model cannot keep anything it learned about a
+particular name and must resolve the indirect object from the sentence alone. That is what
+makes it work on held-out names, which never occur in the training text (they are also kept out
+of the training loss's softmax). The saved model holds one more draw of codes.
+
+The training text is short stories (`interplab.tasks.ioi.ioi_corpus`) in which a small cast
+recurs; the recurring names are what teach a small model to copy names from its context
+within a few hundred steps, and the IOI sentences then teach it which name to copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
+
+from interplab.tasks.ioi import (
+    HELDOUT_NAMES,
+    SPLITS,
+    TRAIN_NAMES,
+    IOIPrompt,
+    ioi_corpus,
+    ioi_prompts,
+    vocabulary_words,
+)
+
+SPECIAL_TOKENS = {"pad": "<|pad|>", "bos": "<|bos|>", "eos": "<|eos|>", "unk": "<|unk|>"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the trained model (the defaults make the shipped one)."""
+
+    steps: int = 5000
+    seed: int = 0
+    n_layer: int = 4
+    n_embd: int = 64
+    n_head: int = 4
+    n_positions: int = 64
+    batch_size: int = 32
+    lr: float = 6e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    ioi_fraction: float = 0.8
+    sentences: tuple[int, int] = (2, 3)
+    cast: tuple[int, int] = (2, 4)
+    tie_embeddings: bool = False
+    redraw_from: int = 3000  # from this step on, name codes are redrawn before every step
+    log_every: int = 200  # steps between progress lines
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the IOI vocabulary, BOS prepended to each encoded text."""
+    specials = list(SPECIAL_TOKENS.values())
+    vocab = {tok: i for i, tok in enumerate(specials + vocabulary_words())}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk"]))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    bos = SPECIAL_TOKENS["bos"]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=SPECIAL_TOKENS["eos"],
+        unk_token=SPECIAL_TOKENS["unk"],
+        pad_token=SPECIAL_TOKENS["pad"],
+        model_max_length=TrainConfig.n_positions,
+        padding_side="right",
+    )
+
+
+def build_model(tokenizer: PreTrainedTokenizerFast, cfg: TrainConfig) -> GPT2LMHeadModel:
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=cfg.tie_embeddings,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def encode_corpus(tokenizer: PreTrainedTokenizerFast, docs: list[str], length: int) -> torch.Tensor:
+    """[len(docs), length] token ids: BOS, the document, EOS, then padding (truncated to fit)."""
+    ids = torch.full((len(docs), length), tokenizer.pad_token_id, dtype=torch.long)
+    for row, doc_ids in enumerate(tokenizer(docs, truncation=True, max_length=length)["input_ids"]):
+        seq = [*doc_ids, tokenizer.eos_token_id][:length]
+        ids[row, : len(seq)] = torch.tensor(seq)
+    return ids
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _optimizer(model: GPT2LMHeadModel, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW that decays only the blocks' weight matrices (decay would move the frozen name rows)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n.startswith("transformer.h.")]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and n.startswith("transformer.h."))]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerFast, names: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor(tokenizer.convert_tokens_to_ids(list(names)))
+
+
+class NameCodes:
+    """Random codes for the name tokens, written into both embedding tables.
+
+    code = shared + own, both Gaussian with norm about 1: `shared` (drawn once) marks a token as
+    a name, `own` tells names apart and is drawn afresh by every `redraw`. Training never
+    trains those rows (`_freeze_rows`); it keeps the first draw while the model learns to copy
+    names (fast with fixed codes), then redraws all codes before every step, so that the model
+    unlearns anything particular to one name and treats names as variables. The saved model
+    holds one more draw, for held-out and training names alike.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, d: int, seed: int):
+        self.ids = _token_ids(tokenizer, tuple(sorted(TRAIN_NAMES + HELDOUT_NAMES)))
+        self.d = d
+        self.gen = torch.Generator().manual_seed(seed)
+        self.shared = torch.randn(d, generator=self.gen) / math.sqrt(d)
+
+    @torch.no_grad()
+    def redraw(self, model: GPT2LMHeadModel) -> None:
+        codes = self.shared + torch.randn(len(self.ids), self.d, generator=self.gen) / math.sqrt(self.d)
+        for table in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            table[self.ids.to(table.device)] = codes.to(table.device, table.dtype)
+
+
+def _freeze_rows(weight: torch.nn.Parameter, rows: torch.Tensor) -> None:
+    weight.register_hook(lambda grad: grad.index_fill(0, rows, 0.0))
+
+
+def train(
+    out_dir: str | Path,
+    steps: int = TrainConfig.steps,
+    seed: int = TrainConfig.seed,
+    threads: int = 1,
+    device: str = "cpu",
+    **overrides,
+) -> dict:
+    """Train, save to `out_dir` (safetensors + tokenizer) and return a summary with the losses.
+
+    `overrides` set other `TrainConfig` fields (e.g. n_layer=1, n_embd=32 for a quick check).
+    The shipped model was trained on CPU with one thread; other devices give other weights.
+    """
+    cfg = TrainConfig(steps=steps, seed=seed, **overrides)
+    if cfg.steps < 1:
+        raise ValueError(f"steps must be at least 1, got {cfg.steps}")
+    torch.set_num_threads(threads)
+    torch.manual_seed(cfg.seed)
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, cfg)
+    model.to(device)
+    names = NameCodes(tokenizer, cfg.n_embd, cfg.seed)
+    for table in {model.get_input_embeddings().weight, model.get_output_embeddings().weight}:
+        _freeze_rows(table, names.ids.to(device))
+    docs = ioi_corpus(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction, cfg.sentences, cfg.cast)
+    data = encode_corpus(tokenizer, docs, cfg.n_positions)
+    heldout = _token_ids(tokenizer, HELDOUT_NAMES).to(device)
+    probe = ioi_prompts(128, seed=99, split="train")
+    opt = _optimizer(model, cfg)
+    model.train()
+    losses, start = [], time.perf_counter()
+    names.redraw(model)
+    for step in range(cfg.steps):
+        if step >= cfg.redraw_from:
+            names.redraw(model)
+        batch = data[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        batch = batch[:, : int((batch != tokenizer.pad_token_id).sum(1).max())].to(device)
+        loss = _lm_loss(model, batch, tokenizer.pad_token_id, heldout)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            acc = _accuracy(model, tokenizer, probe, device)
+            elapsed = time.perf_counter() - start
+            print(f"step {step:5d}  loss {loss.item():.4f}  train-prompt accuracy {acc:.3f}  {elapsed:.0f}s")
+    names.redraw(model)
+    model.eval()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return {"config": asdict(cfg), "train_seconds": time.perf_counter() - start, "losses": losses}
+
+
+def _lm_loss(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int, unseen: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy, ignoring padding, with the `unseen` tokens out of the softmax
+    (the held-out names: otherwise every step would teach the model never to predict them)."""
+    # Padding is on the right, so causal attention never lets a real token see it: no mask needed.
+    logits = model(input_ids=batch).logits[:, :-1].index_fill(-1, unseen, float("-inf"))
+    labels = batch[:, 1:].masked_fill(batch[:, 1:] == pad_id, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+@torch.no_grad()
+def _accuracy(model, tokenizer, prompts: list[IOIPrompt], device: str) -> float:
+    last = _last_logits(model, tokenizer, [p.clean for p in prompts], device)
+    rows = torch.arange(len(prompts), device=device)
+    answer = _single_tokens(tokenizer, [p.answer for p in prompts]).to(device)
+    distractor = _single_tokens(tokenizer, [p.distractor for p in prompts]).to(device)
+    return (last[rows, answer] > last[rows, distractor]).float().mean().item()
+
+
+@torch.no_grad()
+def evaluate(
+    model_dir: str | Path, n: int = 500, seed: int = 1, device: str = "cpu", batch_size: int = 100
+) -> dict:
+    """Per split: accuracy (logit[answer] > logit[distractor] at the last position) and the
+    mean logit difference (answer minus distractor) on clean and on corrupted prompts."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    report = {}
+    for split in SPLITS:
+        prompts = ioi_prompts(n, seed=seed, split=split)
+        answer = _single_tokens(tokenizer, [p.answer for p in prompts]).to(device)
+        distractor = _single_tokens(tokenizer, [p.distractor for p in prompts]).to(device)
+        diffs = {}
+        for kind in ("clean", "corrupt"):
+            texts = [getattr(p, kind) for p in prompts]
+            last = torch.cat(
+                [
+                    _last_logits(model, tokenizer, texts[i : i + batch_size], device)
+                    for i in range(0, n, batch_size)
+                ]
+            )
+            rows = torch.arange(n, device=device)
+            diffs[kind] = last[rows, answer] - last[rows, distractor]
+        report[split] = {
+            "n": n,
+            "accuracy": (diffs["clean"] > 0).float().mean().item(),
+            "logit_diff_clean": diffs["clean"].mean().item(),
+            "logit_diff_corrupt": diffs["corrupt"].mean().item(),
+        }
+    return report
+
+
+def _single_tokens(tokenizer, words: list[str]) -> torch.Tensor:
+    ids = tokenizer(words, add_special_tokens=False)["input_ids"]
+    bad = [w for w, i in zip(words, ids) if len(i) != 1]
+    if bad:
+        raise ValueError(f"these answers are not single tokens for this tokenizer: {bad[:5]}")
+    return torch.tensor([i[0] for i in ids])
+
+
+def _last_logits(model, tokenizer, texts: list[str], device: str) -> torch.Tensor:
+    """Logits at each text's last token (right padding; GPT-2's absolute positions stay put)."""
+    enc = tokenizer(texts, return_tensors="pt", padding=True).to(device)
+    logits = model(**enc).logits
+    last = enc["attention_mask"].sum(1) - 1
+    return logits[torch.arange(len(texts), device=device), last]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--out", help="train and save the model into this folder")
+    action.add_argument("--eval", metavar="DIR", help="only evaluate the model saved in this folder")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--n-eval", type=int, default=500, help="prompts per evaluation split")
+    args = parser.parse_args(argv)
+    if args.out:
+        summary = train(args.out, steps=args.steps, seed=args.seed, threads=args.threads)
+        summary.pop("losses")
+        print(json.dumps(summary))
+    print(json.dumps(evaluate(args.out or args.eval, n=args.n_eval), indent=2))
+
+
+if __name__ == "__main__":
+    main()
