@@ -1,7 +1,8 @@
 """interplab's notebook widgets: thin anywidget classes over engine results (front ends in ``js/``)."""
 
 from .base import Widget, command
+from .explorer import CircuitExplorer
 from .scanner import ExpertScanner
 from .tokenview import TokenView
 
-__all__ = ["ExpertScanner", "TokenView", "Widget", "command"]
+__all__ = ["CircuitExplorer", "ExpertScanner", "TokenView", "Widget", "command"]
