@@ -57,7 +57,7 @@ export function edgePaths(layout: Layout, edges: EdgeGraph, keep: number[]): { p
     const key = `${s >= 0 ? "+" : "-"}${bucket}`;
     const y1 = layout.edgeY[edges.source[e]];
     const y2 = layout.edgeY[edges.target[e]];
-    const bulge = 10 + 0.45 * Math.abs(y1 - y2);
+    const bulge = Math.min(110, 10 + 0.45 * Math.abs(y1 - y2));
     const x = layout.edgeX;
     const d = `M${x.toFixed(1)} ${y1.toFixed(1)}C${(x + bulge).toFixed(1)} ${y1.toFixed(1)} ${(x + bulge).toFixed(1)} ${y2.toFixed(1)} ${x.toFixed(1)} ${y2.toFixed(1)}`;
     let list = groups.get(key);
@@ -67,13 +67,21 @@ export function edgePaths(layout: Layout, edges: EdgeGraph, keep: number[]): { p
   return [...groups].map(([key, parts]) => ({ positive: key[0] === "+", bucket: Number(key.slice(1)), d: parts.join("") }));
 }
 
-export function nodeScale(theme: Theme, scores: ArrayLike<number>): Scale {
-  return diverging(theme, maxAbs(scores));
+/**
+ * Colours saturate at the largest |score| of the circuit nodes (attn, mlp, heads): resid nodes,
+ * which carry everything before them, would otherwise leave every other node pale.
+ */
+export function nodeScale(theme: Theme, nodes: Nodes, scores: ArrayLike<number>): Scale {
+  let limit = 0;
+  for (let i = 0; i < nodes.length; i++) {
+    if (componentOf(nodes, i) !== "resid" && Number.isFinite(scores[i])) limit = Math.max(limit, Math.abs(scores[i]));
+  }
+  return diverging(theme, limit || maxAbs(scores));
 }
 
 export function drawGraph(p: Painter, s: GraphState): void {
   const { layout, nodes, scores, kept, theme } = s;
-  const scale = nodeScale(theme, scores);
+  const scale = nodeScale(theme, nodes, scores);
   const small = Math.min(11, theme.fontSize);
   const muted = { fill: theme.muted, family: theme.font, size: small, baseline: "middle" as const };
   const layerH = layout.rows.length * layout.rowH + 10;
@@ -83,7 +91,7 @@ export function drawGraph(p: Painter, s: GraphState): void {
   for (let l = 0; l < layout.nLayers; l++) {
     const top = layout.bottom - (l + 1) * layerH;
     if (l % 2 === 1) p.rect(layout.left, top, gridW, layerH, { fill: theme.surface });
-    p.text(6, top + layerH / 2, `layer ${l}`, { ...muted, fill: theme.foreground });
+    p.text(4, top + layerH / 2, `layer ${l}`, { ...muted, fill: theme.foreground });
     if (layout.rows.length <= 4) {
       for (let r = 0; r < layout.rows.length; r++) {
         p.text(layout.left - 4, rowY(layout, l, r), layout.rows[r], { ...muted, size: small - 2, align: "right" });
@@ -124,7 +132,7 @@ export function drawGraph(p: Painter, s: GraphState): void {
   if (s.edges) {
     const edges = s.edges;
     const colours = edgeColours(theme);
-    p.text(layout.edgeX - 10, 10, `edges (${edges.method}, all positions)`, { ...muted, align: "left" });
+    p.text(layout.edgeX, 10, `edges (${edges.method})`, { ...muted, align: "center" });
     for (const path of edgePaths(layout, edges, s.keptEdges)) {
       p.path(path.d, {
         stroke: path.positive ? colours.positive : colours.negative,

@@ -244,7 +244,7 @@ describe("drawing and export", () => {
     });
     expect(svg).not.toContain("<img");
     expect(svg).toContain("&lt;img");
-    expect(svg).toContain("edges (atp, all positions)");
+    expect(svg).toContain("edges (atp)");
     expect(svg).toContain(`stroke="${theme.error}"`); // the ablated node's cross
     expect((svg.match(/<rect [^>]*rx="2"/g) ?? []).length).toBe(6); // one glyph per node
     expect((svg.match(/opacity="0.28"/g) ?? []).length).toBe(3); // the pruned ones faint

@@ -74,6 +74,7 @@ function click(overlay: HTMLCanvasElement, row: number, position: number) {
   overlay.dispatchEvent(new MouseEvent("pointerup", at(overlay, row, position)));
 }
 
+const lastCommand = (model: MockModel) => model.sent[model.sent.length - 1].content;
 const commands = (model: MockModel) => model.sent.map((s) => s.content).filter((c) => c.kind === "anywidget-command");
 
 afterEach(() => {
@@ -112,7 +113,7 @@ describe("CircuitExplorer front end", () => {
   it("asks the kernel to ablate a clicked node; resid nodes are refused in the browser", async () => {
     const { el, model, overlay } = mount();
     click(overlay, 2, 1); // mlp@1
-    expect(commands(model).at(-1)).toMatchObject({ name: "_toggle", msg: { node: "mlp.0@1" } });
+    expect(lastCommand(model)).toMatchObject({ name: "_toggle", msg: { node: "mlp.0@1" } });
     model.set("ablated", ["mlp.0@1"]);
     model.set("metric", { ...state().metric, ablated: 1.25, n_ablated: 1 });
     model.reply({ result: { node: "mlp.0@1", ablated: true } });
@@ -132,7 +133,7 @@ describe("CircuitExplorer front end", () => {
     await tick();
     expect(el.querySelector(".il-error")!.textContent).toContain("the model failed");
     click(overlay, 1, 1);
-    expect(commands(model).at(-1)).toMatchObject({ name: "_toggle", msg: { node: "attn.0@1" } });
+    expect(lastCommand(model)).toMatchObject({ name: "_toggle", msg: { node: "attn.0@1" } });
   });
 
   it("switches method through the kernel and redraws from the new scores", () => {
@@ -140,7 +141,7 @@ describe("CircuitExplorer front end", () => {
     const method = el.querySelector<HTMLSelectElement>("select[aria-label=method]")!;
     method.value = "patch";
     method.dispatchEvent(new Event("change"));
-    expect(commands(model).at(-1)).toMatchObject({ name: "_compute", msg: { method: "patch", show: true } });
+    expect(lastCommand(model)).toMatchObject({ name: "_compute", msg: { method: "patch", show: true } });
     model.set("method", "relp");
     expect(el.querySelector(".il-info")!.textContent).toContain("RelP");
   });
@@ -165,7 +166,7 @@ describe("CircuitExplorer front end", () => {
     x.dispatchEvent(new Event("change"));
     expect(note.textContent).toContain("patch not computed yet");
     note.querySelector("button")!.click();
-    expect(commands(model).at(-1)).toMatchObject({ name: "_compute", msg: { method: "patch", show: false } });
+    expect(lastCommand(model)).toMatchObject({ name: "_compute", msg: { method: "patch", show: false } });
   });
 
   it("cleans up its listeners", () => {
