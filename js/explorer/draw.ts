@@ -132,7 +132,7 @@ export function drawGraph(p: Painter, s: GraphState): void {
   if (s.edges) {
     const edges = s.edges;
     const colours = edgeColours(theme);
-    p.text(layout.edgeX, 10, `edges (${edges.method})`, { ...muted, align: "center" });
+    p.text(layout.edgeX, 9, `edges (${edges.method})`, { ...muted, align: "center" });
     for (const path of edgePaths(layout, edges, s.keptEdges)) {
       p.path(path.d, {
         stroke: path.positive ? colours.positive : colours.negative,

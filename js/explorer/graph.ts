@@ -148,7 +148,7 @@ export interface LayoutOptions {
   rowH?: number;
 }
 
-export const MARGIN = { left: 92, bottom: 40, top: 26, right: 150 };
+export const MARGIN = { left: 92, bottom: 40, top: 40, right: 150 };
 
 export function layoutGraph(o: LayoutOptions): Layout {
   const rows = o.level === "head" ? [...Array.from({ length: o.nHeads }, (_, h) => `head ${h}`), "mlp"] : ["resid", "attn", "mlp"];
