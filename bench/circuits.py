@@ -8,7 +8,7 @@
 of each component type (resid, attn, mlp); (b) time of RelP over all nodes against activation
 patching over all nodes and against one plain forward + backward of the bare transformers model
 on the corrupted prompts (params' gradients included, as in training). All in one run: warm-up,
-then the median of ``--repeats`` runs (patching: ``--patch-repeats``).
+then the median of ``--repeats`` interleaved runs (patching: ``--patch-repeats``).
 
 A random model gets a random task: token-id prompts whose corruption swaps one token, with random
 answer and distractor tokens (its fidelity numbers say little; its timings are the point).
@@ -52,17 +52,24 @@ def random_task(model: il.Model, n: int, length: int, seed: int) -> ContrastTask
     return ContrastTask.build(model, clean, corrupt, answer.tolist(), distractor.tolist(), name="random")
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
+def seconds(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_times(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per function, the runs interleaved (round robin) so that load on a shared
+    machine falls on all of them alike."""
+    times = {key: [] for key in fns}
     for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            times[key].append(seconds(fn))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def forward_backward(model: il.Model, task: ContrastTask):
@@ -77,6 +84,16 @@ def forward_backward(model: il.Model, task: ContrastTask):
     return run
 
 
+def clean_accuracy(model: il.Model, task: ContrastTask) -> float:
+    """Fraction of clean prompts whose answer logit is above the distractor's."""
+    enc = task.encode(model)
+    rows = torch.arange(enc.n, device=model.device)
+    with torch.no_grad():
+        logits = model.hf(input_ids=enc.clean_ids, attention_mask=enc.attention_mask,
+                          position_ids=enc.position_ids).logits[:, -1]
+    return float((logits[rows, enc.answer_ids] > logits[rows, enc.distractor_ids]).float().mean())
+
+
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.flatten().double(), b.flatten().double()
     a, b = a - a.mean(), b - b.mean()
@@ -89,14 +106,13 @@ def main() -> None:
     parser.add_argument("--gpt2-small", action="store_true", help="a random GPT-2-small-sized model")
     parser.add_argument("--n", type=int, default=64, help="prompts")
     parser.add_argument("--length", type=int, default=16, help="tokens per prompt of a random task")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--patch-repeats", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     if args.gpt2_small:
@@ -122,25 +138,36 @@ def main() -> None:
     }
     for fn in runs.values():  # warm-up
         fn()
-    times = {key: median_time(fn, args.repeats) for key, fn in runs.items()}
+    times = median_times(runs, args.repeats)
     patch_fn = lambda: attribute(model, task, method="patch", progress=False)  # noqa: E731
     patched = patch_fn()  # warm-up and the ground truth
-    times["patch"] = median_time(patch_fn, args.patch_repeats)
+    times["patch"] = median_times({"patch": patch_fn}, args.patch_repeats)["patch"]
     for method in ("atp", "relp"):
         att = attribute(model, task, method=method)
         results[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("resid", "attn", "mlp")}
     a = model.anatomy
     nodes = 3 * a.n_layers * enc.seq_len
+    relp, atp = results["relp"], results["atp"]
+    speedup, over_fb = times["patch"] / times["relp"], times["relp"] / times["forward_backward"]
+    targets = {
+        "relp_resid_at_least_0.95": relp["resid"] >= 0.95,
+        "relp_mlp_at_least_0.95": relp["mlp"] >= 0.95,
+        "relp_mlp_not_below_atp": relp["mlp"] >= atp["mlp"],
+        "relp_20x_faster_than_patching": speedup >= 20,
+        "relp_within_3x_forward_backward": over_fb <= 3,
+    }
     print(json.dumps({
         "model": name, "family": a.family, "layers": a.n_layers, "d_model": a.d_model, "device": args.device,
         "threads": torch.get_num_threads(), "task": task.name, "prompts": enc.n, "positions": enc.seq_len,
         "nodes": nodes,
         "metric": {"clean": round(patched.clean_metric, 4), "corrupt": round(patched.corrupt_metric, 4)},
+        "clean_accuracy": round(clean_accuracy(model, task), 4),
         "pearson_with_patching": results,
         "seconds": {k: round(v, 4) for k, v in times.items()},
-        "relp_speedup_over_patching": round(times["patch"] / times["relp"], 1),
-        "relp_over_forward_backward": round(times["relp"] / times["forward_backward"], 2),
+        "relp_speedup_over_patching": round(speedup, 1),
+        "relp_over_forward_backward": round(over_fb, 2),
         "atp_over_forward_backward": round(times["atp"] / times["forward_backward"], 2),
+        "targets_met": targets,
     }, indent=2))
 
 

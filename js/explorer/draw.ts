@@ -92,9 +92,10 @@ export function drawGraph(p: Painter, s: GraphState): void {
     const top = layout.bottom - (l + 1) * layerH;
     if (l % 2 === 1) p.rect(layout.left, top, gridW, layerH, { fill: theme.surface });
     p.text(4, top + layerH / 2, `layer ${l}`, { ...muted, fill: theme.foreground });
-    if (layout.rows.length <= 4) {
+    if (layout.rowH >= 9) {
       for (let r = 0; r < layout.rows.length; r++) {
-        p.text(layout.left - 4, rowY(layout, l, r), layout.rows[r], { ...muted, size: small - 2, align: "right" });
+        const name = layout.rows[r].replace("head ", "h");
+        p.text(layout.left - 4, rowY(layout, l, r), name, { ...muted, size: Math.min(small - 2, layout.rowH - 1), align: "right" });
       }
     }
   }

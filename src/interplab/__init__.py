@@ -5,7 +5,7 @@
     model = il.zoo.load("ioi")     # the shipped demo models
 """
 
-from . import anatomy, circuits, experts, reasoning, tokens, widgets, zoo
+from . import anatomy, circuits, experts, reasoning, tasks, tokens, widgets, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
 from .widgets import CircuitExplorer, ExpertScanner, TokenView
@@ -13,4 +13,4 @@ from .widgets import CircuitExplorer, ExpertScanner, TokenView
 __version__ = "0.1.0"
 
 __all__ = ["Anatomy", "Block", "CircuitExplorer", "ExpertScanner", "Model", "MoeAnatomy", "TokenView", "anatomy",
-           "circuits", "experts", "load", "reasoning", "tokens", "widgets", "zoo"]
+           "circuits", "experts", "load", "reasoning", "tasks", "tokens", "widgets", "zoo"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, tokens, zoo
+from . import __version__, tasks, tokens, zoo
 from .model import Model
 from .widgets import CircuitExplorer, ExpertScanner, TokenView
 from .widgets.base import error_record
@@ -93,16 +93,6 @@ def token_view(demo: Demo) -> Section:
         widgets=[view], tables=[predictions])
 
 
-def ioi_task(model, n: int = 8):
-    """A contrast task of ``n`` held-out IOI prompts (names and templates the demo model never saw)."""
-    from .circuits import ContrastTask
-    from .tasks.ioi import ioi_prompts
-
-    prompts = ioi_prompts(n, seed=0, split="test")
-    return ContrastTask.build(model, [p.clean for p in prompts], [p.corrupt for p in prompts],
-                              [p.answer for p in prompts], [p.distractor for p in prompts], name="ioi")
-
-
 @section
 def circuit_explorer(demo: Demo) -> Section | None:
     if "ioi" not in zoo.available():
@@ -112,7 +102,7 @@ def circuit_explorer(demo: Demo) -> Section | None:
     from . import circuits
 
     model = demo.models["dense"]
-    task = ioi_task(model)
+    task = tasks.ioi(model, n=8, seed=0)
     attributions = {m: circuits.attribute(model, task, m, progress=False) for m in circuits.METHODS}
     frames = {m: a.to_frame() for m, a in attributions.items()}
     patch = frames["patch"]

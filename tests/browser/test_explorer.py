@@ -13,15 +13,14 @@ import json, time
 import torch
 torch.set_num_threads(1)
 import interplab as il
-from interplab.tasks.ioi import ioi_prompts
 if "ioi" in il.zoo.available():
     model = il.zoo.load("ioi")
-    pairs = [(p.clean, p.corrupt, p.answer, p.distractor) for p in ioi_prompts(16, seed=0)]
+    task = il.tasks.ioi(model, n=16, seed=0)
 else:  # a tiny random GPT-2 where the demo model is not installed
     model = il.zoo.tiny("gpt2", seed=4)
     pairs = [("the cat sat on the mat and the dog", "the dog sat on the mat and the cat", " sat", " is"),
              ("the dog sat in the store and the cat", "the cat sat in the store and the dog", " sat", " is")]
-task = il.circuits.ContrastTask.build(model, *map(list, zip(*pairs)), name="ioi")
+    task = il.circuits.ContrastTask.build(model, *map(list, zip(*pairs)), name="ioi")
 explorer = il.CircuitExplorer(model, task, top_k=8)
 node = next(il.circuits.nodes.node_from_id(n) for n in explorer.circuit if n.startswith("attn"))
 print(json.dumps({"node": node.id, "layer": node.layer, "position": node.position,

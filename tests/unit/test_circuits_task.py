@@ -86,3 +86,52 @@ def test_subset_keeps_the_pairs(model):
     sub = task.subset([2, 0])
     assert sub.clean == ("it was", "the cat") and sub.corrupt == ("it is", "the dog")
     assert sub.answer == (" c", " a") and sub.distractor == (" d", " d")
+
+
+def ioi_model(drop_names=()):
+    """A tiny GPT-2 whose word-level vocabulary holds every IOI word except ``drop_names``."""
+    import transformers as T
+
+    import interplab as il
+    from interplab.tasks.ioi import vocabulary_words
+    from interplab.zoo.tiny import word_tokenizer
+
+    tokenizer = word_tokenizer([w for w in vocabulary_words() if w not in set(drop_names)])
+    config = T.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=64)
+    torch.manual_seed(0)
+    return il.load(T.GPT2LMHeadModel(config), tokenizer=tokenizer)
+
+
+def test_ioi_task_swaps_the_repeated_name():
+    import interplab as il
+    from interplab.tasks.ioi import HELDOUT_NAMES
+
+    model = ioi_model()
+    task = il.tasks.ioi(model, n=12, seed=3)
+    assert len(task) == 12 and task.name == "ioi"
+    assert task.clean == il.tasks.ioi(model, n=12, seed=3).clean  # seeded
+    assert task.clean != il.tasks.ioi(model, n=12, seed=4).clean
+    for clean, corrupt, answer, distractor in zip(task.clean, task.corrupt, task.answer, task.distractor):
+        io, s = answer.strip(), distractor.strip()
+        assert io != s and {io, s} <= set(HELDOUT_NAMES)  # default split: held-out names
+        a, b = clean.split(), corrupt.split()
+        changed = [i for i in range(len(a)) if a[i] != b[i]]
+        # one word differs: the second mention of the subject becomes the indirect object
+        assert len(changed) == 1 and a[changed[0]] == s and b[changed[0]] == io
+        assert a[:changed[0]].count(s) == 1 and a[:changed[0]].count(io) == 1
+    enc = task.encode(model)
+    assert enc.answer_ids.tolist() == [model.tokenizer.convert_tokens_to_ids(a.strip()) for a in task.answer]
+
+
+def test_ioi_task_skips_names_that_are_not_one_token():
+    import interplab as il
+    from interplab.tasks.ioi import HELDOUT_NAMES
+
+    dropped = HELDOUT_NAMES[: len(HELDOUT_NAMES) // 2]
+    task = il.tasks.ioi(ioi_model(dropped), n=20, seed=0)
+    used = {t.strip() for t in (*task.answer, *task.distractor)}
+    assert not used & set(dropped) and len(used) > 2
+    with pytest.raises(TaskError, match=r"1 of \d+ names are one known token .*' " + HELDOUT_NAMES[0]):
+        il.tasks.ioi(ioi_model(HELDOUT_NAMES[:-1]), n=4, seed=0)
+    with pytest.raises(TaskError, match="n must be a positive number"):
+        il.tasks.ioi(ioi_model(), n=0)

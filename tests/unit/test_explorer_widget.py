@@ -175,6 +175,8 @@ def test_method_switch_recomputes_and_keeps_k(explorer):
     top = sorted((i for i, n in enumerate(explorer.nodes) if n.component != "resid"), key=lambda i: -abs(relp[i]))[:4]
     assert set(explorer.circuit) == {explorer.nodes[i].id for i in top}
     assert explorer._edges["method"] == "relp"
+    with pytest.raises(traitlets.TraitError, match=r"call explorer.compute\('patch'\)"):
+        explorer.method = "patch"
 
 
 def test_correlation_is_pearson_of_the_engines_frames(explorer, setup):

@@ -267,6 +267,13 @@ class CircuitExplorer(Widget, bundle="explorer"):
             out.append(node.id)
         return sorted(set(out), key=lambda i: node_from_id(i).sort_key())
 
+    @traitlets.validate("method")
+    def _check_method(self, proposal: dict) -> str:
+        if proposal["value"] not in getattr(self, "attributions", {}):
+            raise traitlets.TraitError(f"method {proposal['value']!r} is not computed; call explorer.compute"
+                                       f"({proposal['value']!r}) to compute and show it")
+        return proposal["value"]
+
     @traitlets.validate("ablation")
     def _check_ablation(self, proposal: dict) -> str:
         if proposal["value"] not in circuits.ABLATIONS:
