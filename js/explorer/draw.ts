@@ -71,6 +71,17 @@ export function edgePaths(layout: Layout, edges: EdgeGraph, keep: number[]): { p
  * Colours saturate at the largest |score| of the circuit nodes (attn, mlp, heads): resid nodes,
  * which carry everything before them, would otherwise leave every other node pale.
  */
+// Pan and zoom redraw the same arcs: keep the paths of the last (layout, edges, kept set).
+const pathCache = new WeakMap<number[], { layout: Layout; edges: EdgeGraph; paths: ReturnType<typeof edgePaths> }>();
+
+function cachedEdgePaths(layout: Layout, edges: EdgeGraph, keep: number[]) {
+  const hit = pathCache.get(keep);
+  if (hit && hit.layout === layout && hit.edges === edges) return hit.paths;
+  const paths = edgePaths(layout, edges, keep);
+  pathCache.set(keep, { layout, edges, paths });
+  return paths;
+}
+
 export function nodeScale(theme: Theme, nodes: Nodes, scores: ArrayLike<number>): Scale {
   let limit = 0;
   for (let i = 0; i < nodes.length; i++) {
@@ -134,7 +145,7 @@ export function drawGraph(p: Painter, s: GraphState): void {
     const edges = s.edges;
     const colours = edgeColours(theme);
     p.text(layout.edgeX, 9, `edges (${edges.method})`, { ...muted, align: "center" });
-    for (const path of edgePaths(layout, edges, s.keptEdges)) {
+    for (const path of cachedEdgePaths(layout, edges, s.keptEdges)) {
       p.path(path.d, {
         stroke: path.positive ? colours.positive : colours.negative,
         lineWidth: 0.6 + path.bucket * 0.8,
