@@ -5,9 +5,10 @@
     PYTHONPATH=src python bench/circuits.py --gpt2-small         # random GPT-2-small-sized model
 
 (a) Pearson correlation of AtP and RelP with activation patching over all (layer, position) nodes
-of each component type (resid, attn, mlp); (b) time of RelP over all nodes against activation
-patching over all nodes and against one plain forward + backward of the bare transformers model
-on the corrupted prompts (params' gradients included, as in training). All in one run: warm-up,
+of each component type (resid, attn, mlp; with ``--heads`` also per (layer, head, position));
+(b) time of RelP over all nodes against activation patching over all nodes and against one plain
+forward + backward of the bare transformers model on the corrupted prompts (params' gradients
+included, as in training). All in one run: warm-up,
 then the median of ``--repeats`` interleaved runs (patching: ``--patch-repeats``).
 
 A random model gets a random task: token-id prompts whose corruption swaps one token, with random
@@ -100,6 +101,16 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / (a.norm() * b.norm()))
 
 
+def head_fidelity(model: il.Model, task: ContrastTask) -> dict:
+    """Pearson r of AtP and RelP with patching over every (layer, head, position) and (layer, position) MLP node."""
+    patched = attribute(model, task, method="patch", level="head", progress=False)
+    out = {}
+    for method in ("atp", "relp"):
+        att = attribute(model, task, method=method, level="head")
+        out[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("head", "mlp")}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ioi", help="'ioi' (demo model), 'tiny' or a model folder")
@@ -111,6 +122,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--heads", action="store_true", help="also the correlations at the head level")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -145,6 +157,7 @@ def main() -> None:
     for method in ("atp", "relp"):
         att = attribute(model, task, method=method)
         results[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("resid", "attn", "mlp")}
+    heads = head_fidelity(model, task) if args.heads else None
     a = model.anatomy
     nodes = 3 * a.n_layers * enc.seq_len
     relp, atp = results["relp"], results["atp"]
@@ -163,6 +176,7 @@ def main() -> None:
         "metric": {"clean": round(patched.clean_metric, 4), "corrupt": round(patched.corrupt_metric, 4)},
         "clean_accuracy": round(clean_accuracy(model, task), 4),
         "pearson_with_patching": results,
+        **({"pearson_with_patching_heads": heads} if heads else {}),
         "seconds": {k: round(v, 4) for k, v in times.items()},
         "relp_speedup_over_patching": round(speedup, 1),
         "relp_over_forward_backward": round(over_fb, 2),
