@@ -179,3 +179,17 @@ def test_shipped_model_resolves_heldout_indirect_objects(split, shipped_tokenize
     assert accuracy >= 0.95, f"{split}: held-out accuracy {accuracy:.3f}"
     # The corruption makes the distractor the right answer, so the logit difference flips sign.
     assert sum(corrupt_diffs) / len(corrupt_diffs) < 0 < sum(clean_diffs) / len(clean_diffs)
+
+
+def test_zoo_loads_the_shipped_model_as_a_gpt2(device):
+    import interplab as il
+
+    assert "ioi" in il.zoo.available()
+    model = il.zoo.load("ioi", device=device)
+    config = json.loads((SHIPPED / "config.json").read_text())
+    assert config["architectures"] == ["GPT2LMHeadModel"]
+    assert model.anatomy.family == "gpt2" and model.anatomy.moe is None
+    assert (model.anatomy.n_layers, model.anatomy.d_model) == (config["n_layer"], config["n_embd"])
+    files = {p.name for p in SHIPPED.iterdir()}
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 10_000_000

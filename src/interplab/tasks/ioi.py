@@ -117,6 +117,16 @@ TRAIN_INTROS: tuple[str, ...] = (
     "In the {PLACE}, {A} and {B} sat down, and",
     "{A} and {B} left the {PLACE}. Later,",
     "{A} and {B} opened the {PLACE}, and right away",
+    "{A} and {B} talked for a long time, and then",
+    "Last night {A} and {B} cooked in the {PLACE}, and then",
+    "On Friday, {A} and {B} painted the {PLACE}, and then",
+    "{A} and {B} rested in the {PLACE}, and after that",
+    "{A} and {B} went to the {PLACE}, where",
+    "On Sunday, {A} and {B} stopped at the {PLACE}, where",
+    "This morning {A} and {B} fixed the {PLACE}. Then",
+    "As soon as {A} and {B} entered the {PLACE},",
+    "{A} and {B} were standing in the {PLACE}.",
+    "At noon {A} and {B} left the {PLACE}, and so",
 )
 TRAIN_ACTIONS: tuple[str, ...] = (
     "{S} gave a {OBJECT} to",
@@ -149,6 +159,14 @@ TRAIN_ACTIONS: tuple[str, ...] = (
     "{S} spoke to",
     "{S} waved to",
     "{S} whispered to",
+    "{S} took a {OBJECT} to",
+    "{S} sent the {OBJECT} to",
+    "{S} pushed the {OBJECT} to",
+    "{S} kicked a {OBJECT} to",
+    "{S} told a joke to",
+    "{S} sang a song to",
+    "{S} lent the {OBJECT} to",
+    "{S} offered the {OBJECT} to",
 )
 HELDOUT_INTROS: tuple[str, ...] = (
     "When {A} and {B} arrived at the {PLACE},",

@@ -3,7 +3,15 @@
     python -m interplab.zoo.train_ioi --out DIR [--steps N] [--seed S]   # train, save, evaluate
     python -m interplab.zoo.train_ioi --eval DIR                          # measure a saved model
 
-The defaults reproduce the folder shipped in `interplab/zoo/ioi/`.
+The shipped folder `interplab/zoo/ioi/` was made with the defaults, on CPU with one thread
+(run from the repository root):
+
+    PYTHONPATH=src python -m interplab.zoo.train_ioi --out src/interplab/zoo/ioi
+
+`--out` also writes `training.json` (settings, training time, the accuracies measured right
+after training). `--eval` measures accuracy (answer logit above distractor logit at the last
+position) on 500 prompts per split of `interplab.tasks.ioi`: "train", "test_names" (held-out
+names), "test_templates" (held-out templates) and "test" (both held out at once).
 
 Tokenizer: word level (every name is one token), splitting words from punctuation, with a BOS
 token prepended to every encoded text; the vocabulary is every word of `interplab.tasks.ioi`,
@@ -34,6 +42,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForCausalLM,
@@ -200,7 +209,7 @@ def train(
     docs = ioi_corpus(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction, cfg.sentences, cfg.cast)
     data = encode_corpus(tokenizer, docs, cfg.n_positions)
     heldout = _token_ids(tokenizer, HELDOUT_NAMES).to(device)
-    probe = ioi_prompts(128, seed=99, split="train")
+    probes = {split: ioi_prompts(128, seed=99, split=split) for split in ("train", "test")}
     opt = _optimizer(model, cfg)
     model.train()
     losses, start = [], time.perf_counter()
@@ -219,9 +228,13 @@ def train(
         opt.step()
         losses.append(loss.item())
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            acc = _accuracy(model, tokenizer, probe, device)
+            acc = {split: _accuracy(model, tokenizer, p, device) for split, p in probes.items()}
             elapsed = time.perf_counter() - start
-            print(f"step {step:5d}  loss {loss.item():.4f}  train-prompt accuracy {acc:.3f}  {elapsed:.0f}s")
+            print(
+                f"step {step:5d}  loss {loss.item():.4f}  accuracy train {acc['train']:.3f}"
+                f" test {acc['test']:.3f}  {elapsed:.0f}s",
+                flush=True,
+            )
     names.redraw(model)
     model.eval()
     out = Path(out_dir)
@@ -310,11 +323,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--n-eval", type=int, default=500, help="prompts per evaluation split")
     args = parser.parse_args(argv)
-    if args.out:
-        summary = train(args.out, steps=args.steps, seed=args.seed, threads=args.threads)
-        summary.pop("losses")
-        print(json.dumps(summary))
-    print(json.dumps(evaluate(args.out or args.eval, n=args.n_eval), indent=2))
+    if args.eval:
+        print(json.dumps(evaluate(args.eval, n=args.n_eval), indent=2))
+        return
+    summary = train(args.out, steps=args.steps, seed=args.seed, threads=args.threads)
+    report = evaluate(args.out, n=args.n_eval)
+    write_record(args.out, summary, report)
+    print(json.dumps(report, indent=2))
+
+
+def write_record(out_dir: str | Path, summary: dict, report: dict) -> None:
+    """Save the settings, the training time and the measured accuracies as `training.json`."""
+    record = {
+        "config": summary["config"],
+        "train_seconds": round(summary["train_seconds"], 1),
+        "evaluation": report,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    (Path(out_dir) / "training.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
