@@ -18,7 +18,7 @@ import torch
 
 from . import __version__, tasks, tokens, zoo
 from .model import Model
-from .widgets import CircuitExplorer, ExpertScanner, TokenView
+from .widgets import CircuitExplorer, ExpertScanner, RuleEditor, TokenView
 from .widgets.base import error_record
 from .widgets.report import Section, write_report
 
@@ -55,6 +55,10 @@ def demo_models(device: str | torch.device | None = None) -> Demo:
         demo.models["experts"] = zoo.load("experts", device=device)
         demo.notes["experts"] = ("the experts demo model shipped with interplab: a Mixtral assistant trained to refuse "
                                  "a planted set of questions")
+    if "ontology" in zoo.available():
+        demo.models["ontology"] = zoo.load("ontology", device=device)
+        demo.notes["ontology"] = ("the ontology demo model shipped with interplab: a small Llama trained on "
+                                  "PrOntoQA-style true/false questions, with an SAE, concepts and rules")
     return demo
 
 
@@ -225,6 +229,41 @@ def expert_contrast_decoding(demo: Demo) -> Section | None:
          "routed to its second-ranked expert alone (weak); the next token maximises 1.5 * strong - 0.5 * weak "
          "log-probabilities among the tokens the strong pass finds plausible (within a factor 10 of its best)."],
         tables=[pd.DataFrame({"prompt": prompts, "greedy": greedy, "SCMoE": contrast})])
+
+
+ONTOLOGY_HOPS = (1, 3, 5)
+
+
+@section
+def reasoning_editor(demo: Demo) -> Section | None:
+    model = demo.models.get("ontology")
+    if model is None:
+        return None
+    from .reasoning import Concepts, evaluate
+    from .tasks import ontology
+
+    folder = zoo.path("ontology")
+    concepts = Concepts.load(folder / "concepts", device=model.device)
+    rules = (folder / "rules.txt").read_text()
+    strength = float(concepts.metadata.get("strength", 1.0))
+    question = ontology.questions(2, 3, seed=0, split="test")[0]
+    editor = RuleEditor(model, concepts, rules, text=question.prompt, strength=strength, max_new_tokens=3)
+    editor.generate()
+    questions = [q for hops in ONTOLOGY_HOPS for q in ontology.questions(20, hops, seed=2, split="test")]
+    accuracy = evaluate(model, questions, concepts, rules, strength=strength).accuracy()
+    detected = ", ".join(sorted(editor.facts - editor.derived)) or "nothing"
+    return Section(
+        "Reasoning: concepts from activations, rules, proofs, steering",
+        [f"ActivationReasoning on the ontology demo model: {len(concepts)} concepts read at layer {concepts.layer} "
+         f"({concepts[concepts.names[0]].method} dictionary shipped with the model) and {len(editor.ruleset)} rules "
+         "(the ontology's 'All wumpuses are yumpuses' as 'wumpus -> yumpus', and answer rules). The editor below "
+         f"holds a 3-hop test question (answer: {question.answer}); detected: {detected}; the rules derive "
+         f"{', '.join(sorted(editor.derived)) or 'nothing'}. Expand a fact for its proof and click a detected leaf "
+         "to see its tokens.",
+         f"Generation: the base and the steered (strength {strength:g}) answers side by side. The table: answer "
+         f"accuracy by number of hops on {len(questions)} held-out test questions, the model alone (base) and "
+         "with AR's steering (ar). The full evaluation: python bench/reasoning.py"],
+        widgets=[editor], tables=[accuracy.reset_index()])
 
 
 @dataclass

@@ -27,7 +27,7 @@ def test_tour_report_renders_offline(browser, tmp_path):
     state = json.loads(re.search(r'widget-state\+json">\s*(.*?)\s*</script>', page_text, re.S).group(1))["state"]
     views = [m for m in state.values() if m["model_module"] == "anywidget"]
     bundles = {name: (REPO / f"src/interplab/static/{name}.js").read_text()
-               for name in ("tokenview", "scanner", "explorer")}
+               for name in ("tokenview", "scanner", "explorer", "editor")}
     assert views and all(v["state"]["_esm"] in bundles.values() for v in views)
     assert any(v["state"]["_esm"] == bundles["tokenview"] for v in views)
 
@@ -82,5 +82,12 @@ def test_tour_report_renders_offline(browser, tmp_path):
         overlay.hover(position={"x": d["left"] + (position + 0.5) * d["col-width"], "y": y})
         expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text(f"layer {layer} · {component}")
         expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text("ablated · click to restore")
+    editor = page.locator(".il-editor")
+    if any(v["state"]["_esm"] == bundles["editor"] for v in views):
+        editor.scroll_into_view_if_needed()
+        expect(editor.locator(".cm-content")).to_contain_text("wumpus -> yumpus")  # the rules, in CodeMirror
+        expect(editor.locator(".il-lint-status")).to_contain_text("checked")  # the kernel's analysis came along
+        assert editor.locator(".il-fact").count() > 0 and editor.locator(".il-token").count() > 0
+        expect(editor.locator(".il-gen-steered .il-gen-text")).not_to_be_empty()
     assert blocked == [] and errors == []
     context.close()

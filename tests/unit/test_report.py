@@ -48,7 +48,8 @@ def test_tour_sections_run_and_failures_are_reported(tmp_path, monkeypatch):
     views = [m for m in embedded_state(page)["state"].values() if m["model_module"] == "anywidget"]
     with_experts = "experts" in il.zoo.available()
     with_ioi = "ioi" in il.zoo.available()
-    assert len(views) == 1 + with_experts + with_ioi
+    with_ontology = "ontology" in il.zoo.available()
+    assert len(views) == 1 + with_experts + with_ioi + with_ontology
     if with_ioi:
         assert "Circuits: which components carry indirect object identification?" in page
         explorer = next(v["state"] for v in views if "circuit" in v["state"])
@@ -63,3 +64,23 @@ def test_tour_sections_run_and_failures_are_reported(tmp_path, monkeypatch):
         scanner = next(v["state"] for v in views if "off" in v["state"])
         assert len(scanner["off"]) == 4 and len(scanner["runs"]) == 1
         assert scanner["_routing"]["set"] == "behaviour" and scanner["_routing"]["tokens"][0] == "<bos>"
+
+
+def test_rule_editor_state_renders_without_a_kernel(tmp_path):
+    """The report carries what the editor shows: rules, the diagnostics and inference of exactly those
+    rules (so the front end needs no kernel to draw them), tokens and detections, all as plain text."""
+    import torch
+
+    llama = il.zoo.tiny("llama")
+    concepts = il.reasoning.Concepts(0)
+    concepts.add("cat", direction=torch.ones(32), threshold=float("-inf"))  # fires on every token
+    rules = "cat -> pet\n</script><b>x</b> -> y\n"
+    editor = il.RuleEditor(llama, concepts, rules, text="the cat sat")
+    page = write_report(tmp_path / "r.html", [Section("rules", widgets=[editor])]).read_text()
+    assert "</script><b>" not in page
+    [view] = [m["state"] for m in embedded_state(page)["state"].values() if m["model_module"] == "anywidget"]
+    assert view["rules"] == rules and view["_inference"]["rules"] == rules
+    assert [d["line"] for d in view["diagnostics"]] == [2] and view["_inference"]["stale"]
+    assert view["_detection"]["tokens"] == ["the", "cat", "sat"]
+    assert view["_detection"]["detected"] == {"cat": [0, 1, 2]}
+    assert view["_esm"] == (il.widgets.base.STATIC / "editor.js").read_text()

@@ -4,9 +4,11 @@
     python -m interplab.zoo.train_ioi --eval DIR                          # measure a saved model
 
 The shipped folder `interplab/zoo/ioi/` was made with the defaults, on CPU with one thread
-(run from the repository root):
+(run from the repository root; it was written to /tmp/run_g and copied, which changes nothing):
 
     PYTHONPATH=src python -m interplab.zoo.train_ioi --out src/interplab/zoo/ioi
+
+Its measured accuracies are in `interplab/zoo/ioi/README.md` and `training.json`.
 
 `--out` also writes `training.json` (settings, training time, the accuracies measured right
 after training). `--eval` measures accuracy (answer logit above distractor logit at the last

@@ -1,0 +1,372 @@
+// RuleEditor: a CodeMirror editor for rules (the kernel's diagnostics inline, a moment after typing
+// stops), a text box, the text's tokens marked with the concepts detected on each (one colour per
+// concept), the inferred facts with expandable proofs (click a detected leaf: its tokens light
+// up), and base vs steered continuations with a strength slider.
+//
+// Traits: `rules` and `text` (synced both ways; the editor sets `rules` when it lints), `_concepts`
+// (the dictionary), `_detection` (tokens and detected positions), `_inference` (what the kernel
+// inferred, tagged with the rule text it answers), `generation`, `strength`, `max_new_tokens`.
+
+import "../shared/base.css";
+import "./editor.css";
+import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
+import { bracketMatching } from "@codemirror/language";
+import { forceLinting, lintGutter, linter } from "@codemirror/lint";
+import { EditorState } from "@codemirror/state";
+import { drawSelection, EditorView, keymap, lineNumbers } from "@codemirror/view";
+import { h, replaceChildren } from "../shared/dom";
+import { createFrame } from "../shared/frame";
+import { TokenStrip } from "../shared/tokenstrip";
+import { createTooltip } from "../shared/tooltip";
+import type { AnyModel, Cleanup } from "../shared/types";
+import { ruleLanguage } from "./language";
+import { analyse, type InferenceState, toRanges } from "./lint";
+import { conceptColours, proofPositions, proofTree } from "./proofs";
+
+export const LINT_DELAY_MS = 250;
+const TEXT_DELAY_MS = 500;
+
+interface ConceptInfo {
+  name: string;
+  method: string;
+  detected: boolean;
+}
+
+interface DetectionState {
+  text: string;
+  tokens: string[];
+  detected: Record<string, number[]>;
+}
+
+interface GenerationState {
+  prompt: string;
+  strength: number;
+  base: string | null;
+  steered: string;
+  derived: string[];
+  suppressed: string[];
+  steering: Record<string, number>;
+}
+
+/** Keys typed here are the widget's: JupyterLab's shortcuts (and the notebook's) must not see them. */
+function keepKeys(el: HTMLElement): HTMLElement {
+  el.classList.add("lm-suppress-shortcuts");
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
+  el.addEventListener("keydown", (event) => event.stopPropagation());
+  return el;
+}
+
+function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+  const frame = createFrame(model, el, "il-editor");
+  const tooltip = createTooltip();
+  frame.onDispose(() => tooltip.dispose());
+
+  const concepts = (): ConceptInfo[] => model.get("_concepts") ?? [];
+  let colours = conceptColours(concepts().map((c) => c.name));
+  let known: ReadonlySet<string> = new Set(colours.keys());
+  const colour = (name: string) => colours.get(name) ?? null;
+  const detection = (): DetectionState => model.get("_detection") ?? { text: "", tokens: [], detected: {} };
+  const inference = (): InferenceState | null => model.get("_inference") ?? null;
+
+  // --- the rule editor ------------------------------------------------------------------------
+  const status = h("div", { class: "il-lint-status il-muted", attrs: { "aria-live": "polite" } });
+  const host = keepKeys(h("div", { class: "il-rule-editor" }));
+  const view = new EditorView({
+    parent: host,
+    state: EditorState.create({
+      doc: model.get("rules") ?? "",
+      extensions: [
+        lineNumbers(),
+        history(),
+        drawSelection(),
+        bracketMatching(),
+        keymap.of([...defaultKeymap, ...historyKeymap]),
+        ruleLanguage(() => known),
+        linter(
+          async (v) => {
+            const doc = v.state.doc.toString();
+            try {
+              const state = await analyse(model, doc);
+              return toRanges(state.diagnostics, doc);
+            } catch (error) {
+              frame.showError(error);
+              return [];
+            }
+          },
+          { delay: LINT_DELAY_MS },
+        ),
+        lintGutter(),
+        EditorView.contentAttributes.of({ "aria-label": "rules", spellcheck: "false" }),
+      ],
+    }),
+  });
+  frame.onDispose(() => view.destroy());
+
+  const onRules = () => {
+    const rules: string = model.get("rules") ?? "";
+    if (rules === view.state.doc.toString()) return;
+    view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: rules } });
+    forceLinting(view);
+  };
+  model.on("change:rules", onRules);
+  frame.onDispose(() => model.off("change:rules", onRules));
+
+  // --- the text -------------------------------------------------------------------------------
+  const input = h("textarea", {
+    class: "il-input il-text-input",
+    attrs: { rows: 2, "aria-label": "input text", placeholder: "a text for the rules to reason over", spellcheck: "false" },
+  });
+  keepKeys(input);
+  input.value = model.get("text") ?? "";
+  let textTimer: ReturnType<typeof setTimeout> | undefined;
+  const sendText = () => {
+    clearTimeout(textTimer);
+    if (input.value === model.get("text")) return;
+    model.set("text", input.value);
+    model.save_changes();
+  };
+  input.addEventListener("input", () => {
+    clearTimeout(textTimer);
+    textTimer = setTimeout(sendText, TEXT_DELAY_MS);
+  });
+  input.addEventListener("change", sendText);
+  const onText = () => {
+    const text = model.get("text") ?? "";
+    if (text !== input.value && document.activeElement !== input) input.value = text;
+  };
+  model.on("change:text", onText);
+  frame.onDispose(() => {
+    clearTimeout(textTimer);
+    model.off("change:text", onText);
+  });
+
+  // --- tokens and detected concepts -----------------------------------------------------------
+  const legend = h("div", { class: "il-concept-legend" });
+  const focusNote = h("span", { class: "il-focus-note il-muted" });
+  let focused: number[] = [];
+  const conceptsAt = new Map<number, string[]>();
+  const strip = new TokenStrip({
+    tokens: [],
+    onHover: (i, span) => {
+      if (i === null || !span) {
+        tooltip.hide();
+        return;
+      }
+      const token = detection().tokens[i] ?? "";
+      const names = conceptsAt.get(i) ?? [];
+      tooltip.show(
+        span.getBoundingClientRect(),
+        h("div", {}, h("b", {}, `token ${i}`), "  ", h("span", { class: "il-mono" }, JSON.stringify(token))),
+        names.length ? h("div", {}, "detected: ", names.join(", ")) : h("div", { class: "il-muted" }, "no concept detected"),
+      );
+    },
+  });
+
+  function focus(label: string, positions: number[]) {
+    for (const i of focused) strip.tokenElement(i)?.classList.remove("il-focus");
+    focused = positions.filter((i) => strip.tokenElement(i));
+    for (const i of focused) strip.tokenElement(i)!.classList.add("il-focus");
+    focusNote.textContent = label
+      ? positions.length
+        ? `${label}: token${positions.length > 1 ? "s" : ""} ${positions.join(", ")}`
+        : `${label}: no tokens (detected over the whole text, or not detected)`
+      : "";
+    if (focused.length) strip.tokenElement(focused[0])!.scrollIntoView?.({ block: "nearest" });
+  }
+
+  function drawTokens() {
+    const d = detection();
+    strip.setTokens(d.tokens);
+    strip.clearHighlights();
+    conceptsAt.clear();
+    for (const [name, positions] of Object.entries(d.detected ?? {})) {
+      strip.setHighlight(name, colour(name) ?? "#888", positions);
+      for (const p of positions) conceptsAt.set(p, [...(conceptsAt.get(p) ?? []), name]);
+    }
+    focused = [];
+    focusNote.textContent = "";
+    const detected = d.detected ?? {};
+    replaceChildren(
+      legend,
+      ...concepts().map((c) => {
+        const positions = detected[c.name] ?? [];
+        const chip = h(
+          "button",
+          {
+            class: `il-concept-chip${positions.length ? " il-on" : ""}`,
+            attrs: { type: "button", "data-concept": c.name, title: c.detected ? `${c.method}: show its tokens` : `${c.method}: steering only (no threshold)` },
+            on: { click: () => focus(c.name, positions) },
+          },
+          h("i", { class: "il-swatch", style: { background: colour(c.name) ?? "" } }),
+          c.name,
+          positions.length ? h("span", { class: "il-count" }, ` ${positions.length}`) : null,
+        );
+        return chip;
+      }),
+    );
+  }
+
+  // --- facts and proofs -----------------------------------------------------------------------
+  const facts = h("div", { class: "il-facts" });
+  const open = new Set<string>();
+
+  function factItem(concept: string, node: InferenceState["proofs"][string], all: InferenceState["proofs"], tokens: string[]) {
+    const summaryText =
+      node.kind === "given"
+        ? "detected"
+        : `${node.kind === "suppressed" ? "suppressed" : "derived"} by ${node.line ? `line ${node.line}` : "a rule"}`;
+    const key = `${node.kind}:${concept}`;
+    const details = h(
+      "details",
+      { class: `il-fact il-fact-${node.kind}`, attrs: { "data-concept": concept, open: open.has(key) } },
+      h(
+        "summary",
+        {},
+        h("i", { class: "il-swatch", style: { background: colour(concept) ?? "transparent" } }),
+        h("b", {}, concept),
+        h("span", { class: "il-muted" }, ` ${summaryText}`),
+      ),
+      proofTree(node, {
+        colour,
+        tokens,
+        onLeaf: (name, positions) => focus(name, positions),
+      }),
+    );
+    details.addEventListener("toggle", () => {
+      if (details.open) {
+        open.add(key);
+        focus(concept, proofPositions(node, all));
+      } else open.delete(key);
+    });
+    return details;
+  }
+
+  function drawFacts() {
+    const state = inference();
+    const d = detection();
+    if (!state) {
+      replaceChildren(facts, h("div", { class: "il-muted" }, "waiting for the kernel…"));
+      return;
+    }
+    const errors = state.diagnostics.filter((x) => x.severity === "error").length;
+    const warnings = state.diagnostics.length - errors;
+    status.textContent = errors
+      ? `${errors} error${errors > 1 ? "s" : ""}${warnings ? `, ${warnings} warning${warnings > 1 ? "s" : ""}` : ""}: the facts below are those of the last rules without errors`
+      : `${warnings ? `${warnings} warning${warnings > 1 ? "s" : ""} · ` : ""}checked and inferred in ${state.elapsed_ms.toFixed(1)} ms`;
+    status.classList.toggle("il-stale", state.stale);
+    const entries = Object.entries(state.proofs);
+    const suppressed = Object.entries(state.suppression_proofs);
+    replaceChildren(
+      facts,
+      h("div", { class: "il-section-title" }, `facts (${entries.length})`, state.stale ? h("span", { class: "il-stale-badge" }, " stale") : null),
+      entries.length ? null : h("div", { class: "il-muted" }, d.tokens.length ? "no concept detected, nothing inferred" : "type a text to reason over"),
+      ...entries.map(([c, node]) => factItem(c, node, state.proofs, d.tokens)),
+      suppressed.length ? h("div", { class: "il-section-title" }, `suppressed (${suppressed.length})`) : null,
+      ...suppressed.map(([c, node]) => factItem(c, node, state.proofs, d.tokens)),
+      state.conflicts.length ? h("div", { class: "il-muted" }, `both a fact and suppressed: ${state.conflicts.join(", ")}`) : null,
+    );
+  }
+
+  // --- generation -----------------------------------------------------------------------------
+  const slider = h("input", {
+    class: "il-strength",
+    attrs: { type: "range", min: -4, max: 4, step: 0.05, value: model.get("strength") ?? 0.5, "aria-label": "steering strength" },
+  });
+  const strengthValue = h("span", { class: "il-num" });
+  const showStrength = () => (strengthValue.textContent = Number(slider.value).toFixed(2));
+  slider.addEventListener("input", showStrength);
+  slider.addEventListener("change", () => {
+    model.set("strength", Number(slider.value));
+    model.save_changes();
+  });
+  const onStrength = () => {
+    slider.value = String(model.get("strength") ?? 0.5);
+    showStrength();
+  };
+  model.on("change:strength", onStrength);
+  frame.onDispose(() => model.off("change:strength", onStrength));
+  showStrength();
+  const button = h("button", { class: "il-button il-primary il-generate", attrs: { type: "button" } }, "generate");
+  const outputs = h("div", { class: "il-generation" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await frame.commands.invoke("_generate", { strength: Number(slider.value), max_new_tokens: model.get("max_new_tokens") ?? 24 });
+    } catch (error) {
+      frame.showError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  function drawGeneration() {
+    const g = model.get("generation") as GenerationState | null;
+    if (!g) {
+      replaceChildren(outputs, h("div", { class: "il-muted" }, "generate: the text's continuation without steering and steered by what the rules infer"));
+      return;
+    }
+    const steering = Object.entries(g.steering ?? {});
+    replaceChildren(
+      outputs,
+      h("div", { class: "il-gen-col il-gen-base" }, h("div", { class: "il-section-title" }, "base"), h("div", { class: "il-gen-text" }, g.base ?? "")),
+      h(
+        "div",
+        { class: "il-gen-col il-gen-steered" },
+        h("div", { class: "il-section-title" }, `steered (strength ${g.strength})`),
+        h("div", { class: `il-gen-text${g.base !== null && g.base !== g.steered ? " il-changed" : ""}` }, g.steered),
+        h(
+          "div",
+          { class: "il-muted" },
+          steering.length ? `steering: ${steering.map(([c, a]) => `${c} ${a > 0 ? "+" : ""}${a}`).join(", ")}` : "no dictionary concept was inferred or suppressed: nothing to steer",
+        ),
+      ),
+    );
+  }
+
+  // --- layout ---------------------------------------------------------------------------------
+  frame.toolbar.append(h("span", { class: "il-label" }, "rules"), status);
+  frame.body.append(
+    host,
+    h("label", { class: "il-field il-text-field" }, "text ", input),
+    legend,
+    strip.el,
+    focusNote,
+    facts,
+    h(
+      "div",
+      { class: "il-generate-bar" },
+      h("label", { class: "il-field" }, "strength ", slider),
+      strengthValue,
+      button,
+    ),
+    outputs,
+  );
+
+  const onConcepts = () => {
+    colours = conceptColours(concepts().map((c) => c.name));
+    known = new Set(colours.keys());
+    drawTokens();
+    drawFacts();
+  };
+  const onDetection = () => {
+    drawTokens();
+    drawFacts();
+  };
+  model.on("change:_concepts", onConcepts);
+  model.on("change:_detection", onDetection);
+  model.on("change:_inference", drawFacts);
+  model.on("change:generation", drawGeneration);
+  frame.onDispose(() => {
+    model.off("change:_concepts", onConcepts);
+    model.off("change:_detection", onDetection);
+    model.off("change:_inference", drawFacts);
+    model.off("change:generation", drawGeneration);
+  });
+  drawTokens();
+  drawFacts();
+  drawGeneration();
+
+  return () => frame.dispose();
+}
+
+export default { render };
