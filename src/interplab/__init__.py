@@ -8,9 +8,9 @@
 from . import anatomy, circuits, experts, reasoning, tasks, tokens, widgets, zoo
 from .anatomy import Anatomy, MoeAnatomy
 from .model import Block, Model, load
-from .widgets import ExpertScanner, RuleEditor, TokenView
+from .widgets import CircuitExplorer, ExpertScanner, RuleEditor, TokenView
 
 __version__ = "0.1.0"
 
-__all__ = ["Anatomy", "Block", "ExpertScanner", "Model", "MoeAnatomy", "RuleEditor", "TokenView", "anatomy",
-           "circuits", "experts", "load", "reasoning", "tasks", "tokens", "widgets", "zoo"]
+__all__ = ["Anatomy", "Block", "CircuitExplorer", "ExpertScanner", "Model", "MoeAnatomy", "RuleEditor", "TokenView",
+           "anatomy", "circuits", "experts", "load", "reasoning", "tasks", "tokens", "widgets", "zoo"]

@@ -27,7 +27,7 @@ def test_tour_report_renders_offline(browser, tmp_path):
     state = json.loads(re.search(r'widget-state\+json">\s*(.*?)\s*</script>', page_text, re.S).group(1))["state"]
     views = [m for m in state.values() if m["model_module"] == "anywidget"]
     bundles = {name: (REPO / f"src/interplab/static/{name}.js").read_text()
-               for name in ("tokenview", "scanner", "editor")}
+               for name in ("tokenview", "scanner", "explorer", "editor")}
     assert views and all(v["state"]["_esm"] in bundles.values() for v in views)
     assert any(v["state"]["_esm"] == bundles["tokenview"] for v in views)
 
@@ -65,6 +65,23 @@ def test_tour_report_renders_offline(browser, tmp_path):
         expect(scanner.locator(".il-run-table tr")).to_have_count(7)  # header + 3 behaviour + 3 control prompts
         scanner.locator(".il-token-panel .il-token").nth(4).click()  # the first prompt's routing came with the page
         expect(scanner.locator(".il-routing tr")).to_have_count(5)
+    if any(v["state"]["_esm"] == bundles["explorer"] for v in views):
+        explorer = page.locator(".il-explorer")
+        overlay = explorer.locator(".il-graph-overlay")
+        overlay.scroll_into_view_if_needed()
+        # the one ablated node is drawn from the saved state, with the metric the kernel computed
+        saved = next(v["state"] for v in views if v["state"]["_esm"] == bundles["explorer"])
+        expect(explorer.locator(".il-metric")).to_have_attribute("data-ablated", str(saved["metric"]["ablated"]))
+        expect(explorer.locator(".il-size")).to_contain_text("circuit: 12 of")
+        component, rest = saved["ablated"][0].split(".", 1)
+        layer, position = map(int, rest.split("@"))
+        d = {k: float(overlay.get_attribute(f"data-{k}"))
+             for k in ("left", "bottom", "col-width", "row-height", "rows")}
+        row = {"resid": 0, "attn": 1, "mlp": 2}[component]
+        y = d["bottom"] - layer * (d["rows"] * d["row-height"] + 10) - 5 - (row + 0.5) * d["row-height"]
+        overlay.hover(position={"x": d["left"] + (position + 0.5) * d["col-width"], "y": y})
+        expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text(f"layer {layer} · {component}")
+        expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text("ablated · click to restore")
     editor = page.locator(".il-editor")
     if any(v["state"]["_esm"] == bundles["editor"] for v in views):
         editor.scroll_into_view_if_needed()

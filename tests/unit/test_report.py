@@ -47,8 +47,16 @@ def test_tour_sections_run_and_failures_are_reported(tmp_path, monkeypatch):
     assert "Tokens: how surprising is each token?" in page
     views = [m for m in embedded_state(page)["state"].values() if m["model_module"] == "anywidget"]
     with_experts = "experts" in il.zoo.available()
+    with_ioi = "ioi" in il.zoo.available()
     with_ontology = "ontology" in il.zoo.available()
-    assert len(views) == 1 + with_experts + with_ontology
+    assert len(views) == 1 + with_experts + with_ioi + with_ontology
+    if with_ioi:
+        assert "Circuits: which components carry indirect object identification?" in page
+        explorer = next(v["state"] for v in views if "circuit" in v["state"])
+        assert len(explorer["circuit"]) == 12 and explorer["ablated"][0] in explorer["circuit"]  # top 12, one ablated
+        assert len(explorer["ablated"]) == 1 and explorer["metric"]["size"] == 11
+        assert explorer["metric"]["n_ablated"] == 1 and explorer["method"] == "relp"
+        assert set(explorer["_scores"]) == {"patch", "atp", "relp"}
     if with_experts:
         for title in ("Experts: which experts does a behaviour route to?", "switching experts off and forcing them on",
                       "self-contrast decoding (SCMoE)"):

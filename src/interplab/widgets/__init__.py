@@ -2,7 +2,8 @@
 
 from .base import Widget, command
 from .editor import RuleEditor
+from .explorer import CircuitExplorer
 from .scanner import ExpertScanner
 from .tokenview import TokenView
 
-__all__ = ["ExpertScanner", "RuleEditor", "TokenView", "Widget", "command"]
+__all__ = ["CircuitExplorer", "ExpertScanner", "RuleEditor", "TokenView", "Widget", "command"]
