@@ -62,7 +62,7 @@ def demo_models(device: str | torch.device | None = None) -> Demo:
     return demo
 
 
-SAMPLE = "Mary and John sat in the store . John gave a drink to Mary"
+SAMPLE = "When Mary and John went to the store, John gave a drink to Mary"
 
 
 @section
