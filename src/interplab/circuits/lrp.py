@@ -130,7 +130,7 @@ def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tens
                       scaling: float | None = None, dropout: float = 0.0, softcap: float | None = None,
                       **kwargs) -> tuple[Tensor, Tensor]:
     """Eager attention with a constant (detached) pattern: the AH-rule."""
-    counter = _ACTIVE.get("counter")
+    counter = getattr(module, _COUNTS, None)
     if counter is not None:
         counter["attention"] += 1
     groups = query.shape[1] // key.shape[1]
@@ -153,7 +153,9 @@ def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tens
 AttentionInterface.register(ATTENTION, attention_ah_rule)
 AttentionMaskInterface.register(ATTENTION, eager_mask)
 
-_ACTIVE: dict = {}
+# The count lives on the attention module itself, not in a module global: nnsight's serialising
+# backend can load a second copy of this module whose registered function would see other globals.
+_COUNTS = "_interplab_relp_counts"
 
 
 class RuleSet:
@@ -203,11 +205,14 @@ class RuleSet:
         previous = config._attn_implementation
         if "attention" in on:
             config._attn_implementation = ATTENTION
-        _ACTIVE["counter"] = self.counts
+        attentions = [block.module("attn") for block in self.model.blocks]
+        for attention in attentions:
+            setattr(attention, _COUNTS, self.counts)
         try:
             yield self
         finally:
-            _ACTIVE.pop("counter", None)
+            for attention in attentions:
+                delattr(attention, _COUNTS)
             config._attn_implementation = previous
             for handle in handles:
                 handle.remove()
