@@ -3,6 +3,7 @@ expectations on a tiny random Llama with planted concepts, generation, errors.""
 
 import pytest
 import torch
+from widget_channel import Browser
 
 import interplab as il
 from interplab.reasoning import Concepts
@@ -66,22 +67,6 @@ def by_hand(detected: set[str]) -> tuple[set[str], set[str]]:
     return facts, ({"calm"} if "dog" in detected else set())
 
 
-class Browser:
-    """Plays the front end: calls a widget's commands and returns the one reply each gets."""
-
-    def __init__(self, widget):
-        self.received: list[tuple[dict, list]] = []
-        self.widget = widget
-        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
-
-    def invoke(self, name, msg):
-        self.received.clear()
-        self.widget._handle_custom_msg({"id": "c1", "kind": "anywidget-command", "name": name, "msg": msg}, [])
-        replies = [c for c, _ in self.received if c.get("kind") == "anywidget-command-response"]
-        assert len(replies) == 1, self.received
-        return replies[0]["response"]
-
-
 def test_detection_and_inference_match_planted_concepts_and_rules_by_hand(model, concepts):
     editor = il.RuleEditor(model, concepts, RULES, text=TEXT_CAT)
     for text in (TEXT_CAT, TEXT_DOG):
@@ -135,7 +120,7 @@ def test_empty_text_has_no_tokens_and_no_facts(model, concepts):
 
 def test_generate_at_strength_zero_is_plain_greedy_decoding(model, concepts):
     editor = il.RuleEditor(model, concepts, RULES, text=TEXT_CAT, max_new_tokens=6)
-    reply = Browser(editor).invoke("_generate", {"strength": 0.0, "max_new_tokens": 6})
+    reply, _ = Browser(editor).invoke("_generate", {"strength": 0.0, "max_new_tokens": 6})
     ids = torch.tensor([model.tokenizer(TEXT_CAT)["input_ids"]], device=model.device)
     with torch.no_grad():
         out = model.hf.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=model.tokenizer.pad_token_id)
@@ -147,10 +132,10 @@ def test_generate_at_strength_zero_is_plain_greedy_decoding(model, concepts):
 
 def test_generate_refuses_rules_with_errors_and_the_widget_stays_usable(model, concepts):
     editor = il.RuleEditor(model, concepts, "cat -> -> pet", text=TEXT_CAT)
-    reply = Browser(editor).invoke("_generate", {"strength": 1.0})
+    reply, _ = Browser(editor).invoke("_generate", {"strength": 1.0})
     assert reply["error"]["type"] == "ValueError" and "line 1, column" in reply["error"]["message"]
     assert editor.error["command"] == "_generate"
-    reply = Browser(editor).invoke("_generate", {"strength": "strong"})
+    reply, _ = Browser(editor).invoke("_generate", {"strength": "strong"})
     assert "strength must be a number" in reply["error"]["message"]
     editor.rules = "cat -> pet"
     assert editor.facts == {"cat", "pet"}

@@ -8,6 +8,7 @@ import pytest
 import torch
 import traitlets
 from circuit_reference import hooked, ids_of, il_task, logit_diff, site_module, token_id
+from widget_channel import Browser
 
 import interplab as il
 from interplab.circuits import Node, attribute, faithfulness
@@ -34,22 +35,6 @@ def setup(device):
 def explorer(setup):
     model, _, task = setup
     return il.CircuitExplorer(model, task, top_k=5)
-
-
-class Browser:
-    """Plays the front end: calls a widget's commands and returns the one reply each gets."""
-
-    def __init__(self, widget):
-        self.widget = widget
-        self.received: list[tuple[dict, list]] = []
-        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
-
-    def invoke(self, name, msg):
-        self.received.clear()
-        self.widget._handle_custom_msg({"id": "c1", "kind": "anywidget-command", "name": name, "msg": msg}, [])
-        replies = [(c, b) for c, b in self.received if c.get("kind") == "anywidget-command-response"]
-        assert len(replies) == 1, f"expected exactly one reply, got {self.received}"
-        return replies[0][0]["response"], replies[0][1]
 
 
 def test_nodes_and_scores_travel_as_typed_buffers(explorer, setup):

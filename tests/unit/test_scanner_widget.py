@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from widget_channel import Browser
 
 import interplab as il
 from interplab.tasks import assistant
@@ -25,22 +26,6 @@ def model(device):
 @pytest.fixture
 def scanner(model):
     return il.ExpertScanner(model, BEHAVIOUR, CONTROL, max_new_tokens=12)
-
-
-class Browser:
-    """Plays the front end: calls a widget's commands and returns the one reply each gets."""
-
-    def __init__(self, widget):
-        self.widget = widget
-        self.received: list[tuple[dict, list]] = []
-        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
-
-    def invoke(self, name, msg):
-        self.received.clear()
-        self.widget._handle_custom_msg({"id": "c1", "kind": "anywidget-command", "name": name, "msg": msg}, [])
-        replies = [(c, b) for c, b in self.received if c.get("kind") == "anywidget-command-response"]
-        assert len(replies) == 1, f"expected exactly one reply, got {self.received}"
-        return replies[0][0]["response"], replies[0][1]
 
 
 def greedy(model, prompt: str, max_new_tokens: int) -> str:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from widget_channel import Browser
 
 import interplab as il
 from interplab.widgets import base
@@ -15,25 +16,6 @@ TEXT = "the cat sat on the mat"
 @pytest.fixture(scope="module")
 def model(device):
     return il.zoo.tiny("gpt2", device=device)
-
-
-class Browser:
-    """Plays the front end: sends custom messages to a widget and collects what it sends back."""
-
-    def __init__(self, widget):
-        self.widget = widget
-        self.received: list[tuple[dict, list]] = []
-        widget.send = lambda content, buffers=None: self.received.append((content, buffers or []))
-
-    def invoke(self, name, msg, buffers=()):
-        self.received.clear()
-        self.widget._handle_custom_msg({"id": "c1", "kind": "anywidget-command", "name": name, "msg": msg},
-                                       list(buffers))
-        replies = [(c, b) for c, b in self.received if c.get("kind") == "anywidget-command-response"]
-        assert len(replies) == 1, f"expected exactly one reply, got {self.received}"
-        content, buffers = replies[0]
-        assert content["id"] == "c1"
-        return content["response"], buffers
 
 
 def test_default_values_are_the_models_logprobs(model):
