@@ -11,7 +11,7 @@
 import "../shared/base.css";
 import "./explorer.css";
 import { decodeArray } from "../shared/codecs";
-import { h, replaceChildren } from "../shared/dom";
+import { canvasContext, choice, h, isJsdom, replaceChildren } from "../shared/dom";
 import { download, type Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
 import { CanvasPainter, type Painter } from "../shared/painter";
@@ -43,20 +43,6 @@ type Method = keyof typeof METHODS;
 const ABLATIONS = { mean: "mean", zero: "zero", corrupt: "corrupted" };
 const VIEW_HEIGHT = 520;
 const SCATTER = 240;
-const isJsdom = typeof navigator !== "undefined" && /jsdom/i.test(navigator.userAgent);
-
-function context(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
-  return isJsdom ? null : canvas.getContext("2d");
-}
-
-function select<K extends string>(labels: Record<K, string>, label: string, onChange: (value: K) => void) {
-  const el = h(
-    "select",
-    { class: "il-select", attrs: { "aria-label": label }, on: { change: () => onChange(el.value as K) } },
-    ...Object.entries(labels).map(([value, text]) => h("option", { attrs: { value } }, text as string)),
-  );
-  return { el, field: h("label", { class: "il-field" }, `${label} `, el) };
-}
 
 function slider(label: string, onInput: (v: number) => void, onCommit: (v: number) => void) {
   const input = h("input", {
@@ -116,8 +102,8 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   // --- toolbar --------------------------------------------------------------------------------
-  const methodChoice = select(METHODS, "method", (m) => void compute(m, true));
-  const ablationChoice = select(ABLATIONS, "ablation", (a) => {
+  const methodChoice = choice(METHODS, "method", (m) => void compute(m, true));
+  const ablationChoice = choice(ABLATIONS, "ablation", (a) => {
     model.set("ablation", a);
     model.save_changes();
   });
@@ -156,8 +142,8 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   const overlay = h("canvas", { class: "il-graph-overlay" });
   const viewport = h("div", { class: "il-graph-viewport" }, base, overlay);
   const metricBox = h("div", { class: "il-metric", attrs: { "aria-live": "polite" } });
-  const xChoice = select(METHODS, "x", () => drawScatterPanel());
-  const yChoice = select(METHODS, "y", () => drawScatterPanel());
+  const xChoice = choice(METHODS, "x", () => drawScatterPanel());
+  const yChoice = choice(METHODS, "y", () => drawScatterPanel());
   const scatterCanvas = h("canvas", { class: "il-scatter" });
   const scatterNote = h("div", { class: "il-scatter-note il-muted" });
   const scatterBox = h(
@@ -195,8 +181,8 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
       nodes = null;
       frame.showError(error);
     }
-    methodChoice.el.value = method();
-    ablationChoice.el.value = model.get("ablation") ?? "mean";
+    methodChoice.select.value = method();
+    ablationChoice.select.value = model.get("ablation") ?? "mean";
     const total = nodes ? rankNodes(nodes, scores).length : 0;
     nodeSlider.input.max = String(total);
     edgeSlider.input.max = String(edges ? edges.score.length : 0);
@@ -293,7 +279,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   function begin(canvas: HTMLCanvasElement, fill?: string): CanvasRenderingContext2D | null {
-    const ctx = context(canvas);
+    const ctx = canvasContext(canvas);
     if (!ctx) return null;
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -379,8 +365,8 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
 
   function drawScatterPanel(): void {
     if (!nodes) return;
-    const xm = xChoice.el.value;
-    const ym = yChoice.el.value;
+    const xm = xChoice.select.value;
+    const ym = yChoice.select.value;
     const x = scoresOf(xm);
     const y = scoresOf(ym);
     const dpr = window.devicePixelRatio || 1;
@@ -396,7 +382,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
         h("button", { class: "il-button", on: { click: () => void computeAll(missing) } }, "compute"),
       );
     } else replaceChildren(scatterNote);
-    const ctx = context(scatterCanvas);
+    const ctx = canvasContext(scatterCanvas);
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.fillStyle = frame.theme.background;
@@ -413,7 +399,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
 
   async function compute(m: Method, show: boolean): Promise<void> {
     await invoke("_compute", { method: m, show });
-    methodChoice.el.value = method();
+    methodChoice.select.value = method();
   }
 
   // --- hover, click, pan, zoom ------------------------------------------------------------------
@@ -591,7 +577,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     if (hovered >= 0 && tooltip.visible && nodes) tooltip.update(...tooltipContent(hovered));
   };
   const onMetric = () => renderMetric();
-  const onAblation = () => (ablationChoice.el.value = model.get("ablation") ?? "mean");
+  const onAblation = () => (ablationChoice.select.value = model.get("ablation") ?? "mean");
   const onEdges = () => {
     edgeSlider.input.value = String(model.get("top_edges") ?? 0);
     keptEdgesFor(model.get("top_edges") ?? 0);
@@ -630,9 +616,9 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   });
 
   // --- first paint ----------------------------------------------------------------------------------
-  xChoice.el.value = "patch";
-  yChoice.el.value = method();
-  if (!scoresOf("patch")) xChoice.el.value = method() === "atp" ? "relp" : "atp";
+  xChoice.select.value = "patch";
+  yChoice.select.value = method();
+  if (!scoresOf("patch")) xChoice.select.value = method() === "atp" ? "relp" : "atp";
   onData();
   renderMetric();
   return () => frame.dispose();

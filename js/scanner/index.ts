@@ -9,7 +9,7 @@
 
 import "../shared/base.css";
 import "./scanner.css";
-import { h, replaceChildren } from "../shared/dom";
+import { canvasContext, choice, h, replaceChildren } from "../shared/dom";
 import { download, type Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
 import { CanvasPainter, cssFont, measureWithCanvas, type Painter } from "../shared/painter";
@@ -38,20 +38,6 @@ import { decodeRouting, type PromptLists, type RoutingMessage, RoutingPanel } fr
 import { type Run, RunPanel } from "./runs";
 
 const TOKEN_LABELS = { prompt: "prompt tokens", response: "response tokens", all: "prompt + response" };
-const isJsdom = typeof navigator !== "undefined" && /jsdom/i.test(navigator.userAgent);
-
-function context(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
-  return isJsdom ? null : canvas.getContext("2d");
-}
-
-function choice<K extends string>(labels: Record<K, string>, label: string, onChange: (value: K) => void) {
-  const select = h(
-    "select",
-    { class: "il-select", attrs: { "aria-label": label }, on: { change: () => onChange(select.value as K) } },
-    ...Object.entries(labels).map(([value, text]) => h("option", { attrs: { value } }, text as string)),
-  );
-  return { select, field: h("label", { class: "il-field" }, `${label} `, select) };
-}
 
 const samePairs = (a: [number, number][], b: [number, number][]) =>
   a.length === b.length && a.every(([l, e], i) => b[i][0] === l && b[i][1] === e);
@@ -196,7 +182,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   function begin(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
-    const ctx = context(canvas);
+    const ctx = canvasContext(canvas);
     if (!ctx) return null;
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(1, 0, 0, 1, 0, 0);

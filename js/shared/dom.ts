@@ -68,3 +68,21 @@ export function replaceChildren(el: Element, ...children: Child[]): void {
   while (el.firstChild) el.removeChild(el.firstChild);
   append(el, children);
 }
+
+/** True under jsdom (the JS unit tests), which has no canvas to draw on. */
+export const isJsdom = typeof navigator !== "undefined" && /jsdom/i.test(navigator.userAgent);
+
+/** A canvas's 2D context, or null where there is none (jsdom). */
+export function canvasContext(canvas: HTMLCanvasElement): CanvasRenderingContext2D | null {
+  return isJsdom ? null : canvas.getContext("2d");
+}
+
+/** A `<select>` of `labels` (value -> shown text) inside a `<label>` field; `onChange` gets the chosen value. */
+export function choice<K extends string>(labels: Record<K, string>, label: string, onChange: (value: K) => void) {
+  const select = h(
+    "select",
+    { class: "il-select", attrs: { "aria-label": label }, on: { change: () => onChange(select.value as K) } },
+    ...Object.entries(labels).map(([value, text]) => h("option", { attrs: { value } }, text as string)),
+  );
+  return { select, field: h("label", { class: "il-field" }, `${label} `, select) };
+}

@@ -1,6 +1,7 @@
 // A tiny drawing interface with two backends: Canvas2D for the screen and PNG export, an SVG
 // string builder for vector export. A view draws once through `Painter`; both exports are real.
 
+import { isJsdom } from "./dom";
 import { parseColor } from "./theme";
 
 export interface ShapeStyle {
@@ -104,7 +105,6 @@ let measureContext: CanvasRenderingContext2D | null | undefined;
 /** Text width from an offscreen canvas; a width estimate where no canvas exists (jsdom). */
 export const measureWithCanvas: Measure = (value, font) => {
   if (measureContext === undefined) {
-    const isJsdom = typeof navigator !== "undefined" && /jsdom/i.test(navigator.userAgent);
     measureContext = isJsdom || typeof document === "undefined" ? null : document.createElement("canvas").getContext("2d");
   }
   if (!measureContext) {
