@@ -246,11 +246,13 @@ def reasoning_editor(demo: Demo) -> Section | None:
     concepts = Concepts.load(folder / "concepts", device=model.device)
     rules = (folder / "rules.txt").read_text()
     strength = float(concepts.metadata.get("strength", 1.0))
+    steer = concepts.metadata.get("steer")  # the concepts the dictionary's builder found should steer
     question = ontology.questions(2, 3, seed=0, split="test")[0]
-    editor = RuleEditor(model, concepts, rules, text=question.prompt, strength=strength, max_new_tokens=3)
+    editor = RuleEditor(model, concepts, rules, text=question.prompt, strength=strength, max_new_tokens=3,
+                        steer=steer)
     editor.generate()
     questions = [q for hops in ONTOLOGY_HOPS for q in ontology.questions(20, hops, seed=2, split="test")]
-    accuracy = evaluate(model, questions, concepts, rules, strength=strength).accuracy()
+    accuracy = evaluate(model, questions, concepts, rules, strength=strength, steer=steer).accuracy()
     detected = ", ".join(sorted(editor.facts - editor.derived)) or "nothing"
     return Section(
         "Reasoning: concepts from activations, rules, proofs, steering",

@@ -82,6 +82,24 @@ def test_answers_match_per_question_references(planted, rule, sign, target):
     assert (frame["ar"] != frame["base"]).any()  # the steering is strong enough to matter somewhere
 
 
+def test_steer_limits_which_concluded_concepts_steer(planted):
+    """Rules conclude two concepts; with steer=["say_dog"] only that one steers, as a reference run
+    steering by it alone answers."""
+    model, concepts = planted
+    rules = "cat -> say_dog\ncat -> say_cat"
+    result = evaluate(model, QUESTIONS, concepts, rules, strength=4.0, answers=("cat", "dog"), steer=["say_dog"])
+    d = concepts["say_dog"].direction
+    for q, row in zip(QUESTIONS, result.frame.itertuples()):
+        has_cat = "cat" in q.prompt.split()
+        assert set(row.derived) == ({"say_dog", "say_cat"} if has_cat else set())
+        assert row.steering == ({"say_dog": 4.0} if has_cat else {})
+        assert row.ar == reference_answer(model, q.prompt, [(4.0, d)] if has_cat else [])
+    with pytest.raises(KeyError, match="say_bird"):
+        evaluate(model, QUESTIONS, concepts, rules, steer=["say_bird"])
+    with pytest.raises(TypeError, match="list of concept names"):
+        evaluate(model, QUESTIONS, concepts, rules, steer="say_dog")
+
+
 def test_accuracy_table():
     frame = pd.DataFrame({"hops": [1, 1, 3, 3, 3, 5], "answer": ["a", "b", "a", "a", "b", "b"],
                           "base": ["a", "a", "b", "a", "a", "a"], "ar": ["a", "b", "a", "a", "a", "b"]})

@@ -14,6 +14,15 @@ Each concept has a *representation* and two *thresholds*:
 Thresholds are chosen by ``calibrate`` as the ROC point of best balanced accuracy (or of best F1,
 ``criterion="f1"``, for rare concepts) on labelled
 texts (see ``labels`` for how examples are written), and can be set by hand.
+
+A *slot* groups concepts that exclude each other and fill one role once per text: the category a
+sentence states of an entity, the category a question asks about. One-vs-rest detectors do
+badly there, because each must fire on "this role AND this value", which is no linear cut of the
+residual when many values share the role. A slot splits the two: its *gate* (a concept named
+after the slot) detects the role, and at the one token per text where the gate scores highest
+(and passes its threshold), the member whose classifier scores highest is the one detected.
+The classifier is linear discriminant analysis among the slot's labelled tokens
+(``h . w_c + b_c``); members keep their difference-of-means directions for steering.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ class Concept:
     features: Tensor | None = None  # long [k]: SAE feature indices
     weights: Tensor | None = None  # [k]
     detector: Tensor | None = None  # [d_model]: what scores read, when not the direction
+    bias: float = 0.0  # added to a slot member's score (its classifier's intercept)
+    slot: str | None = None  # the slot this concept is a member of (it then has no thresholds)
     threshold: float = NAN
     global_threshold: float = NAN
     info: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +90,7 @@ class Concepts:
         self.layer, self.site, self.sae = layer, site, sae
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._concepts: dict[str, Concept] = {}
+        self._slots: dict[str, tuple[str, ...]] = {}
         self._compiled: dict[Any, tuple] = {}
 
     # --- the dictionary -----------------------------------------------------------------
@@ -152,9 +164,66 @@ class Concepts:
         return concept
 
     def remove(self, name: str) -> None:
-        self[name]
+        """Remove a concept; removing a slot's gate dissolves the slot (its members stay, undetected)."""
+        concept = self[name]
         del self._concepts[name]
+        if concept.slot is not None:
+            self._slots[concept.slot] = tuple(m for m in self._slots[concept.slot] if m != name)
+        for member in self._slots.pop(name, ()):
+            self._concepts[member].slot = None
         self._compiled.clear()
+
+    @property
+    def slots(self) -> dict[str, tuple[str, ...]]:
+        """Slot gate name -> member names (see the module docstring)."""
+        return dict(self._slots)
+
+    def set_slot(self, gate: str, members: Sequence[str], classifiers: Tensor, biases: Tensor) -> None:
+        """Make ``members`` a slot gated by the concept ``gate``: member ``c`` scores
+        ``h . classifiers[c] + biases[c]`` and is detected where the slot is filled."""
+        members = list(members)
+        for name in [gate, *members]:
+            self[name]
+        if len(members) < 2 or gate in members or len(set(members)) != len(members):
+            raise ValueError(f"slot {gate!r}: give at least two distinct members other than the gate, got {members}")
+        taken = [m for m in members if self[m].slot not in (None, gate)]
+        if self[gate].slot is not None:
+            raise ValueError(f"slot {gate!r}: the gate is itself a member of slot {self[gate].slot!r}")
+        if taken:
+            raise ValueError(f"slot {gate!r}: {taken} already belong to another slot")
+        if classifiers.shape != (len(members), self.d_model) or biases.shape != (len(members),):
+            raise ValueError(f"slot {gate!r}: classifiers must be [{len(members)}, {self.d_model}] and biases "
+                             f"[{len(members)}], got {tuple(classifiers.shape)} and {tuple(biases.shape)}")
+        for old in self._slots.pop(gate, ()):
+            self._concepts[old].slot = None
+        for name, w, b in zip(members, classifiers.float().cpu(), biases.float().cpu().tolist()):
+            concept = self[name]
+            if concept.uses_sae:
+                raise ValueError(f"slot {gate!r}: {name!r} is an SAE concept; slot members read the residual")
+            concept.detector, concept.bias, concept.slot = w.clone(), float(b), gate
+            concept.threshold = concept.global_threshold = NAN
+        self._slots[gate] = tuple(members)
+        self._compiled.clear()
+
+    def fill_slots(self, scores: Tensor, active: Tensor) -> Tensor:
+        """``active`` ``[texts, seq, concepts]`` with each slot filled once per text: at the token
+        where the gate is active and scores highest, the gate and the best-scoring member."""
+        if not self._slots:
+            return active
+        active = active.clone()
+        rows = torch.arange(active.shape[0], device=active.device)
+        for gate, members in self._slots.items():
+            g = self.names.index(gate)
+            index = torch.tensor([self.names.index(m) for m in members], device=active.device)
+            gate_scores = torch.where(active[..., g], scores[..., g], -torch.inf)
+            where = gate_scores.argmax(1)
+            filled = active[..., g].any(1)
+            choice = index[scores[rows, where][:, index].argmax(1)]
+            active[..., g] = False
+            active[..., index] = False
+            active[rows[filled], where[filled], g] = True
+            active[rows[filled], where[filled], choice[filled]] = True
+        return active
 
     def set_threshold(self, name: str, threshold: float | None = None, global_threshold: float | None = None) -> None:
         """Override a concept's local and/or global threshold by hand (NaN: never detected; the
@@ -181,8 +250,11 @@ class Concepts:
             plain = [i for i, c in enumerate(concepts) if not c.uses_sae]
             coded = [i for i, c in enumerate(concepts) if c.uses_sae]
             readers = [c.direction if c.detector is None else c.detector for c in (concepts[i] for i in plain)]
-            units = torch.stack([r / r.norm() for r in readers]) if plain \
-                else torch.zeros(0, self.d_model if concepts else 0)
+            # A slot member's classifier is read as it is (its scale and intercept carry the class
+            # boundaries); every other reader as a unit direction.
+            units = torch.stack([r if concepts[i].slot else r / r.norm() for i, r in zip(plain, readers)]) \
+                if plain else torch.zeros(0, self.d_model if concepts else 0)
+            bias = torch.tensor([concepts[i].bias for i in plain], dtype=torch.float32)
             used = torch.unique(torch.cat([concepts[i].features for i in coded])) if coded \
                 else torch.zeros(0, dtype=torch.long)
             mix = torch.zeros(len(coded), used.numel())
@@ -191,7 +263,7 @@ class Concepts:
             order = torch.argsort(torch.tensor(plain + coded, dtype=torch.long))
             steer = torch.stack([c.direction / c.direction.norm() for c in concepts]) if concepts \
                 else torch.zeros(0, 0)
-            self._compiled[key] = tuple(t.to(device) for t in (units, used, mix, order, steer))
+            self._compiled[key] = tuple(t.to(device) for t in (units, bias, used, mix, order, steer))
         return self._compiled[key]
 
     def score(self, h: Tensor, codes: Tensor | None = None) -> Tensor:
@@ -199,11 +271,11 @@ class Concepts:
         concepts read ``codes`` (``sae.encode(h)``, ``[..., d_sae]``) when given, else encode."""
         if not self._concepts:
             raise ValueError("the concept dictionary is empty")
-        units, used, mix, order, *_ = self._tensors(h.device)
+        units, bias, used, mix, order, _ = self._tensors(h.device)
         x = h.float()
         parts = []
         if units.shape[0]:
-            parts.append(x @ units.T)
+            parts.append(x @ units.T + bias)
         if used.numel():
             f = codes[..., used] if codes is not None else self.sae.to(h.device).encode_features(x, used)
             parts.append(f.float() @ mix.T)
@@ -217,27 +289,37 @@ class Concepts:
 
     def unit_directions(self, device: torch.device | str = "cpu") -> Tensor:
         """Steering directions ``d / ||d||``, ``[n_concepts, d_model]`` (float32)."""
-        return self._tensors(torch.device(device))[4]
+        return self._tensors(torch.device(device))[5]
 
     # --- building from labelled texts ------------------------------------------------------
     @classmethod
     def from_examples(cls, model: Model, layer: int, examples: Mapping[str, Sequence[Any]], *,
                       method: str = "diffmean", negatives: Sequence[str] = (), site: Site = "output",
                       markers: tuple[str, str] = ("[", "]"), batch_size: int = 32,
-                      criterion: str = "balanced_accuracy", shrinkage: float = 0.01) -> Concepts:
+                      criterion: str = "balanced_accuracy", shrinkage: float = 0.01,
+                      slots: Mapping[str, Sequence[str]] | None = None) -> Concepts:
         """Difference-of-means concepts: for each concept, the mean residual over its labelled tokens
         minus the mean over all other tokens of the labelled texts; thresholds calibrated on the
         same texts. ``examples`` is ``{name: [labelled texts]}`` (see ``interplab.reasoning.labels``).
 
         ``method="lda"`` steers along the same direction but detects with it whitened by the
         covariance ``S`` of all the labelled tokens' residuals: ``(S + shrinkage * tr(S)/d * I)^-1 d``
-        (Fisher's discriminant with shrinkage)."""
+        (Fisher's discriminant with shrinkage).
+
+        ``slots`` (``{gate: [member names]}``) makes groups of the named concepts slots (see the
+        module docstring): the gate is a further concept of the method's kind whose positives are
+        all the members' labelled tokens; the members' classifier is LDA among those tokens
+        (class means, shared within-class covariance with the same shrinkage, equal priors)."""
         if method not in ("diffmean", "lda"):
             raise ValueError(f"from_examples builds method='diffmean' or 'lda' concepts; for SAE features use "
                              f"Concepts.from_sae (got method={method!r})")
         check_site(model, layer, site)
+        slots = _check_slots(slots or {}, examples)
+        examples = {**examples, **{gate: _union(examples, members) for gate, members in slots.items()}}
         data = Labelled.build(examples, negatives, markers)
         d = model.anatomy.d_model
+        member_index = {gate: [data.names.index(m) for m in members] for gate, members in slots.items()}
+        slot_second = {gate: torch.zeros(d, d, dtype=torch.float64) for gate in slots}
         pos_sum = torch.zeros(len(data.names), d, dtype=torch.float64)
         pos_n = torch.zeros(len(data.names), dtype=torch.float64)
         total, total_n = torch.zeros(d, dtype=torch.float64), 0
@@ -250,6 +332,9 @@ class Concepts:
             total_n += x.shape[0]
             if second is not None:
                 second += x.T @ x
+            for gate, index in member_index.items():
+                inside = x[y[:, index].sum(1) > 0]
+                slot_second[gate] += inside.T @ inside
         _require_labels(data.names, pos_n, total_n)
         directions = pos_sum / pos_n[:, None] - (total - pos_sum) / (total_n - pos_n)[:, None]
         detectors = [None] * len(directions)
@@ -262,7 +347,11 @@ class Concepts:
         for name, vector, detector, n in zip(data.names, directions, detectors, pos_n.tolist()):
             concepts.add(name, direction=vector.float(), detector=detector, method=method,
                          info={"positive_tokens": int(n), "negative_tokens": int(total_n - n)})
-        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size,
+        for gate, index in member_index.items():
+            classifiers, biases = _slot_classifier(pos_sum[index], pos_n[index], slot_second[gate], shrinkage)
+            concepts.set_slot(gate, slots[gate], classifiers, biases)
+        calibrated = {n: v for n, v in examples.items() if concepts[n].slot is None}
+        concepts.calibrate(model, calibrated, negatives=negatives, markers=markers, batch_size=batch_size,
                            criterion=criterion)
         return concepts
 
@@ -325,6 +414,10 @@ class Concepts:
         unknown = [n for n in examples if n not in self]
         if unknown:
             raise KeyError(f"calibrate: no concepts {unknown} in this dictionary ({self.names})")
+        members = [n for n in examples if self[n].slot is not None]
+        if members:
+            raise ValueError(f"calibrate: {members} are slot members, detected by their slot's gate and "
+                             "classifier, not by thresholds; calibrate the gate instead")
         data = Labelled.build(examples, negatives, markers)
         which = torch.tensor([self.names.index(n) for n in data.names])
         token_scores, token_labels, text_scores, text_labels = [], [], [], []
@@ -395,8 +488,10 @@ class Concepts:
             tensors |= {f"sae.{name}": t for name, t in sae_tensors.items()}
         save_file({n: t.contiguous() for n, t in tensors.items()}, str(tensors_path), metadata={"format": FORMAT})
         doc = {"format": FORMAT, "layer": self.layer, "site": self.site, "sae": sae_meta, "metadata": self.metadata,
+               "slots": {gate: list(members) for gate, members in self._slots.items()},
                "concepts": [{"name": c.name, "method": c.method, "threshold": _number(c.threshold),
-                             "global_threshold": _number(c.global_threshold), "info": c.info} for c in concepts]}
+                             "global_threshold": _number(c.global_threshold), "bias": c.bias, "info": c.info}
+                            for c in concepts]}
         json_path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
         return tensors_path, json_path
 
@@ -436,11 +531,52 @@ class Concepts:
                 concepts.add(entry["name"], direction=tensors["directions"][i], method=entry["method"],
                              detector=detector if detector is not None and detector.any() else None,
                              info=entry["info"], **thresholds)
+        for gate, members in doc.get("slots", {}).items():
+            index = [concepts.names.index(m) for m in members]
+            biases = torch.tensor([doc["concepts"][i].get("bias", 0.0) for i in index])
+            concepts.set_slot(gate, members, tensors["detectors"][index], biases)
         return concepts
 
     def __repr__(self) -> str:
         sae = f", sae={self.sae}" if self.sae is not None else ""
         return f"Concepts({len(self)} at the {self.site} of layer {self.layer}{sae}: {self.names})"
+
+
+def _check_slots(slots: Mapping[str, Sequence[str]], examples: Mapping[str, Sequence[Any]]) -> dict:
+    seen: dict[str, str] = {}
+    for gate, members in slots.items():
+        if not isinstance(gate, str) or not gate.isidentifier() or gate in examples:
+            raise ValueError(f"slot {gate!r}: a slot's name is an identifier that names no concept of the examples")
+        members = list(members)
+        missing = [m for m in members if m not in examples]
+        if missing:
+            raise ValueError(f"slot {gate!r}: no examples for members {missing}")
+        if len(set(members)) < 2 or len(set(members)) != len(members):
+            raise ValueError(f"slot {gate!r}: give at least two distinct members, got {members}")
+        twice = [m for m in members if m in seen]
+        if twice:
+            raise ValueError(f"slot {gate!r}: {twice} are already members of slot {seen[twice[0]]!r}")
+        seen |= dict.fromkeys(members, gate)
+    return {gate: list(members) for gate, members in slots.items()}
+
+
+def _union(examples: Mapping[str, Sequence[Any]], members: Sequence[str]) -> list[Any]:
+    """The gate's examples: every member's labelled texts."""
+    return [item for m in members for item in examples[m]]
+
+
+def _slot_classifier(pos_sum: Tensor, pos_n: Tensor, second: Tensor, shrinkage: float) -> tuple[Tensor, Tensor]:
+    """LDA among a slot's members from their token sums ``[m, d]``, counts ``[m]`` and the second
+    moment of all their tokens ``[d, d]``: ``w_c = S^-1 mu_c``, ``b_c = -mu_c . w_c / 2``, with
+    ``S`` the pooled within-class covariance plus ``shrinkage * tr(S)/d * I``."""
+    means = pos_sum / pos_n[:, None]
+    within = (second - (means * pos_n[:, None]).T @ means) / pos_n.sum()
+    d = within.shape[0]
+    # The floor keeps S invertible when every member's tokens are alike (then: nearest mean).
+    scale = max(float(within.trace()), 1e-6 * float(second.trace() / pos_n.sum())) / d
+    within = within + shrinkage * scale * torch.eye(d, dtype=within.dtype)
+    w = torch.linalg.solve(within, means.T).T
+    return w.float(), (-0.5 * (means * w).sum(1)).float()
 
 
 def _labelled_batches(model: Model, data: Labelled, layer: int, site: Site, batch_size: int):

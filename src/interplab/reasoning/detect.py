@@ -2,7 +2,7 @@
 
 One trace per batch reads the residual at the concepts' site (stopping there), then the scores of
 all tokens and concepts come from one vectorised ``Concepts.score`` call and are compared with
-the thresholds. Nothing loops over tokens in Python.
+the thresholds; slots are then filled (``Concepts.fill_slots``). Nothing loops over tokens in Python.
 """
 
 from __future__ import annotations
@@ -160,10 +160,12 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
         chunks.append(torch.nn.functional.pad(s, (0, 0, 0, input_ids.shape[1] - width), value=float("nan")))
     scores = torch.cat(chunks).masked_fill(~attention_mask.bool().unsqueeze(-1), float("nan"))
     local, whole = concepts.thresholds()
-    active = (scores >= local) & in_scope.unsqueeze(-1)
+    active = concepts.fill_slots(scores, (scores >= local) & in_scope.unsqueeze(-1))
     weight = in_scope.float().unsqueeze(-1)
     mean_scores = torch.where(in_scope.unsqueeze(-1), scores, 0.0).sum(1) / weight.sum(1).clamp_min(1)
     global_active = (mean_scores >= whole) & in_scope.any(1, keepdim=True)
+    slotted = [i for i, c in enumerate(concepts) if c.slot is not None or c.name in concepts.slots]
+    global_active[:, slotted] = active[..., slotted].any(1)  # a text shows a slot where it is filled
     flat = model.tokenizer.batch_decode(input_ids.reshape(-1, 1))
     lengths = attention_mask.sum(1).tolist()
     width = input_ids.shape[1]

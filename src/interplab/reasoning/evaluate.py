@@ -22,7 +22,7 @@ from .labels import Labelled
 from .reason import ruleset
 from .residual import read, special_mask, tokenize, write
 from .ruleset import RuleSet
-from .steer import add_directions
+from .steer import add_directions, steerable_concepts
 
 __all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]
 
@@ -62,12 +62,14 @@ def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
 
 def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: RuleSet | str, *,
              strength: float = 0.5, answers: Sequence[str] = ("True", "False"), scope: Scope = "input",
-             level: Level = "local", batch_size: int = 64) -> Evaluation:
+             level: Level = "local", steer: Sequence[str] | None = None, batch_size: int = 64) -> Evaluation:
     """Accuracy of the base model and of AR on ``questions`` (records with ``.prompt``, ``.answer``
-    and ``.hops``, e.g. ``interplab.tasks.ontology.questions``)."""
+    and ``.hops``, e.g. ``interplab.tasks.ontology.questions``). ``steer`` names the concepts that
+    may steer (default: every concluded or suppressed one in the dictionary)."""
     import pandas as pd
 
     rules = ruleset(rules, concepts.names)
+    steerable = steerable_concepts(concepts, steer)
     if not questions:
         raise ValueError("no questions to evaluate")
     targets = answer_ids(model, answers)
@@ -81,8 +83,8 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
         records = []
         for i in range(len(batch)):
             inference = rules.infer(found.facts(i, level))
-            steering = {n: strength for n in inference.derived if n in concepts}
-            steering |= {n: -strength for n in inference.suppressed if n in concepts}
+            steering = {n: strength for n in inference.derived if n in steerable}
+            steering |= {n: -strength for n in inference.suppressed if n in steerable}
             for name, value in steering.items():
                 coefficients[i, names.index(name)] = value
             records.append({"facts": sorted(inference.facts), "derived": sorted(inference.derived),

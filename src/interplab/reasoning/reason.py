@@ -139,12 +139,14 @@ class Generation:
 
 
 def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str, *, strength: float = 0.5,
-             max_new_tokens: int = 32, scope: Scope = "all", base: bool = True, **generate_kwargs) -> Generation:
+             max_new_tokens: int = 32, scope: Scope = "all", base: bool = True, steer: Sequence[str] | None = None,
+             **generate_kwargs) -> Generation:
     """Greedy generation with ActivationReasoning: at each step the concepts are detected on the new
     tokens (``scope``: the prompt, the output or both), stay active once they fire, the rules infer,
     and the last position at the concepts' site is steered by ``+strength`` per concluded concept
     and ``-strength`` per suppressed one (``h + a * d * ||h|| / ||d||``). With ``base=True`` an
-    unsteered row runs in the same batch for comparison. One nnsight generation trace."""
+    unsteered row runs in the same batch for comparison. ``steer`` names the concepts that may
+    steer (default: all). One nnsight generation trace."""
     rules = ruleset(rules, concepts.names)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
@@ -156,7 +158,7 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
     enc = model.encode([prompt] * rows)
     reasoner = Reasoner(concepts, rules, enc["attention_mask"], special=special_mask(model.tokenizer, enc["input_ids"]),
                         strength=strength, scope=scope,
-                        steered=[False, True] if base else [True])
+                        steered=[False, True] if base else [True], steer=steer)
     tokens = _generate(model, enc, reasoner, max_new_tokens, generate_kwargs)
     texts, kept = _decode(model, tokens, generate_kwargs.get("eos_token_id"))
     for row, records in enumerate(reasoner.records):  # each step's record gets the token it chose

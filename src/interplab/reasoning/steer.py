@@ -56,6 +56,18 @@ def steer(model: Model, concepts: Concepts, strengths: Mapping[str, float], *, p
     write(model, concepts.layer, concepts.site, add_directions(h, alpha, units, position))
 
 
+def steerable_concepts(concepts: Concepts, steer: Sequence[str] | None) -> frozenset[str]:
+    """The concepts that may steer: ``steer`` (checked against the dictionary), or all of them."""
+    if steer is None:
+        return frozenset(concepts.names)
+    if isinstance(steer, str):
+        raise TypeError(f"steer is a list of concept names, got the string {steer!r}")
+    unknown = [n for n in steer if n not in concepts]
+    if unknown:
+        raise KeyError(f"steer names concepts {unknown} that are not in the dictionary ({concepts.names})")
+    return frozenset(steer)
+
+
 class Reasoner:
     """AR state over a batch of sequences during generation (see the module docstring).
 
@@ -68,10 +80,12 @@ class Reasoner:
     """
 
     def __init__(self, concepts: Concepts, rules: RuleSet, attention_mask: Tensor, *, special: Tensor | None = None,
-                 strength: float = 0.5, scope: str = "all", steered: Sequence[bool] | Tensor | None = None):
+                 strength: float = 0.5, scope: str = "all", steered: Sequence[bool] | Tensor | None = None,
+                 steer: Sequence[str] | None = None):
         if scope not in ("input", "output", "all"):
             raise ValueError(f"scope must be 'input', 'output' or 'all', got {scope!r}")
         self.concepts, self.rules, self.strength, self.scope = concepts, rules, float(strength), scope
+        self.steerable = steerable_concepts(concepts, steer)
         attention_mask = attention_mask.bool().cpu()
         self.prompt_mask = attention_mask if special is None else attention_mask & ~special.bool().cpu()
         batch = attention_mask.shape[0]
@@ -96,7 +110,7 @@ class Reasoner:
             scores = self.concepts.score(h)
             mask = self.prompt_mask.to(h.device) if first else torch.ones(h.shape[:2], dtype=torch.bool,
                                                                           device=h.device)
-            hits = ((scores >= local) & mask.unsqueeze(-1)).cpu()
+            hits = self.concepts.fill_slots(scores, (scores >= local) & mask.unsqueeze(-1)).cpu()
             new = hits.any(1) & ~self.active
             self.active |= hits.any(1)
             self._collect(hits, scores.cpu(), first)
@@ -130,10 +144,10 @@ class Reasoner:
         alpha = torch.zeros(len(self.names))
         steering: dict[str, float] = {}
         for name in self.concluded[row]:
-            if name in self.concepts and name not in inference.suppressed:
+            if name in self.steerable and name not in inference.suppressed:
                 steering[name] = self.strength
         for name in inference.suppressed:
-            if name in self.concepts:
+            if name in self.steerable:
                 steering[name] = -self.strength
         for name, value in steering.items():
             alpha[self.names.index(name)] = value

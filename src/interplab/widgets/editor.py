@@ -19,6 +19,7 @@ inference of the last rules without errors and marks it stale.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import traitlets
@@ -26,6 +27,7 @@ import traitlets
 from ..model import Model
 from ..reasoning import Concepts, Generation, Reasoning, RuleSet, check_rules, generate, parse_rules, reason
 from ..reasoning.chainer import Inference, plain
+from ..reasoning.steer import steerable_concepts
 from .base import Widget, command
 
 __all__ = ["RuleEditor"]
@@ -39,6 +41,7 @@ class RuleEditor(Widget, bundle="editor"):
     ``rules`` and ``text`` are synced traits (saved with the notebook; set them from Python or
     in the widget). ``strength`` and ``max_new_tokens`` are what ``generate()`` uses by default.
     ``level``: "local" (per-token detections are facts) or "global"/"both" (see ``il.reasoning.reason``).
+    ``steer`` names the concepts that may steer when generating (default: all of them).
     """
 
     rules = traitlets.Unicode("", help="the rule text").tag(sync=True)
@@ -54,7 +57,8 @@ class RuleEditor(Widget, bundle="editor"):
     _inference = traitlets.Dict().tag(sync=True)
 
     def __init__(self, model: Model, concepts: Concepts, rules: str | RuleSet = "", *, text: str = "",
-                 strength: float = 0.5, max_new_tokens: int = 24, level: str = "local", **kwargs: Any):
+                 strength: float = 0.5, max_new_tokens: int = 24, level: str = "local",
+                 steer: Sequence[str] | None = None, **kwargs: Any):
         if not isinstance(concepts, Concepts):
             raise TypeError(f"concepts must be an il.reasoning.Concepts dictionary, got {type(concepts).__name__}")
         if isinstance(rules, RuleSet):
@@ -66,6 +70,7 @@ class RuleEditor(Widget, bundle="editor"):
         self.model = model
         self.concepts = concepts
         self.level = level
+        self.steer = sorted(steerable_concepts(concepts, steer)) if steer is not None else None
         self.reasoning: Reasoning | None = None
         self.ruleset: RuleSet = parse_rules("")
         self.inference: Inference = self.ruleset.infer({})
@@ -216,7 +221,7 @@ class RuleEditor(Widget, bundle="editor"):
                              f"{first['column']}: {first['message']}; fix them before generating")
         with self.working("generating"):
             result = generate(self.model, self.text, self.concepts, self.ruleset, strength=self.strength,
-                              max_new_tokens=self.max_new_tokens)
+                              max_new_tokens=self.max_new_tokens, steer=self.steer)
         self.generation = {"prompt": result.prompt, "strength": self.strength, "base": result.base,
                            "steered": result.steered, "derived": sorted(result.inference.derived),
                            "suppressed": sorted(result.inference.suppressed),
