@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from planted import passthrough_llama
 
 import interplab as il
 from interplab.reasoning import SAE, Concepts, detect, parse_example
@@ -37,18 +38,9 @@ def planted(device, strength=3.0):
     """A tiny llama whose block 0 passes its input through (zeroed output projections), so the residual
     leaving it is the token embedding; embeddings are small noise orthogonal to a unit vector v, and
     'cat' gets `strength * v` on top."""
-    model = il.zoo.tiny("llama", device=device)
-    g = torch.Generator().manual_seed(0)
     v = torch.zeros(32)
     v[5] = 1.0
-    with torch.no_grad():
-        model.blocks[0].module("attn_out").weight.zero_()
-        model.blocks[0].module("mlp_out").weight.zero_()
-        noise = torch.randn(model.anatomy.vocab_size, 32, generator=g) * 0.1
-        noise[:, 5] = 0.0
-        noise[model.tokenizer.convert_tokens_to_ids("cat")] += strength * v
-        model.module("embed").weight.copy_(noise.to(device))
-    return model, v
+    return passthrough_llama(device, {"cat": {5: strength}}), v
 
 
 def test_diffmean_equals_hand_computation(device):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from planted import passthrough_llama
 
 import interplab as il
 from interplab.reasoning import Concepts, parse_rules, reason
@@ -17,16 +18,7 @@ cat and dog -> suppress calm
 @pytest.fixture(scope="module")
 def planted(device):
     """Block 0 passes embeddings through; 'cat' carries 3 * e_5 and 'dog' 3 * e_6, nothing else does."""
-    model = il.zoo.tiny("llama", device=device)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        model.blocks[0].module("attn_out").weight.zero_()
-        model.blocks[0].module("mlp_out").weight.zero_()
-        noise = torch.randn(model.anatomy.vocab_size, 32, generator=g) * 0.1
-        noise[:, 5:7] = 0.0
-        noise[model.tokenizer.convert_tokens_to_ids("cat"), 5] = 3.0
-        noise[model.tokenizer.convert_tokens_to_ids("dog"), 6] = 3.0
-        model.module("embed").weight.copy_(noise.to(device))
+    model = passthrough_llama(device, {"cat": {5: 3.0}, "dog": {6: 3.0}})
     concepts = Concepts(0)
     for name, axis in (("cat", 5), ("dog", 6)):
         d = torch.zeros(32)

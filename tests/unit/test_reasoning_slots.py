@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
+from planted import passthrough_llama
 from test_reasoning_concepts import hidden
 
 import interplab as il
-from interplab.reasoning import Concepts, detect
+from interplab.reasoning import SAE, Concepts, detect
 
 # "w7" is a word of the tiny tokenizer's vocabulary (its third animal, here).
 EXAMPLES = {
@@ -83,18 +84,7 @@ def test_fill_slots_keeps_the_best_gate_token_and_its_best_member():
 def planted_animals(device):
     """A tiny llama whose block 0 passes its input through: 'cat', 'dog' and 'w7' share a large
     'animal' component (dimension 5) and each has a small one of its own (dimensions 6, 7, 8)."""
-    model = il.zoo.tiny("llama", device=device)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        model.blocks[0].module("attn_out").weight.zero_()
-        model.blocks[0].module("mlp_out").weight.zero_()
-        emb = torch.randn(model.anatomy.vocab_size, 32, generator=g) * 0.1
-        emb[:, 5:9] = 0.0
-        for dim, word in zip((6, 7, 8), MEMBERS):
-            row = model.tokenizer.convert_tokens_to_ids(word)
-            emb[row, 5], emb[row, dim] = 3.0, 0.8
-        model.module("embed").weight.copy_(emb.to(device))
-    return model
+    return passthrough_llama(device, {word: {5: 3.0, dim: 0.8} for dim, word in zip((6, 7, 8), MEMBERS)})
 
 
 def test_a_slot_finds_the_planted_member_once_per_text(device):
@@ -141,3 +131,42 @@ def test_bad_slots_raise_clear_errors(device):
     concepts.remove("role")  # dissolves the slot: a, b, c are free again
     with pytest.raises(ValueError, match="classifiers must be"):
         concepts.set_slot("free", ["a", "b"], torch.eye(4)[:3], torch.zeros(2))
+
+
+def planted_sae(model) -> SAE:
+    """ReLU SAE over the planted residual: feature 0 reads the shared 'animal' dimension, features
+    1-3 the words' own dimensions (cat, dog, w7), features 4-11 random directions."""
+    g = torch.Generator().manual_seed(2)
+    w_enc = torch.randn(32, 12, generator=g) * 0.1
+    w_enc[:, :4] = 0.0
+    for feature, dim in enumerate((5, 6, 7, 8)):
+        w_enc[dim, feature] = 1.0
+    w_dec = torch.randn(12, 32, generator=g) * 0.1
+    return SAE(w_enc, w_dec, torch.full((12,), -0.2), torch.zeros(32), activation="relu", layer=0)
+
+
+def test_sae_slots_classify_from_the_codes_and_keep_sae_steering(tmp_path, device):
+    model = planted_animals(device)
+    sae = planted_sae(model)
+    concepts = Concepts.from_sae(model, 0, sae, EXAMPLES, k=2, slots={"animal": MEMBERS})
+    features = concepts["cat"].features
+    assert {1, 2, 3} <= set(features.tolist())
+    for m in MEMBERS:  # every member reads the same features; steering stays its own top-k decoder mix
+        member = concepts[m]
+        assert member.slot == "animal" and torch.equal(member.features, features)
+        top = member.info["candidates"][:2]
+        weights = torch.tensor([c["gap"] for c in top]).clamp_min(0)
+        expected = (weights / weights.sum()) @ sae.W_dec[[c["feature"] for c in top]].cpu()
+        assert torch.allclose(member.direction, expected, atol=1e-5)
+    assert concepts["animal"].uses_sae and concepts["animal"].slot is None
+    texts = ["a dog and a mat", "the w7 sat", "a cat is in the store", "the mat was in the store"]
+    found = detect(model, texts, concepts)
+    expected = [{"animal": [1], "dog": [1]}, {"animal": [1], "w7": [1]}, {"animal": [1], "cat": [1]}, {}]
+    assert [found.positions(i) for i in range(4)] == expected
+    concepts.save(tmp_path / "c")
+    back = Concepts.load(tmp_path / "c")
+    assert back.slots == concepts.slots
+    again = detect(model, texts, back)
+    assert torch.equal(found.active, again.active) and torch.allclose(found.scores.nan_to_num(),
+                                                                       again.scores.nan_to_num())
+    assert all(torch.equal(a.direction, b.direction) for a, b in zip(concepts, back))

@@ -3,6 +3,7 @@ generation with ActivationReasoning against a hand-written greedy loop with such
 
 import pytest
 import torch
+from planted import passthrough_llama
 
 import interplab as il
 from interplab.reasoning import Concepts, Reasoner, generate, parse_rules, steer
@@ -113,15 +114,7 @@ def test_generate_matches_a_hooked_greedy_loop(device, rule, alpha):
 
 def planted(device):
     """Block 0 passes embeddings through; 'cat' carries 3 * e_5 that no other token has."""
-    model = il.zoo.tiny("llama", device=device)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        model.blocks[0].module("attn_out").weight.zero_()
-        model.blocks[0].module("mlp_out").weight.zero_()
-        noise = torch.randn(model.anatomy.vocab_size, 32, generator=g) * 0.1
-        noise[:, 5] = 0.0
-        noise[model.tokenizer.convert_tokens_to_ids("cat"), 5] = 3.0
-        model.module("embed").weight.copy_(noise.to(device))
+    model = passthrough_llama(device, {"cat": {5: 3.0}})
     e5 = torch.zeros(32)
     e5[5] = 1.0
     return model, e5

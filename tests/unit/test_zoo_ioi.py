@@ -164,6 +164,28 @@ def test_shortened_training_writes_a_loadable_model(tmp_path):
     assert not torch.allclose(rows_in[others], rows_out[others])
 
 
+def test_per_sequence_name_codes_equal_writing_each_sequences_codes_into_the_tables():
+    """The redraw phase gives every sequence its own name codes without touching the tables: its
+    loss must be what each sequence scores with its codes written into both tables, token-weighted."""
+    tok = train_ioi.build_tokenizer()
+    model = train_ioi.build_model(tok, train_ioi.TrainConfig(n_layer=1, n_embd=32, n_head=2))
+    names = train_ioi.NameCodes(tok, 32, seed=0)
+    batch = train_ioi.encode_corpus(tok, ioi_corpus(3, seed=4), 48)
+    heldout = torch.tensor(tok.convert_tokens_to_ids(list(HELDOUT_NAMES)))
+    codes = names.draw(3)
+    with torch.no_grad():
+        mixed = train_ioi._lm_loss_with_codes(model, batch, tok.pad_token_id, heldout, names, codes)
+        total, count = 0.0, 0
+        for b in range(3):
+            for table in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+                table[names.ids] = codes[b]
+            n = int((batch[b, 1:] != tok.pad_token_id).sum())
+            total += n * train_ioi._lm_loss(model, batch[b : b + 1], tok.pad_token_id, heldout).item()
+            count += n
+    assert mixed.item() == pytest.approx(total / count, rel=1e-5)
+    assert not torch.allclose(codes[0], codes[1])
+
+
 @functools.cache
 def heldout_logit_diffs(split: str) -> tuple[list[float], list[float]]:
     """Answer minus distractor logit on clean and corrupted prompts, one prompt per forward

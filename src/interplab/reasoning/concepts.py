@@ -178,9 +178,12 @@ class Concepts:
         """Slot gate name -> member names (see the module docstring)."""
         return dict(self._slots)
 
-    def set_slot(self, gate: str, members: Sequence[str], classifiers: Tensor, biases: Tensor) -> None:
+    def set_slot(self, gate: str, members: Sequence[str], classifiers: Tensor, biases: Tensor, *,
+                 features: Sequence[int] | Tensor | None = None) -> None:
         """Make ``members`` a slot gated by the concept ``gate``: member ``c`` scores
-        ``h . classifiers[c] + biases[c]`` and is detected where the slot is filled."""
+        ``h . classifiers[c] + biases[c]`` (or, with SAE ``features``, ``f(h)[features] .
+        classifiers[c] + biases[c]``) and is detected where the slot is filled. Members keep
+        their steering directions."""
         members = list(members)
         for name in [gate, *members]:
             self[name]
@@ -191,16 +194,26 @@ class Concepts:
             raise ValueError(f"slot {gate!r}: the gate is itself a member of slot {self[gate].slot!r}")
         if taken:
             raise ValueError(f"slot {gate!r}: {taken} already belong to another slot")
-        if classifiers.shape != (len(members), self.d_model) or biases.shape != (len(members),):
-            raise ValueError(f"slot {gate!r}: classifiers must be [{len(members)}, {self.d_model}] and biases "
+        coded = [m for m in members if self[m].uses_sae]
+        if len(coded) != (0 if features is None else len(members)):
+            raise ValueError(f"slot {gate!r}: SAE concepts read SAE features and the others the residual; "
+                             f"give features= exactly when every member is an SAE concept (SAE: {coded})")
+        width = self.d_model if features is None else len(features)
+        if classifiers.shape != (len(members), width) or biases.shape != (len(members),):
+            raise ValueError(f"slot {gate!r}: classifiers must be [{len(members)}, {width}] and biases "
                              f"[{len(members)}], got {tuple(classifiers.shape)} and {tuple(biases.shape)}")
         for old in self._slots.pop(gate, ()):
             self._concepts[old].slot = None
         for name, w, b in zip(members, classifiers.float().cpu(), biases.float().cpu().tolist()):
             concept = self[name]
-            if concept.uses_sae:
-                raise ValueError(f"slot {gate!r}: {name!r} is an SAE concept; slot members read the residual")
-            concept.detector, concept.bias, concept.slot = w.clone(), float(b), gate
+            if features is None:
+                concept.detector = w.clone()
+            else:  # read the codes of `features`; the steering direction stays the concept's own
+                direction = concept.direction
+                self.add(name, features=features, weights=w, method=concept.method, info=concept.info)
+                concept = self[name]
+                concept.direction = direction
+            concept.bias, concept.slot = float(b), gate
             concept.threshold = concept.global_threshold = NAN
         self._slots[gate] = tuple(members)
         self._compiled.clear()
@@ -254,7 +267,7 @@ class Concepts:
             # boundaries); every other reader as a unit direction.
             units = torch.stack([r if concepts[i].slot else r / r.norm() for i, r in zip(plain, readers)]) \
                 if plain else torch.zeros(0, self.d_model if concepts else 0)
-            bias = torch.tensor([concepts[i].bias for i in plain], dtype=torch.float32)
+            bias = torch.tensor([concepts[i].bias for i in plain + coded], dtype=torch.float32)
             used = torch.unique(torch.cat([concepts[i].features for i in coded])) if coded \
                 else torch.zeros(0, dtype=torch.long)
             mix = torch.zeros(len(coded), used.numel())
@@ -275,11 +288,11 @@ class Concepts:
         x = h.float()
         parts = []
         if units.shape[0]:
-            parts.append(x @ units.T + bias)
+            parts.append(x @ units.T)
         if used.numel():
             f = codes[..., used] if codes is not None else self.sae.to(h.device).encode_features(x, used)
             parts.append(f.float() @ mix.T)
-        return torch.cat(parts, -1)[..., order]
+        return (torch.cat(parts, -1) + bias)[..., order]
 
     def thresholds(self, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
         """Local and global thresholds ``[n_concepts]`` (NaN where not set: that concept never fires)."""
@@ -358,11 +371,16 @@ class Concepts:
     @classmethod
     def from_sae(cls, model: Model, layer: int | None, sae: SAE, examples: Mapping[str, Sequence[Any]], *,
                  k: int = 1, negatives: Sequence[str] = (), markers: tuple[str, str] = ("[", "]"),
-                 batch_size: int = 32, criterion: str = "balanced_accuracy") -> Concepts:
+                 batch_size: int = 32, criterion: str = "balanced_accuracy",
+                 slots: Mapping[str, Sequence[str]] | None = None, shrinkage: float = 0.01) -> Concepts:
         """SAE-feature concepts: features ranked by mean activation on the concept's labelled tokens
         minus the mean on all other tokens (the top ``CANDIDATES`` are kept in ``info``). ``k=1``
         is the single representation (the top feature), ``k>1`` the multi one (the top ``k``
-        weighted by their mean difference, normalised to sum 1). Thresholds are calibrated."""
+        weighted by their mean difference, normalised to sum 1). Thresholds are calibrated.
+
+        ``slots`` as in ``from_examples``, in SAE terms: the gate is one more SAE concept (its
+        positives: all the members' tokens) and the members' classifier is LDA over the codes of
+        the features that rank in any member's top ``CANDIDATES`` (a second pass over the texts)."""
         layer = sae.layer if layer is None else layer
         if layer is None:
             raise ValueError("the SAE does not say its layer: pass layer=")
@@ -373,6 +391,8 @@ class Concepts:
             raise ValueError(f"the SAE reads {sae.d_in} dimensions, the model's residual has {model.anatomy.d_model}")
         layer = layer % model.anatomy.n_layers
         sae.to(model.device)
+        slots = _check_slots(slots or {}, examples)
+        examples = {**examples, **{gate: _union(examples, members) for gate, members in slots.items()}}
         data = Labelled.build(examples, negatives, markers)
         pos_sum = torch.zeros(len(data.names), sae.d_sae, dtype=torch.float64, device=model.device)
         pos_n = torch.zeros(len(data.names), dtype=torch.float64, device=model.device)
@@ -397,7 +417,14 @@ class Concepts:
             concepts.add(name, features=index, weights=weights.float(), method="sae",
                          info={"candidates": candidates, "positive_tokens": int(pos_n[c]),
                                "negative_tokens": int(total_n - pos_n[c])})
-        concepts.calibrate(model, examples, negatives=negatives, markers=markers, batch_size=batch_size,
+        for gate, members in slots.items():
+            index = [data.names.index(m) for m in members]
+            features = top.indices[index].unique()
+            stats = _slot_code_stats(model, data, index, sae, features, layer, batch_size)
+            classifiers, biases = _slot_classifier(*stats, shrinkage)
+            concepts.set_slot(gate, members, classifiers, biases, features=features)
+        calibrated = {n: v for n, v in examples.items() if concepts[n].slot is None}
+        concepts.calibrate(model, calibrated, negatives=negatives, markers=markers, batch_size=batch_size,
                            criterion=criterion)
         return concepts
 
@@ -534,7 +561,12 @@ class Concepts:
         for gate, members in doc.get("slots", {}).items():
             index = [concepts.names.index(m) for m in members]
             biases = torch.tensor([doc["concepts"][i].get("bias", 0.0) for i in index])
-            concepts.set_slot(gate, members, tensors["detectors"][index], biases)
+            first = concepts[members[0]]
+            if first.uses_sae:
+                concepts.set_slot(gate, members, torch.stack([concepts[m].weights for m in members]), biases,
+                                  features=first.features)
+            else:
+                concepts.set_slot(gate, members, tensors["detectors"][index], biases)
         return concepts
 
     def __repr__(self) -> str:
@@ -577,6 +609,26 @@ def _slot_classifier(pos_sum: Tensor, pos_n: Tensor, second: Tensor, shrinkage: 
     within = within + shrinkage * scale * torch.eye(d, dtype=within.dtype)
     w = torch.linalg.solve(within, means.T).T
     return w.float(), (-0.5 * (means * w).sum(1)).float()
+
+
+def _slot_code_stats(model: Model, data: Labelled, members: list[int], sae: SAE, features: Tensor, layer: int,
+                     batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per member: sums ``[m, f]`` and counts ``[m]`` of the codes of ``features`` on its tokens;
+    the second moment ``[f, f]`` of those codes over all the members' tokens."""
+    n = features.numel()
+    pos_sum = torch.zeros(len(members), n, dtype=torch.float64)
+    pos_n = torch.zeros(len(members), dtype=torch.float64)
+    second = torch.zeros(n, n, dtype=torch.float64)
+    for h, labels in _labelled_tokens(model, data, layer, sae.site, batch_size):
+        y = labels[:, members].double()
+        inside = y.sum(1) > 0
+        if not inside.any():
+            continue
+        f = sae.encode_features(h[inside.to(h.device)].float(), features.to(h.device)).double().cpu()
+        pos_sum += y[inside].T @ f
+        pos_n += y[inside].sum(0)
+        second += f.T @ f
+    return pos_sum, pos_n, second
 
 
 def _labelled_batches(model: Model, data: Labelled, layer: int, site: Site, batch_size: int):

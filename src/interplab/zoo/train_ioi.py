@@ -23,8 +23,9 @@ Names are variables. Every name's input and output embedding rows hold the same 
 (a shared "this is a name" part plus a part of its own) and are never trained; the rest of
 both tables is trained (they are untied). The codes stay fixed for the first `redraw_from`
 steps, while the model learns to copy names and then to pick the indirect object; after that
-they are drawn afresh before every step, so the model cannot keep anything it learned about a
-particular name and must resolve the indirect object from the sentence alone. That is what
+every sequence of every batch gets codes of its own draw (in the input embedding and in the
+output layer), so the model cannot keep anything it learned about a particular name, nor about
+one draw of codes, and must resolve the indirect object from the sentence alone. That is what
 makes it work on held-out names, which never occur in the training text (they are also kept out
 of the training loss's softmax). The saved model holds one more draw of codes.
 
@@ -85,7 +86,8 @@ class TrainConfig:
     sentences: tuple[int, int] = (2, 3)
     cast: tuple[int, int] = (2, 4)
     tie_embeddings: bool = False
-    redraw_from: int = 3000  # from this step on, name codes are redrawn before every step
+    dropout: float = 0.0  # on embeddings, attention weights and residual branches
+    redraw_from: int = 3000  # from this step on, every sequence gets its own draw of name codes
     log_every: int = 200  # steps between progress lines
 
 
@@ -117,9 +119,9 @@ def build_model(tokenizer: PreTrainedTokenizerFast, cfg: TrainConfig) -> GPT2LMH
         n_embd=cfg.n_embd,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -160,11 +162,12 @@ class NameCodes:
     """Random codes for the name tokens, written into both embedding tables.
 
     code = shared + own, both Gaussian with norm about 1: `shared` (drawn once) marks a token as
-    a name, `own` tells names apart and is drawn afresh by every `redraw`. Training never
-    trains those rows (`_freeze_rows`); it keeps the first draw while the model learns to copy
-    names (fast with fixed codes), then redraws all codes before every step, so that the model
-    unlearns anything particular to one name and treats names as variables. The saved model
-    holds one more draw, for held-out and training names alike.
+    a name, `own` tells names apart and is drawn afresh by every `redraw` (into the tables) or
+    `draw` (one set per sequence). Training never trains the name rows (`_freeze_rows`); it keeps
+    the first draw while the model learns to copy names (fast with fixed codes), then gives every
+    sequence its own draw (`_lm_loss_with_codes`), so that the model unlearns anything particular
+    to one name or one draw and treats names as variables. The saved model holds one more draw,
+    for held-out and training names alike.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerFast, d: int, seed: int):
@@ -172,6 +175,12 @@ class NameCodes:
         self.d = d
         self.gen = torch.Generator().manual_seed(seed)
         self.shared = torch.randn(d, generator=self.gen) / math.sqrt(d)
+        self.index = torch.full((len(tokenizer),), -1, dtype=torch.long)  # token id -> row of a draw
+        self.index[self.ids] = torch.arange(len(self.ids))
+
+    def draw(self, n: int) -> torch.Tensor:
+        """``n`` independent sets of codes, ``[n, names, d]``."""
+        return self.shared + torch.randn(n, len(self.ids), self.d, generator=self.gen) / math.sqrt(self.d)
 
     @torch.no_grad()
     def redraw(self, model: GPT2LMHeadModel) -> None:
@@ -217,11 +226,13 @@ def train(
     losses, start = [], time.perf_counter()
     names.redraw(model)
     for step in range(cfg.steps):
-        if step >= cfg.redraw_from:
-            names.redraw(model)
         batch = data[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         batch = batch[:, : int((batch != tokenizer.pad_token_id).sum(1).max())].to(device)
-        loss = _lm_loss(model, batch, tokenizer.pad_token_id, heldout)
+        if step < cfg.redraw_from:
+            loss = _lm_loss(model, batch, tokenizer.pad_token_id, heldout)
+        else:
+            codes = names.draw(len(batch)).to(device)
+            loss = _lm_loss_with_codes(model, batch, tokenizer.pad_token_id, heldout, names, codes)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
@@ -230,6 +241,8 @@ def train(
         opt.step()
         losses.append(loss.item())
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            if step >= cfg.redraw_from:
+                names.redraw(model)  # probe on a fresh draw in the tables
             acc = {split: _accuracy(model, tokenizer, p, device) for split, p in probes.items()}
             elapsed = time.perf_counter() - start
             print(
@@ -251,6 +264,20 @@ def _lm_loss(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int, unseen: t
     (the held-out names: otherwise every step would teach the model never to predict them)."""
     # Padding is on the right, so causal attention never lets a real token see it: no mask needed.
     logits = model(input_ids=batch).logits[:, :-1].index_fill(-1, unseen, float("-inf"))
+    labels = batch[:, 1:].masked_fill(batch[:, 1:] == pad_id, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def _lm_loss_with_codes(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int, unseen: torch.Tensor,
+                        names: NameCodes, codes: torch.Tensor) -> torch.Tensor:
+    """``_lm_loss`` with sequence ``b``'s name tokens embedded as ``codes[b]`` and its name logits
+    read against ``codes[b]`` (``[batch, names, d]``) instead of the tables' rows."""
+    row = names.index.to(batch.device)[batch]  # [batch, seq]: the name's row in a draw, or -1
+    picked = codes.gather(1, row.clamp_min(0).unsqueeze(-1).expand(-1, -1, codes.shape[-1]))
+    embeds = torch.where((row >= 0).unsqueeze(-1), picked, model.get_input_embeddings()(batch))
+    hidden = model.transformer(inputs_embeds=embeds).last_hidden_state
+    logits = model.lm_head(hidden).index_copy(-1, names.ids.to(batch.device), hidden @ codes.transpose(1, 2))
+    logits = logits[:, :-1].index_fill(-1, unseen, float("-inf"))
     labels = batch[:, 1:].masked_fill(batch[:, 1:] == pad_id, -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
