@@ -35,7 +35,7 @@ SPLIT_POOLS = {
 
 @pytest.fixture(scope="module")
 def corpus_text() -> str:
-    return "\n".join(ioi_corpus(4000, seed=0))
+    return "\n".join(ioi_corpus(4000, seed=0, word_noise=train_ioi.TrainConfig.word_noise))
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,23 @@ def test_prompts_follow_the_ioi_structure(split):
         assert len(clean) == len(corrupt) and len(diff) == 1
         assert clean[diff[0]] == s and corrupt[diff[0]] == io and s in clean[: diff[0]]
         assert any(pat.search(p.clean) for pat in patterns)
+
+
+def test_word_noise_keeps_the_slots_and_the_final_to_and_uses_training_words_only():
+    import random
+
+    from interplab.tasks.ioi import _noisy
+
+    rng = random.Random(0)
+    training_words = words(re.sub(r"\{[A-Z]+\}", " ", " ".join(TRAIN_TEMPLATES)))
+    changed = 0
+    for template in rng.sample(TRAIN_TEMPLATES, 300):
+        noisy = _noisy(template, rng, 0.5)
+        assert re.findall(r"\{[A-Z]+\}", noisy) == re.findall(r"\{[A-Z]+\}", template)
+        assert noisy.endswith(" to") and words(re.sub(r"\{[A-Z]+\}", " ", noisy)) <= training_words
+        changed += noisy != template
+    assert changed > 250
+    assert _noisy(TRAIN_TEMPLATES[0], rng, 0.0) == TRAIN_TEMPLATES[0]
 
 
 def test_prompts_cover_both_name_orders_and_are_seeded():
@@ -204,27 +221,12 @@ def heldout_logit_diffs(split: str) -> tuple[list[float], list[float]]:
 
 @pytest.mark.parametrize("split", ["test", "test_names", "test_templates"])
 def test_shipped_model_resolves_heldout_indirect_objects(split):
+    """Issue 3's target: at least 95% accuracy on held-out names and templates."""
     clean_diffs, corrupt_diffs = heldout_logit_diffs(split)
     accuracy = sum(d > 0 for d in clean_diffs) / len(clean_diffs)
-    assert accuracy >= 0.85, f"{split}: held-out accuracy {accuracy:.3f}"
+    assert accuracy >= 0.95, f"{split}: held-out accuracy {accuracy:.3f}"
     # The corruption makes the distractor the right answer, so the logit difference flips sign.
     assert sum(corrupt_diffs) / len(corrupt_diffs) < 0 < sum(clean_diffs) / len(clean_diffs)
-
-
-BELOW_TARGET = pytest.mark.xfail(
-    strict=True, reason="the shipped model measures about 90% on held-out templates (README), below the 95% target"
-)
-
-
-@pytest.mark.parametrize(
-    "split",
-    [pytest.param("test", marks=BELOW_TARGET), "test_names", pytest.param("test_templates", marks=BELOW_TARGET)],
-)
-def test_shipped_model_meets_the_95_percent_target(split):
-    """Issue 3's target: at least 95% accuracy on held-out names and templates."""
-    clean_diffs, _ = heldout_logit_diffs(split)
-    accuracy = sum(d > 0 for d in clean_diffs) / len(clean_diffs)
-    assert accuracy >= 0.95, f"{split}: held-out accuracy {accuracy:.3f}"
 
 
 def test_zoo_loads_the_shipped_model_as_a_gpt2(device):

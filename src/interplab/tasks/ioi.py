@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import cache
 
 _NAMES_TEXT = """
 Aaron Adam Alan Albert Alex Alice Amanda Amber Amy Andrea Andrew Angela Anna Anthony Arthur
@@ -264,8 +265,10 @@ def _fill(template: str, io: str, s: str, io_first: bool, place: str, obj: str, 
     return template.format(A=a, B=b, S=s2, PLACE=place, OBJECT=obj)
 
 
-def _draw(rng: random.Random, names: tuple[str, ...], templates: tuple[str, ...]) -> IOIPrompt:
+def _draw(rng: random.Random, names: tuple[str, ...], templates: tuple[str, ...], word_noise: float = 0.0) -> IOIPrompt:
     template = rng.choice(templates)
+    if word_noise:
+        template = _noisy(template, rng, word_noise)
     io, s = rng.sample(names, 2)
     io_first = rng.random() < 0.5
     place, obj = rng.choice(PLACES), rng.choice(OBJECTS)
@@ -286,6 +289,21 @@ def ioi_prompts(n: int, seed: int = 0, split: str = "test") -> list[IOIPrompt]:
     return [_draw(rng, names, templates) for _ in range(n)]
 
 
+@cache
+def _template_words() -> tuple[str, ...]:
+    return tuple(sorted({w for t in TRAIN_TEMPLATES for w in re.findall(r"(?<![{\w])\w+(?![}\w])", t)}))
+
+
+def _noisy(template: str, rng: random.Random, p: float) -> str:
+    """The template with each word (not a name slot, not the final "to") replaced, with
+    probability ``p``, by a random word of the training templates."""
+    words = _template_words()
+    parts = re.split(r"(\{[A-Z]+\}|\w+)", template)
+    last = max(i for i, part in enumerate(parts) if part == "to")
+    return "".join(rng.choice(words) if i != last and re.fullmatch(r"\w+", part) and rng.random() < p else part
+                   for i, part in enumerate(parts))
+
+
 def _filler(rng: random.Random, cast: list[str]) -> str:
     n, m = rng.sample(cast, 2)
     return rng.choice(FILLERS).format(N=n, M=m, PLACE=rng.choice(PLACES), OBJECT=rng.choice(OBJECTS))
@@ -297,6 +315,7 @@ def ioi_corpus(
     ioi_fraction: float = 0.8,
     sentences: tuple[int, int] = (2, 3),
     cast: tuple[int, int] = (2, 4),
+    word_noise: float = 0.0,
 ) -> list[str]:
     """`n_docs` seeded training documents built only from training names and templates.
 
@@ -304,7 +323,10 @@ def ioi_corpus(
     and then `sentences` (inclusive range) sentences about them; each sentence is a complete IOI
     sentence (prompt, answer and a full stop) with probability `ioi_fraction`, else a filler.
     Characters recur across a story's sentences as in real text, which is what teaches a small
-    model to copy names from its context early in training.
+    model to copy names from its context early in training. ``word_noise`` replaces each word of
+    an IOI sentence's template (not the names, not the final "to") by a random word of the
+    training templates with that probability, so that which words sit between the names does
+    not decide the answer; no held-out template word comes in that way.
     """
     if n_docs < 1:
         raise ValueError(f"n_docs must be a positive number of documents, got {n_docs}")
@@ -319,7 +341,7 @@ def ioi_corpus(
         parts = []
         for _ in range(rng.randint(*sentences)):
             if rng.random() < ioi_fraction:
-                p = _draw(rng, tuple(names), TRAIN_TEMPLATES)
+                p = _draw(rng, tuple(names), TRAIN_TEMPLATES, word_noise)
                 parts.append(p.clean + p.answer + ".")
             else:
                 parts.append(_filler(rng, names))

@@ -4,7 +4,7 @@
     python -m interplab.zoo.train_ioi --eval DIR                          # measure a saved model
 
 The shipped folder `interplab/zoo/ioi/` was made with the defaults, on CPU with one thread
-(run from the repository root; it was written to /tmp/run_g and copied, which changes nothing):
+(run from the repository root; it was written to a scratch folder and copied, which changes nothing):
 
     PYTHONPATH=src python -m interplab.zoo.train_ioi --out src/interplab/zoo/ioi
 
@@ -32,6 +32,11 @@ of the training loss's softmax). The saved model holds one more draw of codes.
 The training text is short stories (`interplab.tasks.ioi.ioi_corpus`) in which a small cast
 recurs; the recurring names are what teach a small model to copy names from its context
 within a few hundred steps, and the IOI sentences then teach it which name to copy.
+
+Word noise (`word_noise`, 0.1): each word of a training IOI sentence's template (not the names,
+not the final "to") is replaced by a random word of the training templates with that chance.
+Without it the model resolves the indirect object in held-out templates 91% of the time (names
+alone: 99.6%): which words stand between the names steered its answer. With it, 99.8%.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ class TrainConfig:
     cast: tuple[int, int] = (2, 4)
     tie_embeddings: bool = False
     dropout: float = 0.0  # on embeddings, attention weights and residual branches
+    word_noise: float = 0.1  # chance that a template word of a training IOI sentence is replaced
     redraw_from: int = 3000  # from this step on, every sequence gets its own draw of name codes
     log_every: int = 200  # steps between progress lines
 
@@ -217,7 +223,8 @@ def train(
     names = NameCodes(tokenizer, cfg.n_embd, cfg.seed)
     for table in {model.get_input_embeddings().weight, model.get_output_embeddings().weight}:
         _freeze_rows(table, names.ids.to(device))
-    docs = ioi_corpus(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction, cfg.sentences, cfg.cast)
+    docs = ioi_corpus(cfg.steps * cfg.batch_size, cfg.seed, cfg.ioi_fraction, cfg.sentences, cfg.cast,
+                      cfg.word_noise)
     data = encode_corpus(tokenizer, docs, cfg.n_positions)
     heldout = _token_ids(tokenizer, HELDOUT_NAMES).to(device)
     probes = {split: ioi_prompts(128, seed=99, split=split) for split in ("train", "test")}
