@@ -21,8 +21,8 @@ badly there, because each must fire on "this role AND this value", which is no l
 residual when many values share the role. A slot splits the two: its *gate* (a concept named
 after the slot) detects the role, and at the one token per text where the gate scores highest
 (and passes its threshold), the member whose classifier scores highest is the one detected.
-The classifier is linear discriminant analysis among the slot's labelled tokens
-(``h . w_c + b_c``); members keep their difference-of-means directions for steering.
+The classifier is linear discriminant analysis among the slot's labelled tokens (``h . w_c +
+b_c``, or the same over SAE codes); members keep their own steering directions.
 """
 
 from __future__ import annotations
