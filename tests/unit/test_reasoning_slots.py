@@ -81,6 +81,13 @@ def test_fill_slots_keeps_the_best_gate_token_and_its_best_member():
     assert torch.equal(out, expected)
 
 
+def test_slot_members_are_detectable_without_thresholds():
+    concepts = manual_slot()
+    concepts.add("steer_only", direction=torch.eye(4)[2])
+    assert math.isnan(concepts["a"].threshold) and concepts["a"].detectable
+    assert concepts["free"].detectable and not concepts["steer_only"].detectable
+
+
 def planted_animals(device):
     """A tiny llama whose block 0 passes its input through: 'cat', 'dog' and 'w7' share a large
     'animal' component (dimension 5) and each has a small one of its own (dimensions 6, 7, 8)."""

@@ -72,6 +72,11 @@ class Concept:
     def uses_sae(self) -> bool:
         return self.features is not None
 
+    @property
+    def detectable(self) -> bool:
+        """Whether detection can find it: it has a local threshold or fills a slot (else it only steers)."""
+        return self.slot is not None or not math.isnan(self.threshold)
+
     def __repr__(self) -> str:
         rep = (f"features={self.features.tolist()}" if self.uses_sae else f"direction[{self.direction.numel()}]")
         return (f"Concept({self.name!r}, {self.method}, {rep}, threshold={self.threshold:.4g}, "

@@ -90,7 +90,7 @@ class RuleEditor(Widget, bundle="editor"):
         self._detect()
 
     def _concept_list(self) -> list[dict[str, Any]]:
-        return [{"name": c.name, "method": c.method, "detected": c.threshold == c.threshold} for c in self.concepts]
+        return [{"name": c.name, "method": c.method, "detected": c.detectable} for c in self.concepts]
 
     # --- what the kernel computes ---------------------------------------------------------------
     @property
