@@ -26,6 +26,17 @@ const wire = (data: Uint8Array | Int32Array | Float32Array) => {
   return { ...meta, data: new DataView(buffer) };
 };
 
+/** Nodes from per-node component codes, layers, heads (-1: none) and positions, as the kernel sends them. */
+function wiredNodes(c: number[], l: number[], hd: number[], p: number[]): Nodes {
+  return decodeNodes({
+    components: ["resid", "attn", "mlp", "head"],
+    component: wire(Uint8Array.from(c)),
+    layer: wire(Int32Array.from(l)),
+    head: wire(Int32Array.from(hd)),
+    position: wire(Int32Array.from(p)),
+  });
+}
+
 /** Nodes in Python's order (layer, component, head, position innermost): component level. */
 export function componentNodes(nLayers: number, nPositions: number): Nodes {
   const c: number[] = [];
@@ -40,13 +51,7 @@ export function componentNodes(nLayers: number, nPositions: number): Nodes {
       }
     }
   }
-  return decodeNodes({
-    components: ["resid", "attn", "mlp", "head"],
-    component: wire(Uint8Array.from(c)),
-    layer: wire(Int32Array.from(l)),
-    head: wire(new Int32Array(c.length).fill(-1)),
-    position: wire(Int32Array.from(p)),
-  });
+  return wiredNodes(c, l, new Array(c.length).fill(-1), p);
 }
 
 function headNodes(nLayers: number, nHeads: number, nPositions: number): Nodes {
@@ -67,13 +72,7 @@ function headNodes(nLayers: number, nHeads: number, nPositions: number): Nodes {
       }
     }
   }
-  return decodeNodes({
-    components: ["resid", "attn", "mlp", "head"],
-    component: wire(Uint8Array.from(c)),
-    layer: wire(Int32Array.from(l)),
-    head: wire(Int32Array.from(hd)),
-    position: wire(Int32Array.from(p)),
-  });
+  return wiredNodes(c, l, hd, p);
 }
 
 /** The edge graph of a GPT-2 of `n` layers: embed, attn.l, mlp.l, logits; every edge forward. */
