@@ -108,8 +108,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: rules } });
     forceLinting(view);
   };
-  model.on("change:rules", onRules);
-  frame.onDispose(() => model.off("change:rules", onRules));
+  frame.listen("change:rules", onRules);
 
   // --- the text -------------------------------------------------------------------------------
   const input = h("textarea", {
@@ -134,11 +133,8 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     const text = model.get("text") ?? "";
     if (text !== input.value && document.activeElement !== input) input.value = text;
   };
-  model.on("change:text", onText);
-  frame.onDispose(() => {
-    clearTimeout(textTimer);
-    model.off("change:text", onText);
-  });
+  frame.listen("change:text", onText);
+  frame.onDispose(() => clearTimeout(textTimer));
 
   // --- tokens and detected concepts -----------------------------------------------------------
   const legend = h("div", { class: "il-concept-legend" });
@@ -283,8 +279,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     slider.value = String(model.get("strength") ?? 0.5);
     showStrength();
   };
-  model.on("change:strength", onStrength);
-  frame.onDispose(() => model.off("change:strength", onStrength));
+  frame.listen("change:strength", onStrength);
   showStrength();
   const button = h("button", { class: "il-button il-primary il-generate", attrs: { type: "button" } }, "generate");
   const outputs = h("div", { class: "il-generation" });
@@ -352,16 +347,10 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     drawTokens();
     drawFacts();
   };
-  model.on("change:_concepts", onConcepts);
-  model.on("change:_detection", onDetection);
-  model.on("change:_inference", drawFacts);
-  model.on("change:generation", drawGeneration);
-  frame.onDispose(() => {
-    model.off("change:_concepts", onConcepts);
-    model.off("change:_detection", onDetection);
-    model.off("change:_inference", drawFacts);
-    model.off("change:generation", drawGeneration);
-  });
+  frame.listen("change:_concepts", onConcepts);
+  frame.listen("change:_detection", onDetection);
+  frame.listen("change:_inference", drawFacts);
+  frame.listen("change:generation", drawGeneration);
   drawTokens();
   drawFacts();
   drawGeneration();

@@ -596,7 +596,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     ["change:metric", onMetric],
     ["change:ablation", onAblation],
   ];
-  for (const [event, fn] of listeners) model.on(event, fn);
+  for (const [event, fn] of listeners) frame.listen(event, fn);
   frame.onTheme(() => {
     redraw();
     drawScatterPanel();
@@ -605,7 +605,6 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   resize?.observe(frame.body);
 
   frame.onDispose(() => {
-    for (const [event, fn] of listeners) model.off(event, fn);
     resize?.disconnect();
     if (frameRequest && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frameRequest);
     overlay.removeEventListener("pointerdown", onDown);

@@ -440,13 +440,12 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     ["change:max_new_tokens", onRunDefaults],
     ["change:model_name", onInfo],
   ];
-  for (const [event, fn] of listeners) model.on(event, fn);
+  for (const [event, fn] of listeners) frame.listen(event, fn);
 
   const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => relayout() && (drawBase(), drawOverlay())) : null;
   resize?.observe(frame.body);
 
   frame.onDispose(() => {
-    for (const [event, fn] of listeners) model.off(event, fn);
     resize?.disconnect();
     overlay.removeEventListener("pointermove", onMove);
     overlay.removeEventListener("pointerleave", onLeave);

@@ -25,6 +25,8 @@ export interface Frame {
   exportable(drawing: () => Drawing, basename: string): void;
   /** Run `fn` when the view is removed. */
   onDispose(fn: () => void): void;
+  /** Call `fn` on the model's `event` (e.g. "change:tokens") until the view is removed. */
+  listen(event: string, fn: () => void): void;
   dispose(): void;
 }
 
@@ -92,6 +94,10 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
     },
     onDispose(fn) {
       disposers.push(fn);
+    },
+    listen(event, fn) {
+      model.on(event, fn);
+      disposers.push(() => model.off(event, fn));
     },
     dispose() {
       for (const fn of disposers.splice(0).reverse()) fn();

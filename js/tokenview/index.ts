@@ -208,16 +208,10 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     values = decodeArray(model.get("_values"));
     restyle(frame.theme);
   };
-  model.on("change:tokens", onTokens);
-  model.on("change:_values", onValues);
-  model.on("change:selected", onSelected);
-  model.on("change:label", onLabel);
-  frame.onDispose(() => {
-    model.off("change:tokens", onTokens);
-    model.off("change:_values", onValues);
-    model.off("change:selected", onSelected);
-    model.off("change:label", onLabel);
-  });
+  frame.listen("change:tokens", onTokens);
+  frame.listen("change:_values", onValues);
+  frame.listen("change:selected", onSelected);
+  frame.listen("change:label", onLabel);
   updateHeader();
   return () => frame.dispose();
 }
