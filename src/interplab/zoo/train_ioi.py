@@ -190,7 +190,7 @@ class NameCodes:
 
     @torch.no_grad()
     def redraw(self, model: GPT2LMHeadModel) -> None:
-        codes = self.shared + torch.randn(len(self.ids), self.d, generator=self.gen) / math.sqrt(self.d)
+        codes = self.draw(1)[0]
         for table in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
             table[self.ids.to(table.device)] = codes.to(table.device, table.dtype)
 
@@ -270,9 +270,7 @@ def _lm_loss(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int, unseen: t
     """Next-token cross-entropy, ignoring padding, with the `unseen` tokens out of the softmax
     (the held-out names: otherwise every step would teach the model never to predict them)."""
     # Padding is on the right, so causal attention never lets a real token see it: no mask needed.
-    logits = model(input_ids=batch).logits[:, :-1].index_fill(-1, unseen, float("-inf"))
-    labels = batch[:, 1:].masked_fill(batch[:, 1:] == pad_id, -100)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    return _next_token_loss(model(input_ids=batch).logits, batch, pad_id, unseen)
 
 
 def _lm_loss_with_codes(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int, unseen: torch.Tensor,
@@ -284,6 +282,10 @@ def _lm_loss_with_codes(model: GPT2LMHeadModel, batch: torch.Tensor, pad_id: int
     embeds = torch.where((row >= 0).unsqueeze(-1), picked, model.get_input_embeddings()(batch))
     hidden = model.transformer(inputs_embeds=embeds).last_hidden_state
     logits = model.lm_head(hidden).index_copy(-1, names.ids.to(batch.device), hidden @ codes.transpose(1, 2))
+    return _next_token_loss(logits, batch, pad_id, unseen)
+
+
+def _next_token_loss(logits: torch.Tensor, batch: torch.Tensor, pad_id: int, unseen: torch.Tensor) -> torch.Tensor:
     logits = logits[:, :-1].index_fill(-1, unseen, float("-inf"))
     labels = batch[:, 1:].masked_fill(batch[:, 1:] == pad_id, -100)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
