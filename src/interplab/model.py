@@ -182,6 +182,16 @@ class Model:
         fn = type(self.nn).generate.__wrapped__.__get__(self.nn)
         return self.nn.trace(*inputs, fn=fn, **kwargs)
 
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the model (safetensors) and its tokenizer to ``folder``; ``il.load(folder)`` reads it back."""
+        if self.remote:
+            raise ValueError(f"{self.name} runs remotely (remote={self.remote!r}): its weights are not here to save")
+        folder = Path(folder).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.hf.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+        return folder
+
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Model:
         self.hf.to(device=device, dtype=dtype)
         return self
@@ -199,12 +209,16 @@ def _prepare_tokenizer(tokenizer) -> None:
 
 def load(source: str | os.PathLike | nn.Module, tokenizer=None, *, device: str | torch.device | None = None,
          dtype: torch.dtype | str | None = None, trust_remote_code: bool = False, allow_pickle: bool = False,
-         remote: bool | str = False, revision: str | None = None, **hf_kwargs) -> Model:
+         remote: bool | str = False, revision: str | None = None, gguf_file: str | None = None,
+         **hf_kwargs) -> Model:
     """Load a causal language model as an ``interplab.Model``.
 
     ``source`` is a HuggingFace id (loaded by transformers as usual: cache or network), a local
-    folder (never calls the Hub), or a built ``nn.Module`` together with ``tokenizer=``.
-    Weights load from safetensors only unless ``allow_pickle=True``; ``trust_remote_code`` stays
+    folder (never calls the Hub), a local ``.gguf`` file, or a built ``nn.Module`` together with
+    ``tokenizer=``. A GGUF file (``il.load("m.gguf")`` or ``il.load(folder, gguf_file="m.gguf")``)
+    gives the model and its tokenizer, dequantized to ``dtype`` (default float32); it needs the
+    ``gguf`` and ``accelerate`` packages (``pip install 'interplab[gguf]'``).
+    Weights load from safetensors (or GGUF) only unless ``allow_pickle=True``; ``trust_remote_code`` stays
     off unless asked. ``remote=True`` runs traces on NDIF (nnsight's remote service; set your key
     with ``nnsight.CONFIG.set_default_api_key(...)``): the model is then not loaded locally.
     """
@@ -218,21 +232,38 @@ def load(source: str | os.PathLike | nn.Module, tokenizer=None, *, device: str |
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = Path(source).expanduser()
+        if path.suffix == ".gguf" and gguf_file is None:
+            if not path.is_file():
+                raise FileNotFoundError(f"no GGUF file at {path}")
+            path, gguf_file = path.parent, path.name
         local = path.is_dir()
         if not local and (str(source).startswith((".", "/", "~")) or path.suffix):
-            raise FileNotFoundError(f"no model folder at {path}: give an existing folder or a HuggingFace id")
+            raise FileNotFoundError(f"no model folder at {path}: give an existing folder, a .gguf file or a "
+                                    "HuggingFace id")
         name = str(path) if local else str(source)
         common = {"trust_remote_code": trust_remote_code, "revision": revision}
         if local:
             common["local_files_only"] = True
+        if gguf_file is not None:
+            _require_gguf(path, gguf_file, local)
+            common["gguf_file"] = gguf_file
+            name = str(path / gguf_file) if local else f"{source}/{gguf_file}"
+            dtype = dtype or torch.float32
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(name, **common)
+            tokenizer = AutoTokenizer.from_pretrained(str(path) if local else str(source), **common)
         if remote:
+            if gguf_file is not None:
+                raise ValueError("remote= runs a model that NDIF hosts by its HuggingFace id; a GGUF file is "
+                                 "loaded locally: drop remote=")
             nn_model = nnsight.TransformersModel(name, tokenizer=tokenizer, task="text-generation",
                                                  trust_remote_code=trust_remote_code)
             return Model(nn_model._module, tokenizer, remote=remote, name=name, nn_model=nn_model)
-        hf = AutoModelForCausalLM.from_pretrained(name, use_safetensors=not allow_pickle, dtype=dtype,
-                                                  **common, **hf_kwargs)
+        use_safetensors = None if gguf_file is not None else not allow_pickle
+        hf = AutoModelForCausalLM.from_pretrained(str(path) if local else str(source),
+                                                  use_safetensors=use_safetensors, dtype=dtype, **common,
+                                                  **hf_kwargs)
+        if gguf_file is not None:
+            _forget_quantization(hf)
     if not hasattr(hf, "config"):
         raise UnsupportedModelError(
             f"{type(hf).__name__} is not a transformers model (it has no .config); interplab needs a "
@@ -242,3 +273,24 @@ def load(source: str | os.PathLike | nn.Module, tokenizer=None, *, device: str |
         hf.to(device)
     hf.eval()
     return Model(hf, tokenizer, remote=remote, name=name)
+
+
+def _require_gguf(folder: Path, gguf_file: str, local: bool) -> None:
+    """A clear error when the GGUF file or the packages transformers needs to read it are missing."""
+    if local and not (folder / gguf_file).is_file():
+        present = sorted(p.name for p in folder.glob("*.gguf"))
+        raise FileNotFoundError(f"no GGUF file {gguf_file!r} in {folder} (GGUF files there: {present or 'none'})")
+    import importlib.util
+
+    missing = [pkg for pkg in ("gguf", "accelerate") if importlib.util.find_spec(pkg) is None]
+    if missing:
+        raise ImportError(f"loading a GGUF file needs the {' and '.join(missing)} package(s): "
+                          "pip install 'interplab[gguf]'")
+
+
+def _forget_quantization(hf: nn.Module) -> None:
+    """A GGUF model is dequantized on load: its weights are plain tensors. Drop transformers' record of
+    the GGUF quantization so that the model saves (``save_pretrained`` refuses GGUF-quantized models)."""
+    if hasattr(hf.config, "quantization_config"):
+        del hf.config.quantization_config
+    hf.hf_quantizer = None

@@ -113,6 +113,12 @@ register(Family(
     norm="rmsnorm_offset", mlp="gated",
     notes="RMSNorm scales by (1 + weight); attention and MLP outputs are normed before the residual add.",
 ))
+register(Family(
+    name="gemma3", model_types=("gemma3_text",), **_LLAMA_MODEL, block=FAMILIES["gemma2"].block,
+    norm="rmsnorm_offset", mlp="gated",
+    notes="Gemma 2's layout plus q/k norms; sliding-window and global attention layers (config.layer_types); "
+          "the embedding module scales by sqrt(d_model) itself.",
+))
 register(Family(name="mixtral", model_types=("mixtral",), **_LLAMA_MODEL, block=_MOE_BLOCK,
                 norm="rmsnorm", mlp="gated", routing=SoftmaxTopK(renormalise=True)))
 register(Family(name="olmoe", model_types=("olmoe",), **_LLAMA_MODEL, block=_MOE_BLOCK,
