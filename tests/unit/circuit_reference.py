@@ -23,9 +23,21 @@ def token_id(model, text: str) -> int:
     return i
 
 
-def logit_diff(model, ids, answer: int, distractor: int) -> torch.Tensor:
-    logits = model.hf(input_ids=ids).logits[0, -1].float()
-    return logits[answer] - logits[distractor]
+def last_metric(logits: torch.Tensor, answer: int, distractor: int, metric: str = "logit_diff") -> torch.Tensor:
+    """A task metric of one prompt's last-position logits, written out by hand."""
+    logits = logits.float()
+    if metric == "logit_diff":
+        return logits[answer] - logits[distractor]
+    probs = torch.exp(logits - logits.max())
+    probs = probs / probs.sum()
+    if metric == "prob_diff":
+        return probs[answer] - probs[distractor]
+    assert metric == "logprob"
+    return torch.log(probs[answer])
+
+
+def logit_diff(model, ids, answer: int, distractor: int, metric: str = "logit_diff") -> torch.Tensor:
+    return last_metric(model.hf(input_ids=ids).logits[0, -1], answer, distractor, metric)
 
 
 def site_module(model, component: str, layer: int):
@@ -93,8 +105,9 @@ def feature_slice(model, head):
     return slice(None) if head is None else slice(head * d, (head + 1) * d)
 
 
-def patch_reference(model, prompts, nodes) -> list[float]:
-    """Per node: mean over prompts of LD(corrupt run with the node's clean activation) - LD(corrupt run).
+def patch_reference(model, prompts, nodes, metric: str = "logit_diff") -> list[float]:
+    """Per node: mean over prompts of LD(corrupt run with the node's clean activation) - LD(corrupt run)
+    (or another ``metric`` in place of LD).
 
     ``prompts``: list of (clean_text, corrupt_text, answer_id, distractor_id); a node is (component,
     layer, head, position), position in the right-aligned window of the longest prompt (or None).
@@ -108,7 +121,7 @@ def patch_reference(model, prompts, nodes) -> list[float]:
         for (clean, corrupt, answer, distractor), length in zip(prompts, lengths):
             clean_acts, _ = capture(model, ids_of(model, clean), sites)
             corrupt_ids = ids_of(model, corrupt)
-            base = logit_diff(model, corrupt_ids, answer, distractor)
+            base = logit_diff(model, corrupt_ids, answer, distractor, metric)
             for k, (component, layer, head, position) in enumerate(nodes):
                 tokens = slice(None) if position is None else position - (window - length)
                 if isinstance(tokens, int) and tokens < 0:
@@ -121,12 +134,12 @@ def patch_reference(model, prompts, nodes) -> list[float]:
                     t[:, tokens, features] = clean_act[:, tokens, features]
                     return t
                 with hooked(*site_module(model, component, layer), put):
-                    patched = logit_diff(model, corrupt_ids, answer, distractor)
+                    patched = logit_diff(model, corrupt_ids, answer, distractor, metric)
                 totals[k] += float(patched - base)
     return [t / len(prompts) for t in totals]
 
 
-def atp_reference(model, prompts, sites, heads: bool = False) -> dict:
+def atp_reference(model, prompts, sites, heads: bool = False, metric: str = "logit_diff") -> dict:
     """Per (component, layer): AtP scores per right-aligned position ``[S]`` (``[H, S]`` for heads)."""
     lengths = [ids_of(model, c).shape[1] for c, _, _, _ in prompts]
     window = max(lengths)
@@ -138,9 +151,9 @@ def atp_reference(model, prompts, sites, heads: bool = False) -> dict:
         corrupt_acts, logits = capture(model, ids_of(model, corrupt), sites)
         for t in corrupt_acts.values():
             t.retain_grad()
-        metric = (logits[0, -1, answer] - logits[0, -1, distractor]).float() / n
+        value = last_metric(logits[0, -1], answer, distractor, metric) / n
         model.hf.zero_grad(set_to_none=True)
-        metric.backward()
+        value.backward()
         for key, act in corrupt_acts.items():
             product = ((clean_acts[key] - act) * act.grad)[0].detach()  # [length, features]
             per_head = key[0] == "head"  # [H, length] per head, else [length]
@@ -152,7 +165,8 @@ def atp_reference(model, prompts, sites, heads: bool = False) -> dict:
     return out
 
 
-def il_task(model, prompts):
+def il_task(model, prompts, metric="logit_diff"):
     """The same prompts as an interplab ContrastTask."""
     clean, corrupt, answer, distractor = zip(*prompts)
-    return il.circuits.ContrastTask.build(model, list(clean), list(corrupt), list(answer), list(distractor))
+    return il.circuits.ContrastTask.build(model, list(clean), list(corrupt), list(answer), list(distractor),
+                                          metric=metric)

@@ -9,7 +9,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from interplab.circuits import attribute, lrp
-from interplab.circuits.task import ContrastTask
+from interplab.tasks import ContrastTask
 from interplab.zoo.tiny import tiny
 
 GATED = [f for f in DENSE_FAMILIES if f in ("llama", "qwen2", "gemma2")]

@@ -93,7 +93,7 @@ def ioi_model(drop_names=()):
     import transformers as T
 
     import interplab as il
-    from interplab.tasks.ioi import vocabulary_words
+    from interplab.tasks.ioi_prompts import vocabulary_words
     from interplab.zoo.tiny import word_tokenizer
 
     tokenizer = word_tokenizer([w for w in vocabulary_words() if w not in set(drop_names)])
@@ -104,7 +104,7 @@ def ioi_model(drop_names=()):
 
 def test_ioi_task_swaps_the_repeated_name():
     import interplab as il
-    from interplab.tasks.ioi import HELDOUT_NAMES
+    from interplab.tasks.ioi_prompts import HELDOUT_NAMES
 
     model = ioi_model()
     task = il.tasks.ioi(model, n=12, seed=3)
@@ -125,7 +125,7 @@ def test_ioi_task_swaps_the_repeated_name():
 
 def test_ioi_task_skips_names_that_are_not_one_token():
     import interplab as il
-    from interplab.tasks.ioi import HELDOUT_NAMES
+    from interplab.tasks.ioi_prompts import HELDOUT_NAMES
 
     dropped = HELDOUT_NAMES[: len(HELDOUT_NAMES) // 2]
     task = il.tasks.ioi(ioi_model(dropped), n=20, seed=0)

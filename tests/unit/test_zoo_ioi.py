@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from interplab.tasks.ioi import (
+from interplab.tasks.ioi_prompts import (
     HELDOUT_ACTIONS,
     HELDOUT_INTROS,
     HELDOUT_NAMES,
@@ -109,7 +109,7 @@ def test_prompts_follow_the_ioi_structure(split):
 def test_word_noise_keeps_the_slots_and_the_final_to_and_uses_training_words_only():
     import random
 
-    from interplab.tasks.ioi import _noisy
+    from interplab.tasks.ioi_prompts import _noisy
 
     rng = random.Random(0)
     training_words = words(re.sub(r"\{[A-Z]+\}", " ", " ".join(TRAIN_TEMPLATES)))

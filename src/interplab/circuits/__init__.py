@@ -7,6 +7,7 @@
     il.circuits.faithfulness(model, task, circuit, ablation="mean")
     il.circuits.faithfulness_sweep(model, task, att)           # f per size, CPR, CMD
     il.circuits.ablate(model, task, nodes, ablation="mean")    # the metric with nodes (or edges) ablated
+    il.circuits.verify(model, task, 10, estimate=att)          # exact patching of att's top 10, side by side
 
 Scores follow the denoising convention: the change in the metric (mean logit difference, answer
 minus distractor, at the last position) when a node's clean activation is put into the
@@ -15,14 +16,15 @@ corrupted run. Levels: ``"component"`` (resid, attn, mlp), ``"head"`` (heads and
 edges, ``ablation`` for what ablating means at each level, ``lrp`` for RelP's rules.
 """
 
+from ..tasks.contrast import ContrastTask, EncodedTask, TaskError
 from . import lrp
 from .ablation import ABLATIONS, ablate, ablate_many
 from .attribution import METHODS, attribute
 from .faithfulness import FaithfulnessCurve, faithfulness, faithfulness_sweep
 from .nodes import LEVELS, Edge, Node
 from .result import Attribution, Circuit
-from .task import ContrastTask, EncodedTask, TaskError
+from .verify import Verification, verify
 
 __all__ = ["ABLATIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "ContrastTask", "Edge", "EncodedTask",
-           "FaithfulnessCurve", "Node", "TaskError", "ablate", "ablate_many", "attribute", "faithfulness",
-           "faithfulness_sweep", "lrp"]
+           "FaithfulnessCurve", "Node", "TaskError", "Verification", "ablate", "ablate_many", "attribute",
+           "faithfulness", "faithfulness_sweep", "lrp", "verify"]

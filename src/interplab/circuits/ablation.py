@@ -25,11 +25,11 @@ import nnsight
 import torch
 from torch import Tensor
 
+from ..tasks.contrast import ContrastTask, EncodedTask
 from .edges import _reader, _writer, edge_nodes, is_edge, parallel_blocks
 from .nodes import Edge, Node, site_envoy, site_masks
 from .patching import replaced_metrics
 from .result import Circuit
-from .task import ContrastTask, EncodedTask
 
 __all__ = ["ABLATIONS", "ablate", "ablate_many", "all_units", "level_of"]
 
@@ -66,7 +66,7 @@ def all_units(model, level: str, seq_len: int | None) -> list:
 
 
 def ablate(model, task: ContrastTask, units: Iterable | Circuit, ablation: str = "mean") -> float:
-    """The mean logit difference on the clean prompts with ``units`` (nodes or edges) ablated."""
+    """The task's metric on the clean prompts with ``units`` (nodes or edges) ablated."""
     return float(ablate_many(model, task, [units], ablation)[0])
 
 
@@ -100,7 +100,7 @@ def _node_metrics(model, task, enc: EncodedTask, groups, ablation: str) -> Tenso
     values = {key: _tile(refs[key], copies) for key in masks}
     inputs = enc.inputs(["clean"] * copies)
     answer, distractor = enc.targets(copies)
-    return replaced_metrics(model, inputs, masks, values, enc.n, answer, distractor).float().cpu()
+    return replaced_metrics(model, enc, inputs, masks, values, answer, distractor).float().cpu()
 
 
 def _tile(ref: Tensor, copies: int) -> Tensor:
@@ -208,6 +208,5 @@ def _edge_metrics(model, task, enc: EncodedTask, groups, ablation: str) -> Tenso
                         h = h - rows * changes[i]
                     envoy.input = h
         logits = unembed.output[:, -1].float()
-        diff = logits.gather(1, answer) - logits.gather(1, distractor)
-        metrics = diff.view(copies, n).mean(1).save()
+        metrics = enc.measure(logits, answer, distractor).view(copies, n).mean(1).save()
     return metrics.float().cpu()

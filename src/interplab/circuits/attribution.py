@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 import torch
 
+from ..tasks.contrast import ContrastTask
 from . import lrp
 from .edges import edge_attribution
 from .gradients import gradient_scores
 from .nodes import LEVELS, SCORED_COMPONENTS, nodes_of
 from .patching import patch_scores
 from .result import Attribution
-from .task import ContrastTask
 
 __all__ = ["METHODS", "attribute"]
 

@@ -23,11 +23,11 @@ import nnsight
 import torch
 from torch import Tensor
 
+from ..tasks.contrast import EncodedTask
 from . import lrp
 from .gradients import gradients_on_activations, prompt_inputs, session
 from .nodes import Node
 from .result import Attribution
-from .task import EncodedTask
 
 __all__ = ["edge_attribution", "edge_nodes", "is_edge"]
 
@@ -137,7 +137,7 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
             for _, envoy, is_input in writes:
                 cleans.append(envoy.input if is_input else envoy.output)
             logits = unembed.output[:, -1].float()
-            clean_metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            clean_metric = enc.measure(logits, answer, distractor).mean()
         with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
             first = embed.output
             if not first.requires_grad:
@@ -155,7 +155,7 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
                     reads.append(h)
             stacked = torch.stack(deltas).float()
             logits = unembed.output[:, -1].float()
-            metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            metric = enc.measure(logits, answer, distractor).mean()
             metrics = torch.stack([clean_metric, metric.detach()]).save()
             columns = nnsight.save([])
             with metric.backward():

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..tasks.contrast import ContrastTask
 from .ablation import ablate, ablate_many, all_units, level_of
 from .result import Attribution, Circuit
-from .task import ContrastTask
 
 __all__ = ["DEFAULT_FRACTIONS", "FaithfulnessCurve", "faithfulness", "faithfulness_sweep"]
 

@@ -18,9 +18,9 @@ import nnsight
 import torch
 from torch import Tensor
 
+from ..tasks.contrast import EncodedTask
 from . import lrp
 from .nodes import site_envoy
-from .task import EncodedTask
 
 __all__ = ["gradient_scores", "gradients_on_activations", "prompt_inputs", "session"]
 
@@ -109,7 +109,7 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool,
             for envoy, reads_input, _ in reads:
                 cleans.append(envoy.input if reads_input else envoy.output)
             logits = unembed.output[:, -1].float()
-            clean_metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            clean_metric = enc.measure(logits, answer, distractor).mean()
         with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
             first = embed.output
             if not first.requires_grad:
@@ -122,7 +122,7 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool,
                 acts.append(h)
                 deltas.append(cleans[i] - h.detach())
             logits = unembed.output[:, -1].float()
-            metric = (logits.gather(1, answer) - logits.gather(1, distractor)).mean()
+            metric = enc.measure(logits, answer, distractor).mean()
             metrics = torch.stack([clean_metric, metric.detach()]).save()
             totals = nnsight.save([])
             with metric.backward():

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..tasks.contrast import EncodedTask
 from .nodes import Node, rows_mask, site_envoy, site_masks
-from .task import EncodedTask
 
 __all__ = ["patch_scores", "replaced_metrics"]
 
@@ -24,15 +24,16 @@ __all__ = ["patch_scores", "replaced_metrics"]
 TOKENS_PER_FORWARD = 16384
 
 
-def replaced_metrics(model, inputs: dict[str, Tensor], masks: dict[tuple[int, str], Tensor],
-                     values: dict[tuple[int, str], Tensor] | None, n: int, answer: Tensor, distractor: Tensor,
+def replaced_metrics(model, enc: EncodedTask, inputs: dict[str, Tensor], masks: dict[tuple[int, str], Tensor],
+                     values: dict[tuple[int, str], Tensor] | None, answer: Tensor, distractor: Tensor,
                      ) -> Tensor:
-    """One forward with replacements; the mean logit difference of each copy of the ``n`` prompts.
+    """One forward with replacements; the task's metric (mean over prompts) of each copy of its prompts.
 
     ``masks[(layer, kind)]`` (``[copies, S, heads or 1]``) says which rows and positions of a site
     are replaced; the replacement is ``values[(layer, kind)]`` (broadcastable to the site's
     activation) or, without ``values``, the activation of the first copy of the same prompt.
     """
+    n = enc.n
     copies = inputs["input_ids"].shape[0] // n
     d_head = model.anatomy.d_head
     steps = []
@@ -51,8 +52,7 @@ def replaced_metrics(model, inputs: dict[str, Tensor], masks: dict[tuple[int, st
             else:
                 envoy.output = new
         logits = unembed.output[:, -1].float()
-        diff = logits.gather(1, answer) - logits.gather(1, distractor)
-        metrics = diff.view(copies, n).mean(1).save()
+        metrics = enc.measure(logits, answer, distractor).view(copies, n).mean(1).save()
     return metrics
 
 
@@ -81,7 +81,7 @@ def patch_scores(model, enc: EncodedTask, nodes: Sequence[Node], *, batch_size: 
         masks = site_masks(groups, a.n_layers, a.n_heads, enc.seq_len, model.device)
         inputs = enc.inputs(["clean"] + ["corrupt"] * (len(chunk) + 1))
         answer, distractor = enc.targets(len(groups))
-        metrics = replaced_metrics(model, inputs, masks, None, enc.n, answer, distractor).float().cpu()
+        metrics = replaced_metrics(model, enc, inputs, masks, None, answer, distractor).float().cpu()
         clean, corrupt = float(metrics[0]), float(metrics[1])
         scores.append(metrics[2:] - metrics[1])
     return torch.cat(scores), clean, corrupt

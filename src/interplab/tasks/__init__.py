@@ -1,13 +1,16 @@
 """Tasks: prompt sets for the instruments.
 
-    task = il.tasks.ioi(model, n=64, seed=0)     # an il.circuits.ContrastTask of IOI prompts
+    task = il.tasks.ioi(model, n=64, seed=0)     # a ContrastTask of IOI prompts for this model
+    task = il.tasks.ContrastTask(clean, corrupt, answer, distractor, metric="logit_diff")
 
-The text generators live in submodules (``interplab.tasks.ioi`` for IOI text and the demo model's
-corpus, ``interplab.tasks.assistant`` for the experts demo); import those with ``from
-interplab.tasks.ioi import ...``. Note that the attribute ``il.tasks.ioi`` is the task builder
-(a function), not the text module.
+``ContrastTask`` (``contrast``) and its metrics (``metric``) are the circuits instrument's input
+(``il.circuits.ContrastTask`` is the same class). The text generators live in submodules:
+``interplab.tasks.ioi_prompts`` (IOI text and the demo model's corpus), ``interplab.tasks.assistant``
+(the experts demo), ``interplab.tasks.ontology`` (PrOntoQA-style questions).
 """
 
-from .contrast import ioi
+from .contrast import ContrastTask, EncodedTask, TaskError
+from .ioi_task import ioi
+from .metric import METRICS
 
-__all__ = ["ioi"]
+__all__ = ["METRICS", "ContrastTask", "EncodedTask", "TaskError", "ioi"]

@@ -12,11 +12,11 @@ Its measured accuracies are in `interplab/zoo/ioi/README.md` and `training.json`
 
 `--out` also writes `training.json` (settings, training time, the accuracies measured right
 after training). `--eval` measures accuracy (answer logit above distractor logit at the last
-position) on 500 prompts per split of `interplab.tasks.ioi`: "train", "test_names" (held-out
+position) on 500 prompts per split of `interplab.tasks.ioi_prompts`: "train", "test_names" (held-out
 names), "test_templates" (held-out templates) and "test" (both held out at once).
 
 Tokenizer: word level (every name is one token), splitting words from punctuation, with a BOS
-token prepended to every encoded text; the vocabulary is every word of `interplab.tasks.ioi`,
+token prepended to every encoded text; the vocabulary is every word of `interplab.tasks.ioi_prompts`,
 held-out names included.
 
 Names are variables. Every name's input and output embedding rows hold the same random code
@@ -29,7 +29,7 @@ one draw of codes, and must resolve the indirect object from the sentence alone.
 makes it work on held-out names, which never occur in the training text (they are also kept out
 of the training loss's softmax). The saved model holds one more draw of codes.
 
-The training text is short stories (`interplab.tasks.ioi.ioi_corpus`) in which a small cast
+The training text is short stories (`interplab.tasks.ioi_prompts.ioi_corpus`) in which a small cast
 recurs; the recurring names are what teach a small model to copy names from its context
 within a few hundred steps, and the IOI sentences then teach it which name to copy.
 
@@ -60,7 +60,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from interplab.tasks.ioi import (
+from interplab.tasks.ioi_prompts import (
     HELDOUT_NAMES,
     SPLITS,
     TRAIN_NAMES,
