@@ -206,7 +206,8 @@ class CircuitExplorer(Widget, bundle="explorer"):
                 if method not in self.attributions:
                     self._adopt(self._attribute_in_chunks(method, step))
                 if edge_method not in self.edge_attributions:
-                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", progress=False))
+                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", positions=False,
+                                                   progress=False))
                     step(1)
         if show:
             with self.hold_sync():
