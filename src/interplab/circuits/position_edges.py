@@ -162,16 +162,13 @@ def position_edge_attribution(model, enc: EncodedTask, *, relp: bool, rules: tup
     sources = position_sources(a.n_layers, enc.seq_len)
     targets = position_targets(a.n_layers, a.n_heads, enc.seq_len, heads)
     rows, columns, values, node_totals = _edge_list(attn, mlp, logits, parallel_blocks(model), enc.seq_len)
-    kept = _keep(values, keep)
-    total_mass = float(values.abs().sum())
+    kept, mass = _keep(values, keep)
     edge_scores = torch.sparse_coo_tensor(torch.stack([rows[kept], columns[kept]]), values[kept],
                                           (len(sources), len(targets)), check_invariants=True).coalesce()
     scores = {"embed": node_totals[:1], "attn": node_totals[1::2], "mlp": node_totals[2::2]}
     return Attribution(scores=scores, axes={c: ("layer", "position") for c in scores}, clean_metric=clean,
                        corrupt_metric=corrupt, sources=tuple(sources), targets=tuple(targets), edge_scores=edge_scores,
-                       edge_count=int(values.numel()),
-                       edge_mass=float(values[kept].abs().sum()) / total_mass if total_mass else 1.0,
-                       model=model_name, **meta)
+                       edge_count=int(values.numel()), edge_mass=mass, model=model_name, **meta)
 
 
 def position_edge_units(model, seq_len: int, heads: bool = False) -> list[Edge]:
@@ -198,18 +195,22 @@ def _check_keep(keep) -> None:
         raise ValueError(f"keep as a fraction of the total absolute score must lie in (0, 1], got {keep}")
 
 
-def _keep(values: Tensor, keep) -> Tensor:
-    """Indices of the kept edges, largest absolute score first (never an exact zero)."""
+def _keep(values: Tensor, keep) -> tuple[Tensor, float]:
+    """Indices of the kept edges, largest absolute score first (never an exact zero), and the share of
+    the total absolute score they carry."""
     magnitude = values.abs()
     order = torch.argsort(magnitude, descending=True, stable=True)
     order = order[magnitude[order] > 0]
-    if keep is None:
-        return order
-    if isinstance(keep, int):
-        return order[:keep]
+    if not len(order):
+        return order, 1.0
     cumulative = torch.cumsum(magnitude[order].double(), 0)
-    count = int(torch.searchsorted(cumulative, keep * cumulative[-1].item() * (1 - 1e-12))) + 1 if len(order) else 0
-    return order[:count]
+    if keep is None:
+        count = len(order)
+    elif isinstance(keep, int):
+        count = min(keep, len(order))
+    else:
+        count = min(int(torch.searchsorted(cumulative, keep * cumulative[-1] * (1 - 1e-12))) + 1, len(order))
+    return order[:count], float(cumulative[count - 1] / cumulative[-1]) if count else 0.0
 
 
 def _edge_list(attn: Tensor, mlp: Tensor, logits: Tensor, parallel: bool, seq_len: int):

@@ -124,7 +124,8 @@ class Attribution:
         """Every (kept) edge with its score, sources in forward order (edge level only)."""
         self._need_edges()
         if self.edge_scores.is_sparse:
-            (rows, columns), values = self.edge_scores.indices().tolist(), self.edge_scores.values().tolist()
+            matrix = self.edge_scores.coalesce()
+            (rows, columns), values = matrix.indices().tolist(), matrix.values().tolist()
             return [(Edge(self.sources[i], self.targets[j]), v) for i, j, v in zip(rows, columns, values)]
         out = []
         for i, source in enumerate(self.sources):
