@@ -273,3 +273,54 @@ def _ablated_logits(model, ids, reference: dict, removed: set, window: int):
     finally:
         for h in handles:
             h.remove()
+
+
+def frozen_patch(model, prompts, nodes) -> list[float]:
+    """Per node (component, layer, head, position): mean over prompts of the metric of the corrupted
+    run with the node's clean activation patched in and every attention pattern held at the
+    corrupted run's, minus the corrupted metric. A head's (attention layer's) clean activation is
+    its corrupted pattern applied to its clean values, written out head by head."""
+    from circuit_reference import feature_slice, hooked, site_module
+
+    a = model.anatomy
+    window = max(ids_of(model, c).shape[1] for c, _, _, _ in prompts)
+    totals = [0.0] * len(nodes)
+    for clean, corrupt, answer, distractor in prompts:
+        clean_ids, corrupt_ids = ids_of(model, clean), ids_of(model, corrupt)
+        length = clean_ids.shape[1]
+        modules = [attention_module(model, layer) for layer in range(a.n_layers)]
+        with torch.no_grad(), frozen_attention(model):
+            for m in modules:
+                STATE[m] = {}
+            base = last_metric(model.hf(input_ids=corrupt_ids, use_cache=False).logits[0, -1], answer, distractor)
+            patterns = [STATE[m]["seen"][0][0] for m in modules]  # [H, S, S]
+        for k, (component, layer, head, position) in enumerate(nodes):
+            tokens = slice(None) if position is None else position - (window - length)
+            if isinstance(tokens, int) and tokens < 0:
+                continue
+            found = {}
+            kind = "head" if component == "head" else component
+            with torch.no_grad(), frozen_attention(model), \
+                    hooked(*site_module(model, kind, layer), lambda t: found.__setitem__("act", t)), \
+                    hooked(model.blocks[layer].module("ln_attn"), True, lambda t: found.__setitem__("x", t[0])):
+                model.hf(input_ids=clean_ids, use_cache=False)
+            clean_act = found["act"]
+            if component in ("head", "attn"):
+                v = value_function(model, layer)(found["x"])  # [S, kv, dh]
+                v = v.repeat_interleave(a.n_heads // v.shape[1], dim=1)
+                z = torch.stack([patterns[layer][h] @ v[:, h] for h in range(a.n_heads)], dim=1)  # [S, H, dh]
+                z = z.flatten(1)[None]
+                clean_act = z if component == "head" else model.blocks[layer].module("attn_out")(z)
+            features = feature_slice(model, head)
+
+            def put(t, tokens=tokens, features=features, clean_act=clean_act):
+                t = t.clone()
+                t[:, tokens, features] = clean_act[:, tokens, features]
+                return t
+            with torch.no_grad(), frozen_attention(model), hooked(*site_module(model, kind, layer), put):
+                for layer_, m in enumerate(modules):
+                    STATE[m] = {"pattern": patterns[layer_][None]}
+                patched = last_metric(model.hf(input_ids=corrupt_ids, use_cache=False).logits[0, -1], answer,
+                                      distractor)
+            totals[k] += float(patched - base)
+    return [t / len(prompts) for t in totals]

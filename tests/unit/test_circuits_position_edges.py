@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from circuit_reference import il_task, token_id
-from position_reference import ablated_metric, path_edges
+from circuit_reference import il_task, patch_reference, token_id
+from position_reference import ablated_metric, frozen_patch, path_edges
 
-from interplab.circuits import Edge, Node, ablate_many, attribute, faithfulness
+from interplab.circuits import Edge, Node, ablate_many, attribute, faithfulness, pattern_split
 from interplab.circuits.ablation import all_units
 from interplab.zoo.tiny import tiny
 
@@ -138,3 +138,25 @@ def test_bad_position_edges_are_clear_errors():
     with pytest.raises(ValueError, match="mixes position-resolved edges"):
         faithfulness(model, task, [Edge(Node("attn", 0, None, 2), Node("mlp", 1, None, 2)),
                                    Edge(Node("attn", 0), Node("mlp", 1))])
+
+
+@pytest.mark.parametrize(("family", "seed"), [("gpt2", 4), ("llama", 5)])
+def test_pattern_split_equals_hand_written_patching_with_patterns_frozen(family, seed):
+    model = tiny(family, seed=seed)
+    prompts = prompts_for(model)
+    nodes = [("resid", 1, None, 1), ("attn", 0, None, 8), ("head", 1, 2, 8), ("head", 0, 1, None), ("mlp", 0, None, 1),
+             ("resid", 0, None, 0)]
+    split = pattern_split(model, il_task(model, prompts), [Node(*n) for n in nodes])
+    total = patch_reference(model, prompts, nodes)
+    frozen = frozen_patch(model, prompts, nodes)
+    got = [split.total[Node(*n)] for n in nodes], [split.frozen[Node(*n)] for n in nodes]
+    torch.testing.assert_close(torch.tensor(got[0]), torch.tensor(total), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(torch.tensor(got[1]), torch.tensor(frozen), rtol=1e-4, atol=1e-7)
+    assert max(abs(t - f) for t, f in zip(total, frozen)) > 1e-4  # freezing the patterns matters here
+    assert split.through_patterns[Node(*nodes[2])] == pytest.approx(total[2] - frozen[2], abs=1e-6)
+    assert total[-1] == frozen[-1] == 0  # position 0 is the same in every clean and corrupted prompt
+    frame = split.to_frame()
+    assert list(frame.columns) == ["node", "layer", "component", "head", "position", "total", "frozen",
+                                   "through_patterns"]
+    with pytest.raises(ValueError, match="not .*logits"):
+        pattern_split(model, il_task(model, prompts), [Node("logits", 2)])

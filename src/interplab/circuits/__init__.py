@@ -8,12 +8,16 @@
     il.circuits.faithfulness_sweep(model, task, att)           # f per size, CPR, CMD
     il.circuits.ablate(model, task, nodes, ablation="mean")    # the metric with nodes (or edges) ablated
     il.circuits.verify(model, task, 10, estimate=att)          # exact patching of att's top 10, side by side
+    il.circuits.attribute(model, task, level="edge")           # position-resolved edges u@p -> v@q (patterns fixed)
+    il.circuits.pattern_split(model, task, nodes)              # patching vs patching with patterns frozen
 
 Scores follow the denoising convention: the change in the metric (mean logit difference, answer
 minus distractor, at the last position) when a node's clean activation is put into the
 corrupted run. Levels: ``"component"`` (resid, attn, mlp), ``"head"`` (heads and MLPs),
-``"edge"`` (embed/attn/mlp -> attn/mlp/logits); see ``nodes`` for the node set, ``edges`` for
-edges, ``ablation`` for what ablating means at each level, ``lrp`` for RelP's rules.
+``"edge"`` (embed/attn/mlp -> attn/mlp/logits); see ``nodes`` for the node set, ``position_edges``
+and ``edges`` for edges (by position, or summed over positions), ``ablation`` for what ablating
+means at each level, ``lrp`` for RelP's rules, ``pattern_split`` for effects through attention
+patterns.
 """
 
 from ..tasks.contrast import ContrastTask, EncodedTask, TaskError
@@ -22,9 +26,10 @@ from .ablation import ABLATIONS, ablate, ablate_many
 from .attribution import METHODS, attribute
 from .faithfulness import FaithfulnessCurve, faithfulness, faithfulness_sweep
 from .nodes import LEVELS, Edge, Node
+from .pattern_split import PatternSplit, pattern_split
 from .result import Attribution, Circuit
 from .verify import Verification, verify
 
 __all__ = ["ABLATIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "ContrastTask", "Edge", "EncodedTask",
-           "FaithfulnessCurve", "Node", "TaskError", "Verification", "ablate", "ablate_many", "attribute",
-           "faithfulness", "faithfulness_sweep", "lrp", "verify"]
+           "FaithfulnessCurve", "Node", "PatternSplit", "TaskError", "Verification", "ablate", "ablate_many",
+           "attribute", "faithfulness", "faithfulness_sweep", "lrp", "pattern_split", "verify"]
