@@ -301,8 +301,9 @@ def frozen_patch(model, prompts, nodes) -> list[float]:
             found = {}
             kind = "head" if component == "head" else component
             with torch.no_grad(), frozen_attention(model), \
-                    hooked(*site_module(model, kind, layer), lambda t: found.__setitem__("act", t)), \
-                    hooked(model.blocks[layer].module("ln_attn"), True, lambda t: found.__setitem__("x", t[0])):
+                    hooked(*site_module(model, kind, layer), lambda t, found=found: found.__setitem__("act", t)), \
+                    hooked(model.blocks[layer].module("ln_attn"), True,
+                           lambda t, found=found: found.__setitem__("x", t[0])):
                 model.hf(input_ids=clean_ids, use_cache=False)
             clean_act = found["act"]
             if component in ("head", "attn"):

@@ -158,5 +158,5 @@ def test_pattern_split_equals_hand_written_patching_with_patterns_frozen(family,
     frame = split.to_frame()
     assert list(frame.columns) == ["node", "layer", "component", "head", "position", "total", "frozen",
                                    "through_patterns"]
-    with pytest.raises(ValueError, match="not .*logits"):
+    with pytest.raises(ValueError, match=r"not .*logits"):
         pattern_split(model, il_task(model, prompts), [Node("logits", 2)])
