@@ -18,6 +18,7 @@ affine map of the attention input, which is checked against the real values).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +34,7 @@ __all__ = ["position_edge_metrics"]
 
 #: relative tolerance of the check that values are an affine map of the attention input
 AFFINE_TOLERANCE = 1e-3
+_VALUE_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def position_edge_metrics(model, enc: EncodedTask, groups: Sequence[Sequence[Edge]], references: dict) -> Tensor:
@@ -94,30 +96,38 @@ def _masks(model, groups, S: int) -> tuple[dict[int, Tensor], dict]:
     n_layers, n_heads = a.n_layers, a.n_heads
     U = 2 * n_layers + 1
     parallel = parallel_blocks(model)
-    copies = len(groups)
-    attn: dict[int, Tensor] = {}
-    reads: dict[int, Tensor] = {}  # layer (n_layers: the logits) -> mask
+    attn_at: dict[int, list[tuple]] = {}  # layer -> (group, source, p, head or -1 for all heads, q)
+    read_at: dict[int, list[tuple]] = {}  # layer (n_layers: the logits) -> (group, source, p)
     for c, group in enumerate(groups):
         for edge in group:
             (k, p), target = _source(edge, n_layers, S), edge.target
-            q, layer, component = target.position, target.layer, target.component
+            q, layer, component, head = target.position, target.layer, target.component, target.head
             if component in ("attn", "head") and 0 <= layer < n_layers and q is not None and p <= q < S \
-                    and k <= 2 * layer and (component == "head") == (target.head is not None) \
-                    and (target.head is None or 0 <= target.head < n_heads):
-                mask = attn.setdefault(layer, torch.zeros(copies, U, S, n_heads, S, dtype=torch.bool))
-                mask[c, k, p, slice(None) if target.head is None else target.head, q] = True
-            elif target.head is None and q == p and (
+                    and k <= 2 * layer and (component == "head") == (head is not None) \
+                    and (head is None or 0 <= head < n_heads):
+                attn_at.setdefault(layer, []).append((c, k, p, -1 if head is None else head, q))
+            elif head is None and q == p and (
                     (component == "mlp" and 0 <= layer < n_layers and k <= 2 * layer + (0 if parallel else 1))
                     or (component == "logits" and layer == n_layers and q == S - 1)):
-                reads.setdefault(layer, torch.zeros(copies, U, S, dtype=torch.bool))[c, k, p] = True
+                read_at.setdefault(layer, []).append((c, k, p))
             else:
                 raise ValueError(
                     f"{edge} is not a position-resolved edge of this model: targets are attn.l@q or head.l.h@q "
                     f"(reading positions p <= q through values), mlp.l@p and logits.{n_layers}@{S - 1} (reading "
                     "their own position), and a source must write before the target reads")
-    norms = {layer: (model.module("final_norm") if layer == n_layers else _reader(model, Node("mlp", layer))[1])
-             for layer in reads}
-    return attn, {norms[layer]: mask for layer, mask in reads.items()}
+    attn = {}
+    for layer, found in attn_at.items():
+        c, k, p, h, q = torch.tensor(found).T
+        mask = attn[layer] = torch.zeros(len(groups), U, S, n_heads, S, dtype=torch.bool)
+        every = h < 0
+        mask[c[~every], k[~every], p[~every], h[~every], q[~every]] = True
+        mask.permute(0, 1, 2, 4, 3)[c[every], k[every], p[every], q[every]] = True
+    reads = {}
+    for layer, found in read_at.items():
+        norm = model.module("final_norm") if layer == n_layers else _reader(model, Node("mlp", layer))[1]
+        mask = reads[norm] = torch.zeros(len(groups), U, S, dtype=torch.bool)
+        mask[tuple(torch.tensor(found).T)] = True
+    return attn, reads
 
 
 def _source(edge: Edge, n_layers: int, S: int) -> tuple[int, int]:
@@ -152,7 +162,7 @@ def _prepare(model, layer: int, state: LayerPatterns, mask: Tensor, inputs: dict
             state.capture = None
             return value.transpose(1, 2).flatten(2)  # [rows, S, kv_heads * d_head]
 
-        weight, bias = _value_map(call, rows, S, d, hidden.dtype, hidden.device)
+        weight, bias = _value_map(module, call, rows, S, d, hidden.dtype, hidden.device)
 
         def edit(pattern: Tensor, value: Tensor, output: Tensor) -> Tensor:
             expected = value.transpose(1, 2).flatten(2).float()
@@ -185,9 +195,14 @@ def _prepare(model, layer: int, state: LayerPatterns, mask: Tensor, inputs: dict
     return hook
 
 
-def _value_map(call, rows: int, S: int, d: int, dtype, device) -> tuple[Tensor, Tensor]:
+def _value_map(module, call, rows: int, S: int, d: int, dtype, device) -> tuple[Tensor, Tensor]:
     """(weight ``[d, kv_heads * d_head]``, bias) of the values as a function of one token's attention
-    input, read off by calling the attention on unit vectors (and one zero vector, for the bias)."""
+    input, read off by calling the attention on unit vectors (and one zero vector, for the bias).
+    Cached per attention module until one of its parameters changes (in place or replaced)."""
+    key = tuple((p.data_ptr(), p._version, p.dtype) for p in module.parameters())
+    cached = _VALUE_MAPS.get(module)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     probes = torch.cat([torch.eye(d), torch.zeros(1, d)]).to(device=device, dtype=dtype)
     slots = rows * S
     found = []
@@ -198,4 +213,5 @@ def _value_map(call, rows: int, S: int, d: int, dtype, device) -> tuple[Tensor, 
         found.append(call(batch.view(rows, S, d)).reshape(slots, -1)[:len(chunk)].float())
     values = torch.cat(found)
     bias = values[-1]
-    return values[:-1] - bias, bias
+    _VALUE_MAPS[module] = (key, (values[:-1] - bias, bias))
+    return _VALUE_MAPS[module][1]
