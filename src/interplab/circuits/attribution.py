@@ -58,9 +58,9 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
     a = model.anatomy
     common = dict(method=method, level=level, labels=enc.labels, n_layers=a.n_layers, n_heads=a.n_heads)
     if level == "edge":
-        if method == "patch":
+        if method not in ("atp", "relp"):
             raise ValueError("edge scores come from gradients (edge attribution patching): use method='atp' "
-                             "or 'relp' with level='edge'; method='patch' scores nodes")
+                             f"or 'relp' with level='edge'; method={method!r} scores nodes")
         if positions:
             return position_edge_attribution(model, enc, relp=method == "relp", rules=tuple(rules), heads=heads,
                                              keep=keep, batch_size=batch_size, model_name=model.name, **common)

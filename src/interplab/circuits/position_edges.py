@@ -297,8 +297,10 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
             attn_blocks.append(_value_paths(capture["value"], copies[2 * layer], capture["pattern"],
                                             grads[layer], deltas, 2 * layer + 1, heads))
     reads = grads[n_layers:]  # d metric / d input of mlp.0 .. mlp.L-1, then of the final norm
-    mlp = torch.stack([torch.einsum("knsd,nsd->ks", deltas, g.float()) for g in reads[:-1]])
-    logits_block = torch.einsum("knd,nd->k", deltas[:, :, -1], reads[-1][:, -1].float())
+    by_position = deltas.permute(2, 0, 1, 3).flatten(2)  # [S, U, n * d]
+    mlp = torch.stack([torch.bmm(by_position, g.float().transpose(0, 1).flatten(1)[..., None])[..., 0].T
+                       for g in reads[:-1]])  # [L, U, S]: delta_u[p] . d metric / d input[p], summed over prompts
+    logits_block = by_position[-1] @ reads[-1][:, -1].float().flatten()
     return [torch.stack(attn_blocks), mlp, logits_block], float(clean_metric), float(metric.detach())
 
 
@@ -312,12 +314,20 @@ def _value_paths(value: Tensor, copy: Tensor, pattern: Tensor, grad: Tensor, del
     w = torch.zeros_like(value, requires_grad=True)
     (transposed,) = torch.autograd.grad(value, copy, grad_outputs=w, create_graph=True)
     sources = deltas[:n_sources].to(transposed.dtype)
-    (moved,) = torch.autograd.grad(transposed, w, grad_outputs=sources, is_grads_batched=True)
-    moved = repeat_kv(moved.flatten(0, 1), pattern.shape[1]).unflatten(0, sources.shape[:2])  # [U, n, H, S, dh]
-    paths = torch.einsum("knhpd,nqhd->knphq", moved.float(), grad.float())
-    paths = (paths * pattern.float().permute(0, 3, 1, 2)[None]).sum(1)  # [U, Sp, H, Sq]
+    (moved,) = torch.autograd.grad(transposed, w, grad_outputs=sources, is_grads_batched=True)  # [U, n, kv, S, dh]
+    # only positions where some source's write differs between the runs have non-zero edges
+    active = torch.nonzero(sources.abs().amax((0, 1, 3)) > 0).flatten().to(moved.device)
+    n, kv, dh = moved.shape[1], moved.shape[2], moved.shape[-1]
+    groups = pattern.shape[1] // kv
+    # pattern [n, H, Sq, Sp] times the output gradient [n, Sq, H, dh], heads split as (kv head, group)
+    weighted = pattern.float()[..., active].unflatten(1, (kv, groups))[..., None] * \
+        grad.float().unflatten(2, (kv, groups)).permute(0, 2, 3, 1, 4)[:, :, :, :, None]  # [n, kv, g, Sq, Sa, dh]
+    paths = torch.einsum("knvpd,nvgqpd->kpvgq", moved[:, :, :, active].float(), weighted).flatten(2, 3)
     if not heads:
-        paths = paths.sum(2, keepdim=True)
+        paths = paths.sum(2, keepdim=True)  # [U, Sa, H', Sq]
+    full = torch.zeros(n_sources, pattern.shape[-1], *paths.shape[2:], device=paths.device)
+    full[:, active] = paths
+    paths = full
     out = torch.zeros(deltas.shape[0], *paths.shape[1:])
     out[:n_sources] = paths.cpu()
     return out
