@@ -39,7 +39,7 @@ from . import lrp
 from .edges import _reader, parallel_blocks
 from .gradients import gradients_on_activations, prompt_inputs
 from .nodes import Edge, Node
-from .patterns import LayerPatterns, fixed_patterns, repeat_kv
+from .patterns import LayerPatterns, fixed_patterns
 from .result import Attribution
 
 __all__ = ["position_edge_attribution", "position_edge_units", "position_sources", "position_targets",
@@ -317,7 +317,7 @@ def _value_paths(value: Tensor, copy: Tensor, pattern: Tensor, grad: Tensor, del
     (moved,) = torch.autograd.grad(transposed, w, grad_outputs=sources, is_grads_batched=True)  # [U, n, kv, S, dh]
     # only positions where some source's write differs between the runs have non-zero edges
     active = torch.nonzero(sources.abs().amax((0, 1, 3)) > 0).flatten().to(moved.device)
-    n, kv, dh = moved.shape[1], moved.shape[2], moved.shape[-1]
+    kv = moved.shape[2]
     groups = pattern.shape[1] // kv
     # pattern [n, H, Sq, Sp] times the output gradient [n, Sq, H, dh], heads split as (kv head, group)
     weighted = pattern.float()[..., active].unflatten(1, (kv, groups))[..., None] * \
@@ -325,9 +325,6 @@ def _value_paths(value: Tensor, copy: Tensor, pattern: Tensor, grad: Tensor, del
     paths = torch.einsum("knvpd,nvgqpd->kpvgq", moved[:, :, :, active].float(), weighted).flatten(2, 3)
     if not heads:
         paths = paths.sum(2, keepdim=True)  # [U, Sa, H', Sq]
-    full = torch.zeros(n_sources, pattern.shape[-1], *paths.shape[2:], device=paths.device)
-    full[:, active] = paths
-    paths = full
-    out = torch.zeros(deltas.shape[0], *paths.shape[1:])
-    out[:n_sources] = paths.cpu()
+    out = torch.zeros(deltas.shape[0], pattern.shape[-1], *paths.shape[2:])
+    out[:n_sources, active.cpu()] = paths.cpu()
     return out
