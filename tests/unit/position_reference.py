@@ -139,11 +139,12 @@ def _source_paths(model, ids, k: int, delta, heads: bool, parallel: bool, metric
     """{(p, target without position, q): d metric / d e} for source number ``k`` of one prompt."""
     n_layers, n_heads = model.anatomy.n_layers, model.anatomy.n_heads
     length = ids.shape[1]
-    e_attn = {layer: torch.zeros(length, n_heads if heads else 1, length, requires_grad=True)
+    device = ids.device
+    e_attn = {layer: torch.zeros(length, n_heads if heads else 1, length, requires_grad=True, device=device)
               for layer in range(n_layers) if k <= 2 * layer}
-    e_mlp = {layer: torch.zeros(length, requires_grad=True)
+    e_mlp = {layer: torch.zeros(length, requires_grad=True, device=device)
              for layer in range(n_layers) if k <= 2 * layer + (0 if parallel else 1)}
-    e_final = torch.zeros(length, requires_grad=True)
+    e_final = torch.zeros(length, requires_grad=True, device=device)
     handles, inputs = [], {}
 
     def attention(layer):
@@ -231,7 +232,7 @@ def _ablated_logits(model, ids, reference: dict, removed: set, window: int):
 
         def output(pattern):
             x = inputs[layer]
-            out = torch.zeros(length, n_heads, model.anatomy.d_head)
+            out = torch.zeros(length, n_heads, model.anatomy.d_head, device=ids.device)
             for q in range(length):
                 for h in range(n_heads):
                     for p in range(q + 1):

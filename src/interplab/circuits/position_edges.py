@@ -301,7 +301,7 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
     mlp = torch.stack([torch.bmm(by_position, g.float().transpose(0, 1).flatten(1)[..., None])[..., 0].T
                        for g in reads[:-1]])  # [L, U, S]: delta_u[p] . d metric / d input[p], summed over prompts
     logits_block = by_position[-1] @ reads[-1][:, -1].float().flatten()
-    return [torch.stack(attn_blocks), mlp, logits_block], float(clean_metric), float(metric.detach())
+    return [torch.stack(attn_blocks), mlp.cpu(), logits_block.cpu()], float(clean_metric), float(metric.detach())
 
 
 def _value_paths(value: Tensor, copy: Tensor, pattern: Tensor, grad: Tensor, deltas: Tensor, n_sources: int,
