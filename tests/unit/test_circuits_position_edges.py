@@ -160,3 +160,12 @@ def test_pattern_split_equals_hand_written_patching_with_patterns_frozen(family,
                                    "through_patterns"]
     with pytest.raises(ValueError, match=r"not .*logits"):
         pattern_split(model, il_task(model, prompts), [Node("logits", 2)])
+
+
+def test_prompt_batches_add_up_to_one_pass():
+    model = tiny("llama", seed=6)
+    task = il_task(model, prompts_for(model))
+    whole = attribute(model, task, method="relp", level="edge", keep=None)
+    parts = attribute(model, task, method="relp", level="edge", keep=None, batch_size=2)
+    assert whole.clean_metric == pytest.approx(parts.clean_metric) and len(whole.edges()) == len(parts.edges())
+    torch.testing.assert_close(parts.edge_scores.to_dense(), whole.edge_scores.to_dense(), rtol=1e-4, atol=1e-7)
