@@ -13,7 +13,11 @@ absolute score;
 (c) faithfulness of the top-k edge circuits (``--ablation``), and the seconds of one ablation forward;
 (d) ``pattern_split`` of the ``--top-heads`` heads at the last position with the largest patching
 effect (found by patching every head there), and of the residual stream at the first position where
-clean and corrupted prompts differ, at a few layers.
+clean and corrupted prompts differ, at a few layers;
+(e) Pearson correlation of the edges' node scores (the sums of each source's edges) of attention
+and MLP writes, at every position from the first one where clean and corrupted prompts differ, with
+exact patching with attention patterns frozen (``pattern_split``'s ``frozen``, what the edges
+estimate to first order) and with plain patching (``total``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import time
 
 import torch
-from circuits import forward_backward, median_times
+from circuits import forward_backward, median_times, pearson
 
 import interplab as il
 from interplab.circuits import Node, attribute, faithfulness_sweep, pattern_split, verify
@@ -91,6 +95,19 @@ def main() -> None:
                                                                      3 * a.n_layers // 4})]
     split = pattern_split(model, task, top + resid, progress=False)
 
+    writes = [Node(c, layer, None, p) for layer in range(a.n_layers) for c in ("attn", "mlp")
+              for p in range(differ, enc.seq_len)]
+    patched = pattern_split(model, task, writes, progress=False)
+    fidelity = {}
+    for method in ("atp", "relp"):
+        scores = attribute(model, task, method=method, level="edge").scores
+        for component in ("attn", "mlp"):
+            chosen = [n for n in writes if n.component == component]
+            estimate = torch.tensor([float(scores[component][n.layer, n.position]) for n in chosen])
+            for kind, truth in (("frozen", patched.frozen), ("total", patched.total)):
+                fidelity[f"{method}_{component}_vs_{kind}"] = round(
+                    pearson(estimate, torch.tensor([truth[n] for n in chosen])), 4)
+
     fb = times["forward_backward"]
     print(json.dumps({
         "model": model.name, "family": a.family, "layers": a.n_layers, "heads": a.n_heads, "device": args.device,
@@ -105,6 +122,7 @@ def main() -> None:
                                       "faithfulness": [round(f, 4) for f in curve.faithfulness],
                                       "total_edges": curve.total, "sweep_seconds": round(sweep_seconds, 1),
                                       "one_ablation_forward_seconds": round(one_ablation, 2)},
+        "node_scores_vs_patching": fidelity,
         "pattern_split": [{"node": n.id, "total": round(split.total[n], 4), "frozen": round(split.frozen[n], 4),
                            "through_patterns": round(split.through_patterns[n], 4)} for n in split.nodes],
     }, indent=2))
