@@ -11,9 +11,10 @@ other positions) still sees ``u``'s real write:
   its unchanged input (the edges are value paths; an attention-layer target stands for all its heads).
 
 References are the ``ablation``'s (``"mean"``, ``"zero"`` or ``"corrupt"``, as for node ablation).
-To recompute values for arbitrary inputs the attention's value projection is read off once per
-forward and layer by probing the attention module with unit vectors (values must be a per-token
-affine map of the attention input, which is checked against the real values).
+To recompute values for arbitrary inputs each layer's value projection is read off by probing its
+attention module with unit vectors (cached until the module's parameters change); values must be a
+per-token affine map of the attention input, which is checked against the real values every time.
+Cost on SmolLM2 (8 prompts): about 1 s per ablation forward.
 """
 
 from __future__ import annotations
