@@ -23,7 +23,8 @@ RelP with the attention rule), which ``scores`` holds at this level.
 
 Cost: one clean forward, one corrupted forward and backward, and per layer two small backward
 passes through the layer's norm and value projection (``J_p delta`` for every source at once, by
-the double-backward trick), whatever the number of positions.
+the double-backward trick), whatever the number of positions: on SmolLM2 (30 layers, 8 prompts of
+16 tokens, CPU) 1.13x one plain forward + backward (``bench/position_edges.py``).
 """
 
 from __future__ import annotations
