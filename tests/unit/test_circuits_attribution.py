@@ -44,7 +44,7 @@ def test_patch_matches_a_hand_written_patching_loop(family_model):
     torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])  # gemma3: head_dim 16 != d_model / heads
 def test_head_patch_matches_the_loop_per_head_and_position(family, device):
     model = tiny(family, device=device)
     prompts = prompts_for(model, TEXTS[:2])

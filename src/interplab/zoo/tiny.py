@@ -1,6 +1,6 @@
 """Tiny random models of every supported family, for tests, coverage and quick experiments.
 
-``tiny("llama")`` builds a 2-layer random model from the family's transformers config class with a
+``tiny("llama")`` builds a 2-layer random model from the family table's ``tiny`` config factory, with a
 small word-level tokenizer (words ``w0`` .. ``wN`` plus a few English words). Nothing is downloaded.
 """
 
