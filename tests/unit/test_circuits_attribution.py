@@ -136,6 +136,17 @@ def test_runs_through_nnsights_serialising_backend():
         attribute(remote, il_task(remote, prompts), method="relp")
 
 
+def test_the_final_logits_map_travels_through_the_serialising_backend():
+    """Granite's logits_scaling is applied inside the trace: remote='local' gives the same scores."""
+    base = tiny("granite")
+    remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
+    prompts = prompts_for(base, TEXTS)
+    here = attribute(base, il_task(base, prompts), method="atp", level="edge")
+    there = attribute(remote, il_task(remote, prompts), method="atp", level="edge")
+    assert there.clean_metric == pytest.approx(here.clean_metric, abs=1e-6)
+    torch.testing.assert_close(there.edge_scores, here.edge_scores, equal_nan=True)
+
+
 def test_bad_arguments_are_clear_errors():
     model = tiny("gpt2")
     task = il_task(model, prompts_for(model, TEXTS))
