@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import run
 from .metric import Metric, check_metric, metric_name, metric_values
 
 Prompt = str | Sequence[int]
@@ -206,7 +207,14 @@ def _token_ids(model, prompt: Prompt) -> list[int]:
 
 
 def _show(model, ids: Sequence[int]) -> list[str]:
-    return [model.tokenizer.decode([i]) for i in ids]
+    return run.decode_each(model, ids)
+
+
+def _unknown(model, text: str, ids: Sequence[int]) -> bool:
+    """Whether the tokenizer mapped some of ``text`` to its unknown-word token (word-level tokenizers
+    do this for words outside their vocabulary): such text would be scored as ``<unk>``."""
+    unk = model.tokenizer.unk_token_id
+    return unk is not None and unk in ids and model.tokenizer.unk_token not in text
 
 
 def _target_id(model, name: str, i: int, target: Target) -> int:
@@ -216,6 +224,9 @@ def _target_id(model, name: str, i: int, target: Target) -> int:
             raise TaskError(f"{name} {i} is token id {target}, outside the model's vocabulary (0..{vocab - 1})")
         return target
     ids = model.tokenizer(target, add_special_tokens=False)["input_ids"]
+    if _unknown(model, target, ids):
+        raise TaskError(f"{name} {i} {target!r} is not in this tokenizer's vocabulary (it becomes "
+                        f"{model.tokenizer.unk_token!r}): choose a word the model knows")
     if len(ids) != 1:
         hint = ""
         if not target.startswith(" "):
@@ -238,6 +249,11 @@ def _encode(task: ContrastTask, model) -> EncodedTask:
             bad = [t for t in ids if not 0 <= t < vocab]
             if bad:
                 raise TaskError(f"{name} prompt {i} has token ids {bad} outside the vocabulary (0..{vocab - 1})")
+            text = getattr(task, name)[i]
+            if isinstance(text, str) and _unknown(model, text, ids):
+                words = [w for w, t in zip(_show(model, ids), ids) if t == model.tokenizer.unk_token_id]
+                raise TaskError(f"{name} prompt {i} {text!r} has words outside this tokenizer's vocabulary (they "
+                                f"become {words[0]!r}, as {_show(model, ids)} shows): use words the model knows")
     for i, (a, b) in enumerate(zip(clean, corrupt)):
         if len(a) != len(b):
             raise TaskError(
@@ -255,20 +271,13 @@ def _encode(task: ContrastTask, model) -> EncodedTask:
                             "logit difference is always 0: give a distractor different from the answer")
 
     lengths = [len(ids) for ids in clean]
-    seq_len = max(lengths)
-    pad = model.tokenizer.pad_token_id
-    pad = 0 if pad is None else pad
-
-    def padded(prompts: list[list[int]]) -> Tensor:
-        return torch.tensor([[pad] * (seq_len - len(ids)) + ids for ids in prompts], dtype=torch.long)
-
-    mask = torch.tensor([[0] * (seq_len - n) + [1] * n for n in lengths], dtype=torch.long)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    longest = clean[lengths.index(seq_len)]
-    device = model.device
+    run.check_lengths(model, lengths, "a prompt of this task")
+    pad, device = model.tokenizer.pad_token_id, model.device
+    clean_batch, corrupt_batch = run.pad(clean, "left", pad, device), run.pad(corrupt, "left", pad, device)
+    longest = clean[lengths.index(max(lengths))]
     return EncodedTask(
-        clean_ids=padded(clean).to(device), corrupt_ids=padded(corrupt).to(device),
-        attention_mask=mask.to(device), position_ids=positions.to(device),
+        clean_ids=clean_batch.input_ids, corrupt_ids=corrupt_batch.input_ids,
+        attention_mask=clean_batch.attention_mask, position_ids=clean_batch.position_ids,
         answer_ids=torch.tensor(answer, device=device), distractor_ids=torch.tensor(distractor, device=device),
         lengths=tuple(lengths), labels=tuple(_show(model, longest)), metric=task.metric,
         final_logits=model.anatomy.final_logits,

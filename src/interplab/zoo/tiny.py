@@ -23,7 +23,7 @@ def word_tokenizer(words: list[str] | tuple[str, ...], extra_tokens: tuple[str, 
 
     vocab = {w: i for i, w in enumerate(dict.fromkeys((*SPECIALS, *words)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation apart, as the demo models
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     fast = T.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
                                      bos_token="<s>", eos_token="</s>")
