@@ -2,8 +2,17 @@
 
 import pytest
 import torch
-from circuit_reference import (capture, feature_slice, hooked, ids_of, il_task, last_metric, patch_reference,
-                               site_module, token_id)
+from circuit_reference import (
+    capture,
+    feature_slice,
+    hooked,
+    ids_of,
+    il_task,
+    last_metric,
+    patch_reference,
+    site_module,
+    token_id,
+)
 
 from interplab.circuits import Node, generate_with, intervene, verify
 from interplab.zoo.tiny import tiny
@@ -183,7 +192,7 @@ def test_bad_requests_are_refused(model):
         intervene(model, task, [Node("resid", 0, None, 1)], "zero")
     with pytest.raises(ValueError, match="at least one node"):
         intervene(model, task, [], "zero")
-    with pytest.raises(ValueError, match="max_new_tokens must be an integer in 1..64"):
+    with pytest.raises(ValueError, match=r"max_new_tokens must be an integer in 1\.\.64"):
         generate_with(model, task, [node], "zero", max_new_tokens=0)
-    with pytest.raises(ValueError, match="prompt must be a prompt index in 0..2"):
+    with pytest.raises(ValueError, match=r"prompt must be a prompt index in 0\.\.2"):
         generate_with(model, task, [node], "zero", prompt=3)

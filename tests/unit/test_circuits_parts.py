@@ -29,7 +29,7 @@ def test_parts_equal_one_pass(setup, method, level):
     model, task = setup
     assert task.encode(model).padded
     seen = []
-    mine = attribute_in_parts(model, task, method, level, parts=3, observer=lambda done, total: seen.append((done, total)))
+    mine = attribute_in_parts(model, task, method, level, parts=3, observer=lambda d, t: seen.append((d, t)))
     whole = attribute(model, task, method, level, progress=False)
     assert seen == [(1, 3), (2, 3), (3, 3)]
     for c in whole.scores:

@@ -33,6 +33,6 @@ from .result import Attribution, Circuit
 from .verify import Verification, verify
 
 __all__ = ["ABLATIONS", "INTERVENTIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "CircuitEvaluation",
-           "ContrastTask", "Edge", "EncodedTask", "FaithfulnessCurve", "Generation", "Intervention", "Node", "TaskError",
-           "Verification", "ablate", "ablate_many", "attribute", "attribute_in_parts", "evaluate", "faithfulness",
-           "faithfulness_sweep", "generate_with", "intervene", "lrp", "similar_groups", "verify"]
+           "ContrastTask", "Edge", "EncodedTask", "FaithfulnessCurve", "Generation", "Intervention", "Node",
+           "TaskError", "Verification", "ablate", "ablate_many", "attribute", "attribute_in_parts", "evaluate",
+           "faithfulness", "faithfulness_sweep", "generate_with", "intervene", "lrp", "similar_groups", "verify"]

@@ -173,7 +173,8 @@ def generate_with(model, task: ContrastTask, nodes: Iterable[Node | str], mode: 
     """Greedy continuations of prompt ``prompt`` (its corrupted version for ``"patch"``) without and
     with the intervention, which applies to the prompt's positions at every step."""
     enc, chosen, scale = _check(model, task, nodes, mode, factor)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+    steps = max_new_tokens
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_NEW_TOKENS:
         raise ValueError(f"max_new_tokens must be an integer in 1..{MAX_NEW_TOKENS}, got {max_new_tokens!r}")
     if isinstance(prompt, bool) or not isinstance(prompt, int) or not 0 <= prompt < enc.n:
         raise ValueError(f"prompt must be a prompt index in 0..{enc.n - 1}, got {prompt!r}")
