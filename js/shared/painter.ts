@@ -40,7 +40,18 @@ export interface CellGrid {
   palette: string[];
 }
 
+/** The outline of many shapes drawn as one path (one fill or stroke for all of them). */
+export interface PathBuilder {
+  moveTo(x: number, y: number): void;
+  lineTo(x: number, y: number): void;
+  bezierCurveTo(c1x: number, c1y: number, c2x: number, c2y: number, x: number, y: number): void;
+  rect(x: number, y: number, w: number, h: number): void;
+  closePath(): void;
+}
+
 export interface Painter {
+  /** Many shapes in one path, filled and/or stroked once: thousands of nodes or edges per call. */
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void;
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void;
   line(x1: number, y1: number, x2: number, y2: number, style: ShapeStyle): void;
   circle(cx: number, cy: number, r: number, style: ShapeStyle): void;
@@ -144,6 +155,10 @@ export class CanvasPainter implements Painter {
       else ctx.stroke();
     }
     ctx.restore();
+  }
+
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void {
+    this.paint(style, () => build(this.ctx));
   }
 
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void {
@@ -260,6 +275,18 @@ export class SvgPainter implements Painter {
     }
     if (style.opacity !== undefined) a.push(`opacity="${num(style.opacity)}"`);
     return a.join(" ");
+  }
+
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void {
+    const d: string[] = [];
+    build({
+      moveTo: (x, y) => d.push(`M${num(x)} ${num(y)}`),
+      lineTo: (x, y) => d.push(`L${num(x)} ${num(y)}`),
+      bezierCurveTo: (a, b, c, e, x, y) => d.push(`C${num(a)} ${num(b)} ${num(c)} ${num(e)} ${num(x)} ${num(y)}`),
+      rect: (x, y, w, h) => d.push(`M${num(x)} ${num(y)}h${num(w)}v${num(h)}h${num(-w)}z`),
+      closePath: () => d.push("Z"),
+    });
+    if (d.length) this.path(d.join(""), style);
   }
 
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void {
