@@ -88,7 +88,7 @@ def decode_array(meta: dict, buffers: Sequence[bytes | memoryview] = ()) -> np.n
 def json_number(x: float | int | None) -> float | int | str | None:
     """A number JSON can carry: finite numbers as they are, NaN and infinities as the strings
     ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (what JavaScript's ``Number()`` reads back)."""
-    if x is None or isinstance(x, bool) or isinstance(x, int):
+    if x is None or isinstance(x, bool | int):
         return x
     x = float(x)
     if math.isfinite(x):

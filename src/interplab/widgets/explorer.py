@@ -50,7 +50,8 @@ METHOD_LABELS = {"patch": "activation patching", "atp": "attribution patching (A
 INTERVENTION_LABELS = {"mean": "mean-ablate", "zero": "zero-ablate", "corrupt": "corrupt-ablate",
                        "patch": "patch in clean", "scale": "scale by"}
 METRIC_LABELS = {"logit_diff": "logit difference (answer − distractor)",
-                 "prob_diff": "probability difference (answer − distractor)", "logprob": "log-probability of the answer"}
+                 "prob_diff": "probability difference (answer − distractor)",
+                 "logprob": "log-probability of the answer"}
 GENERATED_TOKENS = 8
 MAX_NAME = 40
 
