@@ -254,7 +254,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   const interventionChoice = choice({} as Record<string, string>, "act", () => syncFactor());
   const factor = h("input", { class: "il-input il-number", attrs: { type: "number", value: 2, step: 0.5, "aria-label": "factor", title: "the factor for scale" } });
   const interventionBox = h("div", { class: "il-intervention", attrs: { "aria-live": "polite" } });
-  const kernelNote = h("div", { class: "il-note il-muted", attrs: { hidden: !offline } }, "Verifying and intervening need a running kernel: this page is a snapshot.");
+  const kernelNote = h("div", { class: "il-note il-kernel-note il-muted", attrs: { hidden: !offline } }, "Verifying and intervening need a running kernel: this page is a snapshot.");
   const groupsBox = h("div", { class: "il-groups-panel" });
   const breakdownBox = h("div", { class: "il-breakdown-panel" });
   const xChoice = choice({} as Record<string, string>, "x", () => drawScatterPanel());
