@@ -4,8 +4,8 @@
 // the left, tokens along the bottom) so that they stay readable at any zoom. Also the scatter of
 // two methods' scores, with ticks.
 
-import type { Painter, PathBuilder } from "../shared/painter";
-import { diverging, type Theme } from "../shared/theme";
+import { type Painter, type PathBuilder, SvgPainter } from "../shared/painter";
+import { diverging, parseColor, type Theme } from "../shared/theme";
 import { niceTicks, tickLabel } from "../shared/ticks";
 import type { Insets, Transform } from "../shared/viewport";
 import { componentOf, formatScore, type Nodes } from "./data";
@@ -101,6 +101,134 @@ function edgeCurve(path: PathBuilder, t: Transform, e: DrawnEdge): void {
   path.bezierCurveTo(x1 + bow, mid, x2 + bow, mid, x2, y2);
 }
 
+/** Above this many edges they are drawn as a density image (one pass over their pixels) instead of
+ * as anti-aliased strokes, which a CPU rasteriser draws at a few thousand per 100 ms. */
+export const RASTER_EDGES = 1500;
+const BOW_STEPS = 8;
+
+const clipped = new Float64Array(4);
+
+/** The part of the segment inside [0, width - 1] x [0, height - 1] (Liang-Barsky) in a shared
+ * [x1, y1, x2, y2] array, or null when none of it is. */
+export function clipSegment(x1: number, y1: number, x2: number, y2: number, width: number, height: number): Float64Array | null {
+  const dx = x2 - x1;
+  const dy = y2 - y1;
+  let t0 = 0;
+  let t1 = 1;
+  const clip = (p: number, q: number): boolean => {
+    if (p === 0) return q >= 0;
+    const r = q / p;
+    if (p < 0) {
+      if (r > t1) return false;
+      if (r > t0) t0 = r;
+    } else {
+      if (r < t0) return false;
+      if (r < t1) t1 = r;
+    }
+    return true;
+  };
+  if (!clip(-dx, x1) || !clip(dx, width - 1 - x1) || !clip(-dy, y1) || !clip(dy, height - 1 - y1)) return null;
+  clipped[0] = x1 + t0 * dx;
+  clipped[1] = y1 + t0 * dy;
+  clipped[2] = x1 + t1 * dx;
+  clipped[3] = y1 + t1 * dy;
+  return clipped;
+}
+
+/** Add `w` to the pixels of a line from (x1, y1) to (x2, y2), clipped to a width x height image. */
+function line(buf: Float32Array, width: number, height: number, ax: number, ay: number, bx: number, by: number, w: number): void {
+  const c = clipSegment(ax, ay, bx, by, width, height);
+  if (!c) return;
+  const x1 = c[0];
+  const y1 = c[1];
+  const x2 = c[2];
+  const y2 = c[3];
+  const steps = Math.max(1, Math.ceil(Math.max(Math.abs(x2 - x1), Math.abs(y2 - y1))));
+  // fixed point (16 fractional bits): the clipped line stays inside the image
+  let x = Math.round(x1 * 65536);
+  let y = Math.round(y1 * 65536);
+  const dx = Math.round(((x2 - x1) / steps) * 65536);
+  const dy = Math.round(((y2 - y1) / steps) * 65536);
+  const last = buf.length - 1;
+  for (let k = 0; k <= steps; k++, x += dx, y += dy) {
+    const i = (y >> 16) * width + (x >> 16);
+    buf[i < 0 ? 0 : i > last ? last : i] += w;
+  }
+}
+
+let scratch: { pos: Float32Array; neg: Float32Array } | null = null;
+
+/**
+ * Edge density per pixel and sign: every edge a one-pixel line (a bowed one in BOW_STEPS pieces)
+ * weighted by |score| / the largest |score|. Returns [positive, negative] sums, `width * height` each.
+ */
+export function edgeDensity(edges: DrawnEdge[], t: Transform, width: number, height: number): [Float32Array, Float32Array] {
+  // one pair of buffers, reused while the size stays (a repaint per animation frame allocates nothing)
+  if (!scratch || scratch.pos.length !== width * height) scratch = { pos: new Float32Array(width * height), neg: new Float32Array(width * height) };
+  const { pos, neg } = scratch;
+  pos.fill(0);
+  neg.fill(0);
+  let max = 0;
+  for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
+  if (max === 0) return [pos, neg];
+  for (const e of edges) {
+    if (!Number.isFinite(e.score) || e.score === 0) continue;
+    const buf = e.score > 0 ? pos : neg;
+    const w = Math.abs(e.score) / max;
+    const same = Math.abs(e.x1 - e.x2) < 1e-6;
+    const half = same ? NODE_HALF_WIDTH * t.sx : 0;
+    const x1 = screenX(t, e.x1) + half;
+    const y1 = screenY(t, e.y1);
+    const x2 = screenX(t, e.x2) + half;
+    const y2 = screenY(t, e.y2);
+    if (!same) {
+      line(buf, width, height, x1, y1, x2, y2, w);
+      continue;
+    }
+    const bow = Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2));
+    let px = x1;
+    let py = y1;
+    for (let k = 1; k <= BOW_STEPS; k++) {
+      const u = k / BOW_STEPS;
+      const nx = x1 + 3 * u * (1 - u) * bow; // the cubic's x with both controls `bow` to the right
+      const ny = y1 + (y2 - y1) * u;
+      line(buf, width, height, px, py, nx, ny, w);
+      px = nx;
+      py = ny;
+    }
+  }
+  return [pos, neg];
+}
+
+/** The density as RGBA: the sign's colour, opacity by log density (0.25 for the faintest line). */
+export function densityImage(pos: Float32Array, neg: Float32Array, positive: string, negative: string): Uint8ClampedArray {
+  const [pr, pg, pb] = parseColor(positive) ?? [200, 0, 0];
+  const [nr, ng, nb] = parseColor(negative) ?? [0, 0, 200];
+  let max = 0;
+  let min = Infinity;
+  for (let i = 0; i < pos.length; i++) {
+    const v = pos[i] + neg[i];
+    if (v > 0) {
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
+  }
+  const out = new Uint8ClampedArray(pos.length * 4);
+  if (max === 0) return out;
+  const span = Math.log(max / min) || 1;
+  for (let i = 0; i < pos.length; i++) {
+    const v = pos[i] + neg[i];
+    if (v <= 0) continue;
+    const share = pos[i] / v;
+    const o = i * 4;
+    out[o] = pr * share + nr * (1 - share);
+    out[o + 1] = pg * share + ng * (1 - share);
+    out[o + 2] = pb * share + nb * (1 - share);
+    out[o + 3] = 255 * (0.25 + (0.7 * Math.log(v / min)) / span);
+  }
+  return out;
+}
+
 export function drawEdges(p: Painter, f: Picture): void {
   const { t, edges, theme } = f;
   if (!edges.length) return;
@@ -108,6 +236,13 @@ export function drawEdges(p: Painter, f: Picture): void {
   for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
   if (max === 0) return;
   const colours = edgeColours(theme);
+  if (edges.length > RASTER_EDGES && !(p instanceof SvgPainter)) {
+    const width = Math.max(1, Math.round(f.width));
+    const height = Math.max(1, Math.round(f.height));
+    const [pos, neg] = edgeDensity(edges, t, width, height);
+    p.bitmap(0, 0, width, height, densityImage(pos, neg, colours.positive, colours.negative), width, height);
+    return;
+  }
   for (const positive of [true, false]) {
     for (let b = 0; b < EDGE_BUCKETS; b++) {
       p.shapes(

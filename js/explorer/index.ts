@@ -404,32 +404,36 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     if (!edges || !scene || !layout || !nodes) return;
     const n = Math.min(edges.length, dragE ?? model.get("top_edges") ?? 0);
     const last = labels().length - 1;
-    const ends = edges.ends.map((id) => resolveEnd(id, index, last));
-    const points = ends.map((e): [number, number, number] | null => {
+    // each end: a point and a slot (its item, or an anchor numbered after the items)
+    const slots = scene.items.length;
+    const anchors = new Map<string, number>();
+    const ends = edges.ends.map((id) => {
+      const e = resolveEnd(id, index, last);
       if (!e) return null;
       if ("node" in e) {
         const k = scene!.itemOf[e.node];
-        if (k < 0) return null;
-        const [x, y] = centre(scene!.items[k]);
-        return [x, y, k];
+        return k < 0 ? null : { x: centre(scene!.items[k])[0], y: centre(scene!.items[k])[1], item: k, slot: k };
       }
       const [x, y] = anchorPoint(layout!, e.component, e.layer, e.position);
-      return [x, y, -1];
+      const key = `${x},${y}`;
+      if (!anchors.has(key)) anchors.set(key, slots + anchors.size);
+      return { x, y, item: -1, slot: anchors.get(key)! };
     });
-    const merged = new Map<string, number>();
+    const total = slots + anchors.size;
+    const merged = new Map<number, number>();
     for (let e = 0; e < n; e++) {
-      const a = points[edges.source[e]];
-      const b = points[edges.target[e]];
-      if (!a || !b || (a[2] >= 0 && a[2] === b[2])) continue;
-      const key = `${a[0]},${a[1]},${b[0]},${b[1]}`;
+      const a = ends[edges.source[e]];
+      const b = ends[edges.target[e]];
+      if (!a || !b || a.slot === b.slot) continue;
+      const key = a.slot * total + b.slot;
       const at = merged.get(key);
       if (at !== undefined) {
         drawn[at].score += edges.score[e];
         continue;
       }
       merged.set(key, drawn.length);
-      drawn.push({ x1: a[0], y1: a[1], x2: b[0], y2: b[1], score: edges.score[e] });
-      drawnEnds.push([a[2], b[2]]);
+      drawn.push({ x1: a.x, y1: a.y, x2: b.x, y2: b.y, score: edges.score[e] });
+      drawnEnds.push([a.item, b.item]);
     }
   }
 

@@ -59,6 +59,8 @@ export interface Painter {
   path(d: string, style: ShapeStyle): void;
   text(x: number, y: number, value: string, style: TextStyle): void;
   cells(grid: CellGrid): void;
+  /** An RGBA image of `cols` x `rows` pixels (row-major, 4 bytes each) drawn over (x, y, w, h). */
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void;
   /** The width `value` takes in `style`'s font. */
   measureText(value: string, style: Omit<TextStyle, "fill">): number;
   /** Move the origin for everything drawn until the matching `restore`. */
@@ -127,6 +129,18 @@ export const measureWithCanvas: Measure = (value, font) => {
 };
 
 // --- Canvas2D ----------------------------------------------------------------------------------
+
+/** A canvas holding an RGBA image (null where there is no canvas, e.g. jsdom). */
+function bitmapCanvas(rgba: Uint8ClampedArray, cols: number, rows: number): HTMLCanvasElement | null {
+  if (isJsdom || typeof document === "undefined" || cols < 1 || rows < 1) return null;
+  const tile = document.createElement("canvas");
+  tile.width = cols;
+  tile.height = rows;
+  const ctx = tile.getContext("2d");
+  if (!ctx) return null;
+  ctx.putImageData(new ImageData(rgba as Uint8ClampedArray<ArrayBuffer>, cols, rows), 0, 0);
+  return tile;
+}
 
 export class CanvasPainter implements Painter {
   constructor(
@@ -215,20 +229,27 @@ export class CanvasPainter implements Painter {
       const [r, g, b] = parseColor(c) ?? [0, 0, 0];
       return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
     });
-    const image = new ImageData(cols, rows);
-    const pixels = new Uint32Array(image.data.buffer);
+    const rgba = new Uint8ClampedArray(rows * cols * 4);
+    const pixels = new Uint32Array(rgba.buffer);
     for (let i = 0; i < rows * cols; i++) {
       const k = index[i];
       if (k >= 0) pixels[i] = words[k];
     }
-    const tile = document.createElement("canvas");
-    tile.width = cols;
-    tile.height = rows;
-    tile.getContext("2d")!.putImageData(image, 0, 0);
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
     ctx.save();
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(tile, x, y, cols * cellW, rows * cellH);
     ctx.restore();
+  }
+
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void {
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
+    this.ctx.save();
+    this.ctx.imageSmoothingEnabled = false;
+    this.ctx.drawImage(tile, x, y, w, h);
+    this.ctx.restore();
   }
 
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
@@ -325,6 +346,13 @@ export class SvgPainter implements Painter {
 
   cells(grid: CellGrid): void {
     for (const [k, d] of gridPaths(grid)) this.path(d, { fill: grid.palette[k] });
+  }
+
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void {
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
+    const href = tile.toDataURL("image/png");
+    this.parts.push(`<image x="${num(x)}" y="${num(y)}" width="${num(w)}" height="${num(h)}" preserveAspectRatio="none" href="${escapeXml(href)}"/>`);
   }
 
   measureText(value: string, style: Omit<TextStyle, "fill">): number {

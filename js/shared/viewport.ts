@@ -181,6 +181,16 @@ export function createViewport(o: ViewportOptions): Viewport {
 
   let drag: { x: number; y: number; t: Transform; moved: boolean; id: number } | null = null;
 
+  /** Keep receiving the drag outside the canvas (a synthetic or finished pointer has none to capture). */
+  function capture(id: number, on: boolean): void {
+    try {
+      if (on) overlay.setPointerCapture?.(id);
+      else overlay.releasePointerCapture?.(id);
+    } catch {
+      // no active pointer with this id
+    }
+  }
+
   function onDown(event: PointerEvent): void {
     if (event.button !== 0) return;
     drag = { x: event.clientX, y: event.clientY, t: { ...t }, moved: false, id: event.pointerId };
@@ -192,7 +202,7 @@ export function createViewport(o: ViewportOptions): Viewport {
       const dy = event.clientY - drag.y;
       if (!drag.moved && Math.abs(dx) + Math.abs(dy) > DRAG_THRESHOLD) {
         drag.moved = true;
-        overlay.setPointerCapture?.(drag.id);
+        capture(drag.id, true);
       }
       if (drag.moved) {
         setTransform({ ...drag.t, tx: drag.t.tx + dx, ty: drag.t.ty + dy });
@@ -205,7 +215,7 @@ export function createViewport(o: ViewportOptions): Viewport {
 
   function onUp(event: PointerEvent): void {
     const wasDrag = drag?.moved;
-    if (drag?.moved) overlay.releasePointerCapture?.(drag.id);
+    if (drag?.moved) capture(drag.id, false);
     drag = null;
     if (!wasDrag && event.button === 0) o.onClick?.(info(event));
   }

@@ -363,10 +363,14 @@ class CircuitExplorer(Widget, bundle="explorer"):
         unknown = set(value) - {"layers", "ranges"}
         if unknown:
             raise traitlets.TraitError(f"collapsed has keys 'layers' and 'ranges', not {sorted(unknown)}")
-        layers = sorted({int(v) for v in value.get("layers", [])})
+        try:
+            layers = sorted({int(v) for v in value.get("layers", [])})
+            ranges = sorted([int(a), int(b)] for a, b in value.get("ranges", []))
+        except (TypeError, ValueError):
+            raise traitlets.TraitError("collapsed holds layer numbers and [first, last] position pairs, "
+                                       f"got {value!r}") from None
         if any(not 0 <= v < self.n_layers for v in layers):
             raise traitlets.TraitError(f"collapsed layers must lie in 0..{self.n_layers - 1}, got {layers}")
-        ranges = sorted([int(a), int(b)] for a, b in value.get("ranges", []))
         for k, (a, b) in enumerate(ranges):
             if not 0 <= a < b < self._seq_len or (k and a <= ranges[k - 1][1]):
                 raise traitlets.TraitError(f"collapsed ranges are disjoint [first, last] position pairs with first < "
