@@ -86,16 +86,20 @@ function bucketOf(intensity: number): number {
   return Math.max(0, Math.min(2 * LEVELS, Math.round(intensity * LEVELS) + LEVELS));
 }
 
-/** One edge's curve in screen space: an S from source to target, or, within a column, a bow to the
- * right from the nodes' right ends (past the column's other nodes). */
-function edgeCurve(path: PathBuilder, t: Transform, e: DrawnEdge): void {
+/** An edge's ends in screen space, and how far it bows right: an edge within a column leaves and
+ * enters at the nodes' right ends and bows past the column's other nodes (0: a straight edge). */
+function edgeGeometry(t: Transform, e: DrawnEdge): [number, number, number, number, number] {
   const same = Math.abs(e.x1 - e.x2) < 1e-6;
   const half = same ? NODE_HALF_WIDTH * t.sx : 0;
-  const x1 = screenX(t, e.x1) + half;
   const y1 = screenY(t, e.y1);
-  const x2 = screenX(t, e.x2) + half;
   const y2 = screenY(t, e.y2);
   const bow = same ? Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2)) : 0;
+  return [screenX(t, e.x1) + half, y1, screenX(t, e.x2) + half, y2, bow];
+}
+
+/** One edge's curve: an S from source to target, or a bow within a column. */
+function edgeCurve(path: PathBuilder, t: Transform, e: DrawnEdge): void {
+  const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
   const mid = (y1 + y2) / 2;
   path.moveTo(x1, y1);
   path.bezierCurveTo(x1 + bow, mid, x2 + bow, mid, x2, y2);
@@ -175,17 +179,11 @@ export function edgeDensity(edges: DrawnEdge[], t: Transform, width: number, hei
     if (!Number.isFinite(e.score) || e.score === 0) continue;
     const buf = e.score > 0 ? pos : neg;
     const w = Math.abs(e.score) / max;
-    const same = Math.abs(e.x1 - e.x2) < 1e-6;
-    const half = same ? NODE_HALF_WIDTH * t.sx : 0;
-    const x1 = screenX(t, e.x1) + half;
-    const y1 = screenY(t, e.y1);
-    const x2 = screenX(t, e.x2) + half;
-    const y2 = screenY(t, e.y2);
-    if (!same) {
+    const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
+    if (!bow) {
       line(buf, width, height, x1, y1, x2, y2, w);
       continue;
     }
-    const bow = Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2));
     let px = x1;
     let py = y1;
     for (let k = 1; k <= BOW_STEPS; k++) {

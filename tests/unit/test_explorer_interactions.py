@@ -2,10 +2,8 @@
 pins and the subgraph, groups and suggestions, verification, interventions, the per-prompt
 breakdown, the JSON document (schema, round trip), non-finite metrics, kernel-owned traits, freeing."""
 
-import gc
 import json
 import math
-import weakref
 
 import jsonschema
 import numpy as np
@@ -13,8 +11,8 @@ import pytest
 import torch
 import traitlets
 from circuit_reference import ids_of, il_task, logit_diff, patch_reference, token_id
-from test_explorer_widget import TEXTS, mean_ablated_metric
-from widget_channel import Browser
+from test_explorer_widget import mean_ablated_metric, tiny_task
+from widget_channel import Browser, assert_freed_after_close
 
 import interplab as il
 from interplab import circuits
@@ -25,15 +23,12 @@ from interplab.zoo.tiny import tiny
 
 @pytest.fixture(scope="module")
 def setup(device):
-    model = tiny("gpt2", seed=4, device=device)
-    prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
-    return model, prompts, il_task(model, prompts)
+    return tiny_task(device)
 
 
 @pytest.fixture
 def explorer(setup):
-    model, _, task = setup
-    return il.CircuitExplorer(model, task, top_k=6)
+    return il.CircuitExplorer(setup[0], setup[2], top_k=6)
 
 
 def test_rankings_and_choices_come_from_python(explorer):
@@ -264,12 +259,7 @@ def test_quiet_positions_start_collapsed(device):
 
 def test_a_closed_explorer_is_freed(setup):
     model, _, task = setup
-    ex = il.CircuitExplorer(model, task)
-    ref = weakref.ref(ex)
-    ex.close()
-    del ex
-    gc.collect()
-    assert ref() is None
+    assert_freed_after_close(lambda: il.CircuitExplorer(model, task))
 
 
 def test_html_page_holds_the_state(explorer, tmp_path):

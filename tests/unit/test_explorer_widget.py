@@ -24,11 +24,16 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def setup(device):
+def tiny_task(device):
+    """A tiny GPT-2, the prompts as (clean, corrupt, answer id, distractor id), and the task."""
     model = tiny("gpt2", seed=4, device=device)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
     return model, prompts, il_task(model, prompts)
+
+
+@pytest.fixture(scope="module")
+def setup(device):
+    return tiny_task(device)
 
 
 @pytest.fixture
