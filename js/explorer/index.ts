@@ -32,70 +32,40 @@ import {
   type Metric,
   type Nodes,
   nodeId,
-  num,
   type Order,
-  pearson,
   type Suggestion,
   type Verified,
   type Vocab,
 } from "./data";
 import {
-  ABLATED,
-  COMPONENT_COLOURS,
   type DrawnEdge,
   drawColourBar,
   drawGraph,
   drawHover,
-  drawScatter,
   INSETS,
-  KEPT,
-  MATCHED,
-  PINNED,
   type Picture,
-  VERIFIED,
   zoomedOut,
 } from "./draw";
 import {
   colourScale,
   type ColourMode,
   type ColourScale,
-  countForShare,
-  countToSlider,
   groupOf,
   idIndex,
   keptByOrder,
   ranks,
-  resolveEnd,
   type SearchResult,
   searchNodes,
-  shareOfCount,
-  SLIDER_STEPS,
-  sliderToCount,
 } from "./graph";
-import { anchorPoint, boundsOf, buildScene, centre, COL_W, type CollapsedState, GROUP, type Item, itemAt, layerAt, type Layout, layoutGraph, ROW_H, type Scene } from "./layout";
+import { boundsOf, buildScene, centre, COL_W, type CollapsedState, type Item, itemAt, layerAt, type Layout, layoutGraph, ROW_H, type Scene } from "./layout";
 import { legendText, renderBreakdown, renderGroups, renderIntervention, renderMetric, renderPinned } from "./panels";
+import { scatterPanel } from "./scatter";
+import { sizeControl } from "./sizes";
+import { drawnEdges, type Styled, styleItems, zoomedOutItems } from "./style";
+import { describe } from "./tooltips";
 
-const SCATTER = 240;
 const MARKS = "outlined: in the circuit · faint: pruned · ✕ ablated · blue frame: pinned · ✓ verified · dashed box: group (sum) · a cell's size says nothing; zoomed out, a layer shows its sum per position";
 const ZOOM_SAVE_MS = 400;
-
-function numberBox(label: string, title: string, onCommit: (v: number) => void, step = "1") {
-  const input = h("input", {
-    class: "il-input il-number",
-    attrs: { type: "number", min: 0, step, "aria-label": label, title },
-    on: { change: () => onCommit(Number(input.value)), keydown: (e) => e.key === "Enter" && onCommit(Number(input.value)) },
-  });
-  return input;
-}
-
-function logSlider(label: string, onInput: (v: number) => void, onCommit: (v: number) => void) {
-  const input = h("input", {
-    class: "il-range",
-    attrs: { type: "range", min: 0, max: SLIDER_STEPS, step: 1, "aria-label": `${label} (logarithmic)` },
-    on: { input: () => onInput(Number(input.value)), change: () => onCommit(Number(input.value)) },
-  });
-  return input;
-}
 
 export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   const started = performance.now();
@@ -115,12 +85,8 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   let scale: ColourScale | null = null;
   let layout: Layout | null = null;
   let scene: Scene | null = null;
-  let itemScore: Float64Array = new Float64Array(0);
-  let itemIntensity: Float32Array = new Float32Array(0);
-  let itemFlags: Uint8Array = new Uint8Array(0);
-  let layerScore: Float64Array = new Float64Array(0);
-  let layerIntensity: Float32Array = new Float32Array(0);
-  let layerFlags: Uint8Array = new Uint8Array(0);
+  let styled: Styled = { score: new Float64Array(0), intensity: new Float32Array(0), flags: new Uint8Array(0) };
+  let cellStyled: Styled = styled;
   let drawn: DrawnEdge[] = [];
   let drawnEnds: [number, number][] = []; // item indices of each drawn edge's ends (-1: an anchor)
   let kept: Uint8Array = new Uint8Array(0);
@@ -176,14 +142,22 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     on: { input: () => runSearch(false), keydown: (e) => e.key === "Enter" && runSearch(true) },
   });
   const searchCount = h("span", { class: "il-search-count il-muted" });
-  const kBox = numberBox("circuit size", "nodes kept in the circuit (the top ones by |score|)", (k) => commitCircuit(k));
-  const kSlider = logSlider("circuit size", (v) => previewCircuit(sliderToCount(v, totalNodes())), (v) => commitCircuit(sliderToCount(v, totalNodes())));
-  const kShare = numberBox("circuit share", "keep the fewest top nodes whose |scores| add up to this share of all (cumulative influence, 0..1)", (s) => commitCircuit(order ? countForShare(order.cumulative, s) : 0), "0.05");
-  const kTotal = h("span", { class: "il-total il-muted" });
-  const eBox = numberBox("edges", "edges drawn (the top ones by |score|)", (k) => commitEdges(k));
-  const eSlider = logSlider("edges", (v) => previewEdges(sliderToCount(v, edges?.length ?? 0)), (v) => commitEdges(sliderToCount(v, edges?.length ?? 0)));
-  const eShare = numberBox("edge share", "draw the fewest top edges whose |scores| add up to this share of all (0..1)", (s) => commitEdges(edges ? countForShare(edges.cumulative, s) : 0), "0.05");
-  const eTotal = h("span", { class: "il-total il-muted" });
+  const circuitSize = sizeControl({
+    label: "circuit",
+    title: "nodes kept in the circuit (the top ones by |score|)",
+    shareTitle: "keep the fewest top nodes whose |scores| add up to this share of all (cumulative influence, 0..1)",
+    cumulative: () => order?.cumulative ?? [],
+    preview: (k) => previewCircuit(k),
+    commit: (k) => commitCircuit(k),
+  });
+  const edgeSize = sizeControl({
+    label: "edges",
+    title: "edges drawn (the top ones by |score|)",
+    shareTitle: "draw the fewest top edges whose |scores| add up to this share of all (0..1)",
+    cumulative: () => edges?.cumulative ?? [],
+    preview: (k) => previewEdges(k),
+    commit: (k) => commitEdges(k),
+  });
   const button = (text: string, title: string, click: () => void) => h("button", { class: "il-button", attrs: { title }, on: { click } }, text);
   frame.toolbar.append(
     h(
@@ -195,12 +169,12 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
       button("fit", "show the whole graph", () => fitAll()),
       button("circuit", "fit the view to the circuit", () => fitCircuit()),
     ),
-    h("div", { class: "il-row" }, h("label", { class: "il-field" }, "circuit ", kBox, kSlider, "share ", kShare), kTotal, h("label", { class: "il-field" }, "find ", searchBox), searchCount),
+    h("div", { class: "il-row" }, circuitSize.field, circuitSize.total, h("label", { class: "il-field" }, "find ", searchBox), searchCount),
     h(
       "div",
       { class: "il-row" },
-      h("label", { class: "il-field" }, "edges ", eBox, eSlider, "share ", eShare),
-      eTotal,
+      edgeSize.field,
+      edgeSize.total,
       button("expand", "undo every collapsed layer and position range", () => set({ collapsed: { layers: [], ranges: [] } })),
     ),
   );
@@ -257,15 +231,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   const kernelNote = h("div", { class: "il-note il-kernel-note il-muted", attrs: { hidden: !offline } }, "Verifying and intervening need a running kernel: this page is a snapshot.");
   const groupsBox = h("div", { class: "il-groups-panel" });
   const breakdownBox = h("div", { class: "il-breakdown-panel" });
-  const xChoice = choice({} as Record<string, string>, "x", () => drawScatterPanel());
-  const yChoice = choice({} as Record<string, string>, "y", () => drawScatterPanel());
-  const scatterCanvas = h("canvas", { class: "il-scatter" });
-  const scatterNote = h("div", { class: "il-scatter-note il-muted" });
-  const scatterLegend = h(
-    "div",
-    { class: "il-scatter-legend il-muted" },
-    ...["resid", "attn", "mlp"].map((c) => h("span", {}, h("i", { style: { background: COMPONENT_COLOURS[c] } }), c === "attn" ? "attn / head" : c)),
-  );
+  const scatter = scatterPanel({ scoresOf, nodes: () => nodes, theme: () => frame.theme, compute: (missing) => void computeAll(missing) });
   const panel = (title: string, ...children: (HTMLElement | string | null)[]) => h("section", { class: "il-panel" }, h("div", { class: "il-panel-title" }, title), ...children);
   frame.body.append(
     info,
@@ -293,7 +259,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
       ),
       panel("groups", groupsBox, h("div", { class: "il-row" }, button("suggest groups", "groups of circuit nodes whose edge profiles have cosine similarity ≥ 0.75", () => void invoke("_suggest", { threshold: 0.75 })))),
       panel("per prompt", breakdownBox),
-      panel("methods", h("div", { class: "il-scatter-controls" }, xChoice.field, yChoice.field), scatterCanvas, scatterLegend, scatterNote),
+      panel("methods", scatter.controls, scatter.canvas, scatter.legend, scatter.note),
     ),
   );
 
@@ -322,8 +288,6 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     fillChoice(ablationChoice.select, vocab.ablations);
     fillChoice(colourChoice.select, vocab.colours);
     fillChoice(interventionChoice.select, vocab.interventions);
-    fillChoice(xChoice.select, vocab.methods);
-    fillChoice(yChoice.select, vocab.methods);
     methodChoice.select.value = method();
     ablationChoice.select.value = model.get("ablation") ?? "mean";
     colourChoice.select.value = colour();
@@ -351,35 +315,10 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   function restyle(): void {
     if (!nodes || !scene) return;
     kept = dragK !== null && order ? keptByOrder(nodes.length, order.order, dragK) : flagsOf(circuitIds());
-    const ablated = flagsOf(ablatedIds());
-    const pinned = flagsOf(pinnedIds());
-    const checked = flagsOf(Object.keys(verified()));
+    const marks = { kept, ablated: flagsOf(ablatedIds()), pinned: flagsOf(pinnedIds()), verified: flagsOf(Object.keys(verified())), matched: search?.matches ?? null };
     scale = colourScale(colour(), scores, order?.order ?? []);
-    const style = (items: Item[]) => {
-      const score = new Float64Array(items.length);
-      const intensity = new Float32Array(items.length);
-      const flags = new Uint8Array(items.length);
-      items.forEach((it, k) => {
-        let s = 0;
-        let best = -1;
-        let f = 0;
-        for (const i of it.members) {
-          s += scores[i];
-          if (rank[i] >= 0 && (best < 0 || rank[i] < best)) best = rank[i];
-          if (kept[i]) f |= KEPT;
-          if (ablated[i]) f |= ABLATED;
-          if (pinned[i]) f |= PINNED;
-          if (checked[i]) f |= VERIFIED;
-          if (search?.matches[i]) f |= MATCHED;
-        }
-        score[k] = s;
-        intensity[k] = scale!.intensity(s, best);
-        flags[k] = f;
-      });
-      return { score, intensity, flags };
-    };
-    ({ score: itemScore, intensity: itemIntensity, flags: itemFlags } = style(scene.items));
-    ({ score: layerScore, intensity: layerIntensity, flags: layerFlags } = style(scene.layerItems));
+    styled = styleItems(scene.items, scores, rank, marks, scale);
+    cellStyled = styleItems(scene.layerItems, scores, rank, marks, scale);
     reedge();
     legendScale.textContent = legendText(colour(), scale.max);
     legendScale.title = legendScale.textContent;
@@ -397,64 +336,20 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     return out;
   }
 
-  /** The drawn edges: the top ones of Python's edge order, between the items (or anchors) they join, summed per pair. */
   function reedge(): void {
-    drawn = [];
-    drawnEnds = [];
-    if (!edges || !scene || !layout || !nodes) return;
-    const n = Math.min(edges.length, dragE ?? model.get("top_edges") ?? 0);
-    const last = labels().length - 1;
-    // each end: a point and a slot (its item, or an anchor numbered after the items)
-    const slots = scene.items.length;
-    const anchors = new Map<string, number>();
-    const ends = edges.ends.map((id) => {
-      const e = resolveEnd(id, index, last);
-      if (!e) return null;
-      if ("node" in e) {
-        const k = scene!.itemOf[e.node];
-        return k < 0 ? null : { x: centre(scene!.items[k])[0], y: centre(scene!.items[k])[1], item: k, slot: k };
-      }
-      const [x, y] = anchorPoint(layout!, e.component, e.layer, e.position);
-      const key = `${x},${y}`;
-      if (!anchors.has(key)) anchors.set(key, slots + anchors.size);
-      return { x, y, item: -1, slot: anchors.get(key)! };
-    });
-    const total = slots + anchors.size;
-    const merged = new Map<number, number>();
-    for (let e = 0; e < n; e++) {
-      const a = ends[edges.source[e]];
-      const b = ends[edges.target[e]];
-      if (!a || !b || a.slot === b.slot) continue;
-      const key = a.slot * total + b.slot;
-      const at = merged.get(key);
-      if (at !== undefined) {
-        drawn[at].score += edges.score[e];
-        continue;
-      }
-      merged.set(key, drawn.length);
-      drawn.push({ x1: a.x, y1: a.y, x2: b.x, y2: b.y, score: edges.score[e] });
-      drawnEnds.push([a.item, b.item]);
+    if (!edges || !scene || !layout) {
+      drawn = [];
+      drawnEnds = [];
+      return;
     }
+    ({ drawn, ends: drawnEnds } = drawnEdges(edges, dragE ?? model.get("top_edges") ?? 0, scene, layout, index, labels().length - 1));
   }
 
   function picture(): Picture | null {
     if (!scene || !layout) return null;
     const t = viewport.transform;
-    const out = zoomedOut(t);
-    const items = out ? [...scene.layerItems.filter((it) => !layout!.collapsed[it.layer]), ...scene.items.filter((it) => layout!.collapsed[it.layer] || it.kind === GROUP)] : scene.items;
-    let intensity = itemIntensity;
-    let flags = itemFlags;
-    let score = itemScore;
-    if (out) {
-      const pick = (src: { score: Float64Array; intensity: Float32Array; flags: Uint8Array }, keep: number[]) => keep.map((k) => [src.score[k], src.intensity[k], src.flags[k]]);
-      const fromLayer = scene.layerItems.map((it, k) => [it, k] as const).filter(([it]) => !layout!.collapsed[it.layer]).map(([, k]) => k);
-      const fromItems = scene.items.map((it, k) => [it, k] as const).filter(([it]) => layout!.collapsed[it.layer] || it.kind === GROUP).map(([, k]) => k);
-      const rows = [...pick({ score: layerScore, intensity: layerIntensity, flags: layerFlags }, fromLayer), ...pick({ score: itemScore, intensity: itemIntensity, flags: itemFlags }, fromItems)];
-      score = Float64Array.from(rows, (r) => r[0]);
-      intensity = Float32Array.from(rows, (r) => r[1]);
-      flags = Uint8Array.from(rows, (r) => r[2]);
-    }
-    return { layout, items, intensity, flags, score, edges: drawn, labels: labels(), t, width: viewport.width, height: viewport.height, theme: frame.theme, rangeStart };
+    const shown = zoomedOut(t) ? zoomedOutItems(scene, styled, cellStyled) : { items: scene.items, ...styled };
+    return { layout, ...shown, edges: drawn, labels: labels(), t, width: viewport.width, height: viewport.height, theme: frame.theme, rangeStart };
   }
 
   function paintLegend(): void {
@@ -465,20 +360,9 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   function updateCounts(): void {
-    const total = totalNodes();
-    const k = dragK ?? circuitIds().length;
-    kBox.value = String(k);
-    kBox.max = String(total);
-    kSlider.value = String(countToSlider(k, total));
-    kShare.value = order ? shareOfCount(order.cumulative, k).toFixed(2) : "0";
-    kTotal.textContent = `of ${total} nodes`;
-    const ne = edges?.length ?? 0;
-    const e = Math.min(ne, dragE ?? model.get("top_edges") ?? 0);
-    eBox.value = String(e);
-    eBox.max = String(ne);
-    eSlider.value = String(countToSlider(e, ne));
-    eShare.value = edges ? shareOfCount(edges.cumulative, e).toFixed(2) : "0";
-    eTotal.textContent = `of ${ne} (${edges?.method ?? "–"})`;
+    circuitSize.show(dragK ?? circuitIds().length, order?.cumulative ?? [], "nodes");
+    const e = Math.min(edges?.length ?? 0, dragE ?? model.get("top_edges") ?? 0);
+    edgeSize.show(e, edges?.cumulative ?? [], `(${edges?.method ?? "–"})`);
   }
 
   // --- circuit size and edges ------------------------------------------------------------------------------
@@ -583,47 +467,21 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   function tooltipContent(k: number, fromLayer: boolean) {
-    const n = nodes!;
-    const members = membersOf(k, fromLayer);
     const it = fromLayer ? scene!.layerItems[k] : scene!.items[k];
-    if (members.length === 1 && !fromLayer && it.kind !== GROUP) {
-      const i = members[0];
-      const id = nodeId(n, i);
-      const head = n.head[i] >= 0 ? ` · head ${n.head[i]}` : "";
-      const token = labels()[n.position[i]] ?? "";
-      const methods = vocab.methods.map(([m]) => [m, scoresOf(m)] as const).filter(([, s]) => s);
-      const v = verified()[id];
-      const circuitNode = vocab.circuit_components.includes(componentOf(n, i));
-      const state = !circuitNode ? "residual stream: read-only" : ablatedIds().includes(id) ? "ablated · click to restore" : kept[i] ? "in the circuit · click to ablate" : "pruned · click to ablate";
-      return [
-        h("div", {}, h("b", {}, `layer ${n.layer[i]} · ${componentOf(n, i)}${head}`), h("span", { class: "il-muted" }, `  ${id}`)),
-        h("div", {}, "token ", h("code", {}, JSON.stringify(token)), ` (position ${n.position[i]})`),
-        h(
-          "table",
-          {},
-          ...methods.map(([m, s]) => h("tr", { class: m === method() ? "il-current" : "" }, h("td", {}, m), h("td", { class: "il-num" }, formatScore(s![i])))),
-          rank[i] >= 0 ? h("tr", {}, h("td", {}, "rank"), h("td", { class: "il-num" }, `${rank[i] + 1} of ${totalNodes()}`)) : null,
-          v ? h("tr", { class: "il-verified" }, h("td", {}, "exact (patching)"), h("td", { class: "il-num" }, formatScore(v.exact))) : null,
-          v ? h("tr", {}, h("td", {}, `estimate (${v.method})`), h("td", { class: "il-num" }, formatScore(v.estimate))) : null,
-        ),
-        h("div", { class: "il-muted" }, state, pinnedIds().includes(id) ? " · pinned (ctrl/cmd-click: unpin)" : " · ctrl/cmd-click: pin"),
-      ];
-    }
-    const sum = members.reduce((s, i) => s + scores[i], 0);
-    const top = [...members].sort((a, b) => Math.abs(scores[b]) - Math.abs(scores[a])).slice(0, 6);
-    const what = it.kind === GROUP ? `group ${it.label}` : fromLayer ? `layer ${it.layer}, ${positionsText(it.column)}` : `collapsed: layer ${it.layer}, ${positionsText(it.column)}`;
-    return [
-      h("div", {}, h("b", {}, what)),
-      h("div", {}, `sum of ${members.length} nodes: ${formatScore(sum)}`),
-      h("table", {}, ...top.map((i) => h("tr", {}, h("td", { class: "il-mono" }, nodeId(n, i)), h("td", { class: "il-num" }, formatScore(scores[i]))))),
-      h("div", { class: "il-muted" }, fromLayer ? "click to zoom in" : "click: ablate all (again: restore) · ctrl/cmd-click: pin all"),
-    ];
-  }
-
-  function positionsText(column: number): string {
-    const a = layout!.first[column];
-    const b = layout!.last[column];
-    return a === b ? `position ${a} ${JSON.stringify(labels()[a] ?? "")}` : `positions ${a}–${b}`;
+    return describe(it, fromLayer, {
+      nodes: nodes!,
+      labels: labels(),
+      layout: layout!,
+      vocab,
+      method: method(),
+      scoresOf,
+      rank,
+      total: totalNodes(),
+      kept,
+      ablated: new Set(ablatedIds()),
+      pinned: new Set(pinnedIds()),
+      verified: verified(),
+    });
   }
 
   function hover(x: number, y: number, sx: number, sy: number, event: PointerEvent | MouseEvent): void {
@@ -772,33 +630,6 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     await invoke("_intervene", { mode, factor: mode === "scale" ? Number(factor.value) : null });
   }
 
-  function drawScatterPanel(): void {
-    if (!nodes) return;
-    const xm = xChoice.select.value;
-    const ym = yChoice.select.value;
-    const x = scoresOf(xm);
-    const y = scoresOf(ym);
-    const dpr = window.devicePixelRatio || 1;
-    scatterCanvas.width = SCATTER * dpr;
-    scatterCanvas.height = SCATTER * dpr;
-    scatterCanvas.style.width = `${SCATTER}px`;
-    scatterCanvas.style.height = `${SCATTER}px`;
-    const missing = [xm, ym].filter((m) => !scoresOf(m));
-    scatterCanvas.hidden = missing.length > 0;
-    if (missing.length) {
-      replaceChildren(scatterNote, `${missing.join(" and ")} not computed yet `, h("button", { class: "il-button", on: { click: () => void computeAll(missing) } }, "compute"));
-    } else replaceChildren(scatterNote, "each dot is a node: its score by one method against the other; dashed: y = x");
-    const ctx = canvasContext(scatterCanvas);
-    if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = frame.theme.background;
-    ctx.fillRect(0, 0, SCATTER, SCATTER);
-    if (!x || !y) return;
-    const r = pearson(x, y);
-    scatterCanvas.setAttribute("data-r", String(r));
-    drawScatter(new CanvasPainter(ctx), { x, y, nodes, xLabel: `${xm} score →`, yLabel: `${ym} score`, r, theme: frame.theme, size: SCATTER });
-  }
-
   async function computeAll(methods: string[]): Promise<void> {
     for (const m of methods) await invoke("_compute", { method: m, show: false });
   }
@@ -848,7 +679,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     relayout();
     renderPinnedPanel();
     renderGroupsPanel();
-    drawScatterPanel();
+    scatter.redraw();
   };
   const onIntervention = () => renderIntervention(interventionBox, (model.get("intervention") ?? null) as Intervention | null, vocab.metric?.label || "metric");
   const onBreakdown = () => renderBreakdown(breakdownBox, (model.get("breakdown") ?? null) as Breakdown | null);
@@ -893,7 +724,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   frame.onTheme(() => {
     viewport.redraw();
     paintLegend();
-    drawScatterPanel();
+    scatter.redraw();
   });
   const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => sizeViewport()) : null;
   resize?.observe(frame.body);
@@ -906,9 +737,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
 
   // --- first paint ---------------------------------------------------------------------------------------------
   onData();
-  xChoice.select.value = scoresOf("patch") ? "patch" : method() === "atp" ? "relp" : "atp";
-  yChoice.select.value = method();
-  drawScatterPanel();
+  scatter.choose(vocab.methods, scoresOf("patch") ? "patch" : method() === "atp" ? "relp" : "atp", method());
   renderMetricPanel();
   onIntervention();
   onBreakdown();

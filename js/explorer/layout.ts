@@ -99,7 +99,7 @@ export function rowY(layout: Layout, layer: number, row: number): number {
   return layout.layerTop[layer] + layout.layerHeight[layer] - GAP / 2 - (row + 0.5) * ROW_H;
 }
 
-export function columnX(layout: Layout, column: number): number {
+export function columnX(column: number): number {
   return (column + 0.5) * COL_W;
 }
 
@@ -115,7 +115,7 @@ export function layerAt(layout: Layout, y: number): number {
  * (the middle of the head rows for `attn` at the head level; below layer 0 for `embed`, above the
  * top layer for `logits`). */
 export function anchorPoint(layout: Layout, component: string, layer: number, position: number): [number, number] {
-  const x = columnX(layout, layout.column[Math.max(0, Math.min(layout.nPositions - 1, position))]);
+  const x = columnX(layout.column[Math.max(0, Math.min(layout.nPositions - 1, position))]);
   if (component === "embed") return [x, layout.height - ANCHOR_H / 2];
   if (component === "logits" || layer >= layout.nLayers) return [x, ANCHOR_H / 2];
   const l = Math.max(0, Math.min(layout.nLayers - 1, layer));
