@@ -219,7 +219,7 @@ def measure_browser(layers: int, heads: int, positions: int, edges: int, drawn: 
         if errors:
             raise RuntimeError(f"the page failed: {errors}")
         if screenshot is not None:
-            page.locator(".il-explorer").screenshot(path=str(screenshot))
+            page.locator(".il-explorer").first.screenshot(path=str(screenshot))
         version = browser.version
         browser.close()
     nodes = layers * (heads + 1) * positions
