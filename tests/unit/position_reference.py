@@ -59,10 +59,32 @@ def attention_module(model, layer):
     return model.blocks[layer].module("attn")
 
 
-def value_function(model, layer):
-    """x (the attention norm's input) -> values [..., kv_heads, d_head], written per family."""
+def reader_module(model, layer, sublayer):
+    """The module whose first input is what a sublayer reads from the stream: its pre-norm, or the
+    sublayer itself in a post-norm block (OLMo 2)."""
     block = model.blocks[layer]
-    norm, attn = block.module("ln_attn"), block.module("attn")
+    pre = "ln_attn" if sublayer == "attn" else "ln_mlp"
+    return block.module(pre) if block.has(pre) else block.module(sublayer)
+
+
+def on_input(module, fn):
+    """A pre-hook: ``fn(first input)`` -> a replacement or None, whether the input is passed by
+    position or by keyword."""
+    def pre(m, args, kwargs):
+        if args:
+            new = fn(args[0])
+            return None if new is None else ((new, *args[1:]), kwargs)
+        key = "hidden_states" if "hidden_states" in kwargs else next(iter(kwargs))
+        new = fn(kwargs[key])
+        return None if new is None else (args, {**kwargs, key: new})
+    return module.register_forward_pre_hook(pre, with_kwargs=True)
+
+
+def value_function(model, layer):
+    """x (what the attention reads from the stream) -> values [..., kv_heads, d_head], per family."""
+    attn = model.blocks[layer].module("attn")
+    reader = reader_module(model, layer, "attn")
+    norm = (lambda x: x) if reader is attn else reader
     d_head = model.anatomy.d_head
     family = model.family.name
     if family == "gpt2":
@@ -70,6 +92,10 @@ def value_function(model, layer):
         return lambda x: attn.c_attn(norm(x))[..., 2 * d:].unflatten(-1, (-1, d_head))
     if family == "gpt_neox":
         return lambda x: attn.query_key_value(norm(x)).unflatten(-1, (-1, 3 * d_head))[..., 2 * d_head:]
+    if family == "phi3":
+        config = model.hf.config
+        start = (config.num_attention_heads + config.num_key_value_heads) * d_head
+        return lambda x: attn.qkv_proj(norm(x))[..., start:].unflatten(-1, (-1, d_head))
     return lambda x: attn.v_proj(norm(x)).unflatten(-1, (-1, d_head))
 
 
@@ -89,14 +115,20 @@ def source_list(model):
     return [("embed", 0)] + [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("attn", "mlp")]
 
 
+def stream_factor(model, source) -> float:
+    """What the stream gets of a source's output: Granite adds sublayer outputs times residual_multiplier."""
+    return 1.0 if source[0] == "embed" else getattr(model.hf.config, "residual_multiplier", 1.0)
+
+
 def writes_of(model, ids):
-    """Every source's write [S, d] in one forward (frozen attention, no gradients)."""
+    """Every source's write into the stream [S, d] in one forward (frozen attention, no gradients)."""
     from circuit_reference import hooked
 
     found = {}
     contexts = []
     for source in source_list(model):
-        contexts.append(hooked(*writer_module(model, source), lambda t, s=source: found.__setitem__(s, t[0])))
+        contexts.append(hooked(*writer_module(model, source),
+                               lambda t, s=source: found.__setitem__(s, t[0] * stream_factor(model, s))))
     with torch.no_grad(), frozen_attention(model):
         for c in contexts:
             c.__enter__()
@@ -159,17 +191,17 @@ def _source_paths(model, ids, k: int, delta, heads: bool, parallel: bool, metric
         return output
 
     def record(layer):
-        return lambda m, args: inputs.__setitem__(layer, args[0][0])
+        return lambda x: inputs.__setitem__(layer, x[0])
 
     def perturb(e):
-        return lambda m, args: (args[0] + e[None, :, None] * delta[None], *args[1:])
+        return lambda x: x + e[None, :, None] * delta[None]
 
     for layer in e_attn:
-        handles.append(model.blocks[layer].module("ln_attn").register_forward_pre_hook(record(layer)))
+        handles.append(on_input(reader_module(model, layer, "attn"), record(layer)))
         STATE[attention_module(model, layer)] = {"values": attention(layer)}
     for layer, e in e_mlp.items():
-        handles.append(model.blocks[layer].module("ln_mlp").register_forward_pre_hook(perturb(e)))
-    handles.append(model.module("final_norm").register_forward_pre_hook(perturb(e_final)))
+        handles.append(on_input(reader_module(model, layer, "mlp"), perturb(e)))
+    handles.append(on_input(model.module("final_norm"), perturb(e_final)))
     try:
         with frozen_attention(model):
             logits = model.hf(input_ids=ids, use_cache=False).logits[0, -1]
@@ -243,25 +275,25 @@ def _ablated_logits(model, ids, reference: dict, removed: set, window: int):
         return output
 
     def record(layer):
-        return lambda m, args: inputs.__setitem__(layer, args[0][0])
+        return lambda x: inputs.__setitem__(layer, x[0])
 
     def read(target, positions):
-        def pre(m, args):
-            x = args[0].clone()
+        def replace(x):
+            x = x.clone()
             for p in positions:
                 x[0, p] = x[0, p] - lost(f"{target}@{p + shift}", p)
-            return (x, *args[1:])
-        return pre
+            return x
+        return replace
 
-    contexts = [hooked(*writer_module(model, s), lambda t, s=s: deltas.__setitem__(s, t[0] - reference[s]))
+    contexts = [hooked(*writer_module(model, s),
+                       lambda t, s=s: deltas.__setitem__(s, t[0] * stream_factor(model, s) - reference[s]))
                 for s in source_list(model)]
     handles = []
     for layer in range(n_layers):
-        block = model.blocks[layer]
-        handles.append(block.module("ln_attn").register_forward_pre_hook(record(layer)))
+        handles.append(on_input(reader_module(model, layer, "attn"), record(layer)))
         STATE[attention_module(model, layer)] = {"values": attention(layer)}
-        handles.append(block.module("ln_mlp").register_forward_pre_hook(read(f"mlp.{layer}", range(length))))
-    handles.append(model.module("final_norm").register_forward_pre_hook(read(f"logits.{n_layers}", [length - 1])))
+        handles.append(on_input(reader_module(model, layer, "mlp"), read(f"mlp.{layer}", range(length))))
+    handles.append(on_input(model.module("final_norm"), read(f"logits.{n_layers}", [length - 1])))
     try:
         with torch.no_grad(), frozen_attention(model):
             for c in contexts:
@@ -303,7 +335,7 @@ def frozen_patch(model, prompts, nodes) -> list[float]:
             kind = "head" if component == "head" else component
             with torch.no_grad(), frozen_attention(model), \
                     hooked(*site_module(model, kind, layer), lambda t, found=found: found.__setitem__("act", t)), \
-                    hooked(model.blocks[layer].module("ln_attn"), True,
+                    hooked(reader_module(model, layer, "attn"), True,
                            lambda t, found=found: found.__setitem__("x", t[0])):
                 model.hf(input_ids=clean_ids, use_cache=False)
             clean_act = found["act"]

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from circuit_reference import il_task, patch_reference, token_id
+from circuit_reference import ids_of, il_task, patch_reference, token_id
 from position_reference import ablated_metric, frozen_patch, path_edges
 
-from interplab.circuits import Edge, Node, ablate_many, attribute, faithfulness, pattern_split
+from interplab.circuits import Edge, Node, ablate_many, attribute, attribute_in_parts, faithfulness, pattern_split
 from interplab.circuits.ablation import all_units
 from interplab.zoo.tiny import tiny
 
@@ -20,7 +20,7 @@ def prompts_for(model):
     return [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama", "gemma2"])
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama", "gemma2", "phi3", "olmo2", "granite"])
 @pytest.mark.parametrize("heads", [False, True])
 def test_edges_equal_the_derivative_of_each_path(family, heads, device):
     model = tiny(family, device=device, seed=5)
@@ -37,7 +37,8 @@ def test_edges_equal_the_derivative_of_each_path(family, heads, device):
     assert att.edge_count == len(expected)
 
 
-@pytest.mark.parametrize(("family", "ablation"), [("gpt2", "corrupt"), ("llama", "zero"), ("gemma2", "zero")])
+@pytest.mark.parametrize(("family", "ablation"), [("gpt2", "corrupt"), ("llama", "zero"), ("gemma2", "zero"),
+                                                   ("olmo2", "zero"), ("granite", "zero")])
 @pytest.mark.parametrize("heads", [False, True])
 def test_ablating_edges_equals_a_hand_written_path_ablation(family, ablation, heads):
     model = tiny(family, seed=7)
@@ -56,7 +57,7 @@ def test_ablating_edges_equals_a_hand_written_path_ablation(family, ablation, he
     torch.testing.assert_close(got, torch.tensor(expected), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "llama", "granite"])
 def test_a_sources_edges_sum_to_its_node_score_with_patterns_fixed(family):
     """Patterns fixed, the gradient at a reader's copy of the stream is the sum of its value paths, so a
     source's outgoing edges add up to its AtP node score with the attention rule (RelP's AH-rule only),
@@ -140,7 +141,7 @@ def test_bad_position_edges_are_clear_errors():
                                    Edge(Node("attn", 0), Node("mlp", 1))])
 
 
-@pytest.mark.parametrize(("family", "seed"), [("gpt2", 4), ("llama", 5)])
+@pytest.mark.parametrize(("family", "seed"), [("gpt2", 4), ("llama", 5), ("granite", 6)])
 def test_pattern_split_equals_hand_written_patching_with_patterns_frozen(family, seed):
     model = tiny(family, seed=seed)
     prompts = prompts_for(model)
@@ -155,6 +156,9 @@ def test_pattern_split_equals_hand_written_patching_with_patterns_frozen(family,
     assert max(abs(t - f) for t, f in zip(total, frozen)) > 1e-4  # freezing the patterns matters here
     assert split.through_patterns[Node(*nodes[2])] == pytest.approx(total[2] - frozen[2], abs=1e-6)
     assert total[-1] == frozen[-1] == 0  # position 0 is the same in every clean and corrupted prompt
+    clean = sum(float(model.hf(input_ids=ids_of(model, c)).logits[0, -1, a] - model.hf(input_ids=ids_of(model, c))
+                      .logits[0, -1, d]) for c, _, a, d in prompts) / len(prompts)
+    assert split.clean_metric == pytest.approx(clean, abs=1e-5)
     frame = split.to_frame()
     assert list(frame.columns) == ["node", "layer", "component", "head", "position", "total", "frozen",
                                    "through_patterns"]
@@ -169,3 +173,16 @@ def test_prompt_batches_add_up_to_one_pass():
     parts = attribute(model, task, method="relp", level="edge", keep=None, batch_size=2)
     assert whole.clean_metric == pytest.approx(parts.clean_metric) and len(whole.edges()) == len(parts.edges())
     torch.testing.assert_close(parts.edge_scores.to_dense(), whole.edge_scores.to_dense(), rtol=1e-4, atol=1e-7)
+
+
+def test_attribute_in_parts_runs_position_resolved_edges_in_one_part():
+    model = tiny("gpt2", seed=6)
+    task = il_task(model, prompts_for(model)[:2])  # one length: summed edges would be split
+    assert not task.encode(model).padded
+    seen = []
+    mine = attribute_in_parts(model, task, "atp", "edge", parts=2, observer=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 1)] and mine.positions
+    assert dict(mine.edges()) == pytest.approx(dict(attribute(model, task, "atp", "edge").edges()))
+    seen.clear()
+    attribute_in_parts(model, task, "atp", "edge", parts=2, positions=False, observer=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 2), (2, 2)]

@@ -33,6 +33,7 @@ from .gradients import prompt_inputs
 from .nodes import SITE_KINDS, Node, node_from_id, site_envoy, site_masks
 from .patching import nodes_per_forward, replaced_metrics
 from .patterns import LayerPatterns, fixed_patterns, repeat_kv
+from .position_edges import run_metric
 from .result import Circuit
 
 __all__ = ["PatternSplit", "pattern_split"]
@@ -112,8 +113,7 @@ def pattern_split(model, task: ContrastTask, nodes: Iterable[Node | str] | Circu
             out.update({node: float(m - metrics[0]) for node, m in zip(chunk, metrics[1:])})
         corrupt = float(metrics[0])
     with torch.no_grad(), fixed_patterns(model, [LayerPatterns() for _ in range(a.n_layers)]):
-        logits = model.hf(**enc.inputs(["clean"]), use_cache=False, logits_to_keep=1).logits[:, -1]
-        clean = float(enc.measure(logits, enc.answer_ids, enc.distractor_ids).mean())
+        clean = float(run_metric(model, enc, enc.inputs(["clean"]), enc.answer_ids, enc.distractor_ids).mean())
     return PatternSplit(tuple(chosen), total, frozen, clean, corrupt)
 
 

@@ -55,7 +55,8 @@ def position_edge_metrics(model, enc: EncodedTask, groups: Sequence[Sequence[Edg
         reference = references[("write", sources[k])]
         if reference.ndim and reference.shape[0] not in (1, rows):
             reference = reference.repeat(copies, 1, 1)
-        return lambda t: deltas.__setitem__(k, t - reference)
+        scale = model.anatomy.residual_multiplier if k else 1.0  # what a sublayer adds to the stream (Granite)
+        return lambda t: deltas.__setitem__(k, (t - reference) * scale)
 
     def read(mask: Tensor):
         by_row = mask.repeat_interleave(n, dim=0).to(model.device)  # [rows, U, S]
@@ -142,7 +143,9 @@ def _prepare(model, layer: int, state: LayerPatterns, mask: Tensor, inputs: dict
     """A pre-hook on attention ``layer``: read off its value projection, then make its output use
     values recomputed without the ablated writes for the ablated (row, head, query position) triples.
     ``mask [copies, U, Sp, H, Sq]``: the ablated edges of each copy of the ``n`` prompts."""
-    norm = _reader(model, Node("attn", layer))[1]
+    reader = _reader(model, Node("attn", layer))[1]
+    # the attention's input from the stream: through its pre-norm, or the stream itself (post-norm blocks)
+    norm = reader.forward if reader is not model.blocks[layer].module("attn") else (lambda x: x)
     heads = model.anatomy.n_heads
     ks = _used(mask)
     mask = mask[:, ks].to(model.device)
@@ -182,7 +185,7 @@ def _prepare(model, layer: int, state: LayerPatterns, mask: Tensor, inputs: dict
                     continue
                 hit = mask[..., q].repeat_interleave(n, dim=0).float()  # [rows, K, Sp, H or 1]
                 removed = torch.einsum("rkph,krpd->rhpd", hit, removed_by)
-                normed = norm.forward((x[:, None] - removed).to(hidden.dtype)).float()  # [rows, H or 1, Sp, d]
+                normed = norm((x[:, None] - removed).to(hidden.dtype)).float()  # [rows, H or 1, Sp, d]
                 weights = pattern[:, :, q, :].float()  # [rows, H, Sp]
                 mixed = torch.einsum("rhp,rhpd->rhd", weights, normed.expand(-1, heads, -1, -1))
                 z = torch.einsum("rhd,hde->rhe", mixed, per_head) + weights.sum(-1)[..., None] * head_bias

@@ -1,10 +1,11 @@
 """Position-resolved edges: edge attribution patching between nodes at positions, patterns held fixed.
 
 Nodes. Sources write into the residual stream at a position ``p``: ``embed.0@p``, ``attn.l@p``,
-``mlp.l@p`` (what the sublayer adds to the stream, after any post-norm). Targets read it at a
-position ``q``: ``mlp.l@q`` and ``logits.L@(S-1)`` (at their pre-norm input, from position ``q``
-only), and ``attn.l@q`` (or, with ``heads=True``, ``head.l.h@q``): the attention output at ``q``,
-which reads position ``p <= q`` through its value path ``pattern[q, p] * values(norm(resid[p]))``.
+``mlp.l@p`` (what the sublayer adds to the stream: after any post-norm, times Granite's residual
+multiplier). Targets read it at a position ``q``: ``mlp.l@q`` and ``logits.L@(S-1)`` (at their
+pre-norm input, or the sublayer's own input in a post-norm block, from position ``q`` only), and
+``attn.l@q`` (or, with ``heads=True``, ``head.l.h@q``): the attention output at ``q``, which reads
+position ``p <= q`` through its value path ``pattern[q, p] * values(norm(resid[p]))``.
 
 Score of ``u@p -> v@q`` (denoising, first order, at the corrupted run, with every attention
 pattern held at its corrupted value as RelP's attention rule does; with ``relp`` the other LRP
@@ -128,9 +129,12 @@ def taps(points: list[Tap]) -> Iterator[None]:
 
 
 def run_metric(model, enc: EncodedTask, inputs: dict[str, Tensor], answer: Tensor, distractor: Tensor) -> Tensor:
-    """The task's metric per row of one plain forward (no cache, last position only)."""
-    logits = model.hf(**inputs, use_cache=False, logits_to_keep=1).logits[:, -1]
-    return enc.measure(logits, answer, distractor)
+    """The task's metric per row of one plain forward (no cache, last position only). ``measure``
+    takes the unembedding's output (it applies the model's own logit scaling or soft-cap)."""
+    found = []
+    with taps([(model.module("unembed"), False, found.append)]):
+        model.hf(**inputs, use_cache=False, logits_to_keep=1)
+    return enc.measure(found[0][:, -1], answer, distractor)
 
 
 def position_edge_attribution(model, enc: EncodedTask, *, relp: bool, rules: tuple[str, ...] = lrp.RULES,
@@ -287,7 +291,9 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
                                  [(m, i, recorder(writes)) for m, i in writers] +
                                  [(m, True, private) for m in readers]))
         metric = run_metric(model, enc, prompt_inputs(enc, "corrupt", idx), answer, distractor).mean()
-    deltas = torch.stack([c - w.detach() for c, w in zip(clean_writes, writes)]).float()  # [2L+1, n, S, d]
+    scale = model.anatomy.residual_multiplier  # what a sublayer adds to the stream (Granite scales its output)
+    deltas = torch.stack([(c - w.detach()) * (scale if k else 1.0)
+                          for k, (c, w) in enumerate(zip(clean_writes, writes))]).float()  # [2L+1, n, S, d]
     outputs = [s.capture["output"] for s in states]
     with gradients_on_activations(model):
         grads = torch.autograd.grad(metric, outputs + copies[1::2] + copies[-1:], retain_graph=True,
