@@ -125,3 +125,28 @@ def test_a_missing_bundle_says_how_to_build_it(monkeypatch, tmp_path, model):
             il.TokenView(model, TEXT, values=np.zeros(6))
     finally:
         base._bundle_file.cache_clear()
+
+
+def test_a_closed_widget_is_freed(model):
+    import gc
+    import weakref
+
+    view = il.TokenView(model, TEXT, values=np.zeros(6))
+    assert isinstance(view._esm, str)  # not anywidget's file watcher, which would hold the widget
+    ref = weakref.ref(view)
+    view.close()
+    del view
+    gc.collect()
+    assert ref() is None
+
+
+def test_the_browser_cannot_change_kernel_owned_traits(model, monkeypatch):
+    view = il.TokenView(model, TEXT, values=np.zeros(6))
+    sent = []
+    monkeypatch.setattr(view, "send_state", lambda key=None: sent.append(key))
+    monkeypatch.setattr(type(view), "_browser_writable", frozenset({"selected"}))
+    view.set_state({"selected": 2, "label": "hacked"})
+    assert view.selected == 2 and view.label != "hacked"
+    assert "cannot change label" in view.error["message"] and ["label"] in sent
+    view.set_state({"selected": 99})  # invalid: refused, reverted
+    assert view.selected == 2 and "not a token index" in view.error["message"] and sent[-1] == ["selected"]
