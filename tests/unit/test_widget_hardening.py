@@ -166,7 +166,9 @@ def test_scanner_traits_owned_by_the_kernel(device):
     scanner.set_state({"mode": "sideways"})
     assert scanner.mode == "behaviour" and "expected any of" in scanner.error["message"] and sent[-1] == ["mode"]
     assert scanner._choices["score"][1] == {"value": "risk_diff", "label": "selection rate (risk difference)",
-                                            "map": "rate", "unit": "share of counted tokens that select the expert"}
+                                            "map": "rate", "name": "selection rate",
+                                            "unit": "share of counted tokens that select the expert"}
+    assert scanner._choices["limits"] == {"run_n": {"min": 1, "max": 1}, "max_new_tokens": {"min": 1, "max": 4096}}
     assert [c["value"] for c in scanner._choices["tokens"]] == list(il.experts.scan.__globals__["TOKENS"])
 
 

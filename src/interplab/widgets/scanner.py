@@ -43,20 +43,21 @@ MODES = ("behaviour", "control", "score")
 _MODE_LABELS = {"behaviour": "behaviour", "control": "control", "score": "behaviour − control"}
 _SCORE_LABELS = {"contrast": "mean routing weight (contrast)", "risk_diff": "selection rate (risk difference)"}
 _TOKEN_LABELS = {"prompt": "prompt tokens", "response": "response tokens", "all": "prompt + response"}
-# a set's map (SetStats field) -> its buffers' suffix in ``_maps`` and what one cell's number is
-_MAPS = {"mean_weight": ("weight", "routing weight per counted token, mean over prompts"),
-         "selection_rate": ("rate", "share of counted tokens that select the expert")}
+# a set's map (SetStats field) -> its buffers' suffix in ``_maps``, its short name, what one cell's number is
+_MAPS = {"mean_weight": ("weight", "mean weight", "routing weight per counted token, mean over prompts"),
+         "selection_rate": ("rate", "selection rate", "share of counted tokens that select the expert")}
 
 CHOICES = {
     "mode": [{"value": m, "label": _MODE_LABELS[m], "signed": m == "score"} for m in MODES],
-    "score": [{"value": s, "label": _SCORE_LABELS[s], "map": _MAPS[SCORE_MAPS[s]][0], "unit": _MAPS[SCORE_MAPS[s]][1]}
+    "score": [dict(zip(("value", "label", "map", "name", "unit"), (s, _SCORE_LABELS[s], *_MAPS[SCORE_MAPS[s]])))
               for s in SCORES],
     "tokens": [{"value": t, "label": _TOKEN_LABELS[t]} for t in TOKENS],
 }
 """The toolbar's choices as the front end shows them (sent in the ``_choices`` trait, never repeated
 in TypeScript): every value the engine accepts, in its order, with a label; a mode says whether its
 map is a signed difference; a score names the buffers it is the difference of (``behaviour_<map>``
-and ``control_<map>`` in ``_maps``) and the unit of one cell's number."""
+and ``control_<map>`` in ``_maps``), the map's short name and the unit of one cell's number. The
+widget adds ``limits``: the ranges of the run panel's numbers."""
 
 
 def _pairs(value: Any) -> list:
@@ -134,12 +135,17 @@ class ExpertScanner(Widget, bundle="scanner"):
             raise ValueError(f"score must be one of {SCORES}; got {score!r}")
         super().__init__(model_name=_short_name(model.name), n_layers=model.anatomy.n_layers, n_experts=moe.n_experts,
                          top_k=moe.top_k, moe_layers=list(moe.moe_layers), score=score,
-                         classifier=classifier_name(self.classify) or "", _choices=CHOICES,
+                         classifier=classifier_name(self.classify) or "", _choices=self._choices_with_limits(),
                          _prompts=self._prompt_lists(), run_n=run_n, max_new_tokens=max_new_tokens, **kwargs)
         if scan is None:
             scan = experts.scan(model, self.behaviour, self.control, tokens=tokens or "prompt", score=score,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
         self._set_scan(scan)
+
+    def _choices_with_limits(self) -> dict:
+        most = max(len(self.behaviour), len(self.control))
+        return {**CHOICES, "limits": {"run_n": {"min": 1, "max": most},
+                                      "max_new_tokens": {"min": 1, "max": MAX_NEW_TOKENS}}}
 
     # --- the scan ----------------------------------------------------------------------------------
     @property
