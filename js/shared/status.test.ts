@@ -57,23 +57,22 @@ describe("progress bar", () => {
 });
 
 describe("a view whose kernel is gone", () => {
-  it("says so at once when the widget manager marks the view disconnected, and stops waiting", async () => {
+  it("says so at once when the kernel restarts, and stops waiting", async () => {
     const model = new MockModel({ error: null, progress: null });
     const el = document.createElement("div");
     document.body.appendChild(el);
     const frame = createFrame(model, el, "il-test");
     const pending = frame.commands.invoke("_run", {}).catch((e) => e);
-    model.emit("comm_live_update"); // the kernel restarts: JupyterLab marks the view ...
-    el.classList.add(DISCONNECTED); // ... with this class
-    await tick(5);
+    model.send = () => {
+      throw new Error("Cannot send"); // the kernel restarts: its connections are gone ...
+    };
+    model.emit("comm_live_update"); // ... and the widget manager says the connection changed
     expect(await pending).toBeInstanceOf(KernelGoneError);
     const banner = el.querySelector<HTMLElement>(".il-error")!;
     expect(banner.hidden).toBe(false);
     expect(banner.textContent).toContain("Not connected: ");
     expect(banner.textContent).toContain("the kernel was restarted or shut down");
-    const sent = model.sent.length;
     expect(await frame.commands.invoke("_mark", {}).catch((e) => e)).toBeInstanceOf(KernelGoneError);
-    expect(model.sent).toHaveLength(sent); // nothing sent into the void
     frame.dispose();
     expect(model.listenerCount("comm_live_update")).toBe(0);
     el.remove();
@@ -89,11 +88,23 @@ describe("a view whose kernel is gone", () => {
     frame.dispose();
   });
 
-  it("leaves a connected view alone", () => {
+  it("notices the class on a view that is marked later", async () => {
     const model = new MockModel({ error: null, progress: null });
     const el = document.createElement("div");
     const frame = createFrame(model, el, "il-test");
-    model.emit("comm_live_update");
+    el.classList.add(DISCONNECTED);
+    await tick(5);
+    expect(frame.commands.gone).toBe(true);
+    frame.dispose();
+  });
+
+  it("leaves a connected view alone", async () => {
+    const model = new MockModel({ error: null, progress: null });
+    const el = document.createElement("div");
+    const frame = createFrame(model, el, "il-test");
+    model.emit("comm_live_update"); // sending still works: the kernel is there
+    await tick(5);
+    expect(model.sent.map((m) => m.content)).toEqual([{ kind: "interplab-probe" }]);
     expect(frame.commands.gone).toBe(false);
     expect(el.querySelector<HTMLElement>(".il-error")!.hidden).toBe(true);
     frame.dispose();

@@ -130,28 +130,39 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
   };
 }
 
-/** JupyterLab's widget manager puts this class on a view whose model has no live connection to a
- * kernel: after a restart or shutdown, and on a view rebuilt from widget state saved with the
- * notebook (which never had one). */
+/** JupyterLab's widget manager puts this class on a view rebuilt from widget state saved with the
+ * notebook: its model never had a connection to a kernel. */
 export const DISCONNECTED = "jupyter-widgets-disconnected";
 
 /**
- * Call `onLost` once the view at `el` has lost its kernel (see `DISCONNECTED`), also when it
- * never had one; returns a function that stops watching.
+ * Call `onLost` once the view at `el` has lost its kernel, also when it never had one; returns a
+ * function that stops watching. Two signs: the `DISCONNECTED` class on the view (saved state), and,
+ * when the widget manager reports a change of the connection (`comm_live_update`, which it fires
+ * when the kernel restarts), a message that can no longer be sent (JupyterLab: "Cannot send").
  */
 export function watchKernel(model: AnyModel, el: HTMLElement, onLost: () => void): () => void {
   let done = false;
   const observer = typeof MutationObserver === "function" ? new MutationObserver(() => check()) : null;
-  const onLive = () => setTimeout(check, 0); // after the manager has set the class
   const stop = () => {
     done = true;
     observer?.disconnect();
     model.off("comm_live_update", onLive);
   };
-  function check() {
-    if (done || !el.closest(`.${DISCONNECTED}`)) return;
+  const lose = () => {
+    if (done) return;
     stop();
     onLost();
+  };
+  function check() {
+    if (el.closest(`.${DISCONNECTED}`)) lose();
+  }
+  function onLive() {
+    try {
+      model.send({ kind: "interplab-probe" }); // the kernel ignores it, if there is one
+    } catch {
+      lose();
+    }
+    setTimeout(check, 0);
   }
   observer?.observe(el, { attributes: true, attributeFilter: ["class"] });
   model.on("comm_live_update", onLive);

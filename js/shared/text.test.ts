@@ -9,12 +9,12 @@ const LOW = String.fromCharCode(0xde00);
 const ZWJ = String.fromCharCode(0x200d);
 
 describe("hidden characters", () => {
-  it("marks controls as Control Pictures and everything else hidden as \\uXXXX", () => {
-    expect(markOf("\x00")).toBe("␀");
-    expect(markOf("\x07")).toBe("␇");
-    expect(markOf("\x1b")).toBe("␛");
-    expect(markOf("\x7f")).toBe("␡");
-    expect(markOf("\x85")).toBe("\\u0085");
+  it("marks controls as \\xNN and everything else hidden as \\uXXXX, as Python's repr", () => {
+    expect(markOf("\x00")).toBe("\\x00");
+    expect(markOf("\x07")).toBe("\\x07");
+    expect(markOf("\x1b")).toBe("\\x1b");
+    expect(markOf("\x7f")).toBe("\\x7f");
+    expect(markOf("\x85")).toBe("\\x85");
     expect(markOf(RLO)).toBe("\\u202e");
     expect(markOf(ZWJ)).toBe("\\u200d");
     expect(markOf(HIGH)).toBe("\\ud83d");
@@ -40,7 +40,7 @@ describe("hidden characters", () => {
       { text: "a", mark: false },
       { text: "·", mark: true },
       { text: "b", mark: false },
-      { text: "␇\\u202e", mark: true },
+      { text: "\\x07\\u202e", mark: true },
       { text: "c", mark: false },
     ]);
     expect(visible("tab\there\nnew line")).toBe("tab\there\nnew line");
@@ -48,7 +48,7 @@ describe("hidden characters", () => {
 
   it("quotes tokens for tooltips", () => {
     expect(quote(' a"b\n')).toBe('" a\\"b\\n"');
-    expect(quote(`${HIGH}\x00`)).toBe('"\\ud83d␀"');
+    expect(quote(`${HIGH}\x00`)).toBe('"\\ud83d\\x00"');
     expect(quote("\\ud83d")).toBe('"\\ud83d"'); // the kernel's escape reads the same as the real thing
   });
 });

@@ -2,19 +2,19 @@
 // not be written at all: control characters, bidirectional controls (e.g. U+202E, which flips the
 // text after it), zero-width and other format characters, non-characters, and lone surrogates (half
 // of a UTF-16 pair, e.g. a byte-level token decoded alone; the kernel sends those already escaped
-// as the text `\udXXX`). Each is shown as a visible mark instead: a C0 control as its Control
-// Picture (U+0007 as "␇"), DEL as "␡", every other one as `\uXXXX`.
+// as the text `\udXXX`). Each is shown as a visible mark instead, written as Python's repr writes
+// it (plain ASCII, so every font can show it): a control character as `\x07`, every other one as
+// `\uXXXX` (`\u{e0001}` beyond the Basic Multilingual Plane).
 
-/** Code points shown as marks (besides C0 controls and DEL); lone surrogates are checked apart. */
-const HIDDEN = /^[\u0080-\u009f\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\ufff0-\ufff8\ufffe\uffff]$/;
+/** Code points shown as marks (besides control characters); lone surrogates are checked apart. */
+const HIDDEN = /^[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\ufff0-\ufff8\ufffe\uffff]$/;
 
 const hex = (code: number) => code.toString(16).padStart(4, "0");
 
 /** The visible mark of one code point (a string of one or two UTF-16 units), or null if it shows as itself. */
 export function markOf(ch: string): string | null {
   const code = ch.codePointAt(0)!;
-  if (code < 0x20) return String.fromCodePoint(0x2400 + code);
-  if (code === 0x7f) return "\u2421";
+  if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return `\\x${code.toString(16).padStart(2, "0")}`;
   if (ch.length === 1 && code >= 0xd800 && code <= 0xdfff) return `\\u${hex(code)}`;
   if (HIDDEN.test(ch)) return `\\u${hex(code)}`;
   if (code >= 0xe0000 && code <= 0xe0fff) return `\\u{${code.toString(16)}}`; // tags, variation selectors

@@ -11,7 +11,9 @@ import { cssFont, type Measure, type Painter } from "./painter";
 import { pieces } from "./text";
 import { textOn, type Theme } from "./theme";
 
-const WHITESPACE: Record<string, string> = { " ": "·", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽" };
+// Spaces, line ends and tabs as marks; other whitespace as its escape (plain ASCII: every font has it).
+const WHITESPACE: Record<string, string> = { " ": "·", "\n": "↵", "\t": "→", "\r": "\\r", "\u00a0": "\\xa0" };
+const escape = (ch: string) => `\\u${ch.codePointAt(0)!.toString(16).padStart(4, "0")}`;
 const EMPTY = "∅";
 
 export interface TokenPiece {
@@ -23,7 +25,7 @@ export interface TokenPiece {
 /** A token split into visible pieces: runs of ordinary characters and of marks. */
 export function displayPieces(token: string): TokenPiece[] {
   if (token === "") return [{ text: EMPTY, whitespace: true }];
-  return pieces(token, (ch) => WHITESPACE[ch] ?? (/\s/.test(ch) ? "␣" : undefined)).map((p) => ({
+  return pieces(token, (ch) => WHITESPACE[ch] ?? (/\s/.test(ch) ? escape(ch) : undefined)).map((p) => ({
     text: p.text,
     whitespace: p.mark,
   }));

@@ -75,6 +75,13 @@ class Careless(Widget, bundle="tokenview"):
         return {"odd": {1, 2}}, []
 
 
+def test_a_probe_of_the_connection_is_ignored(model):
+    view = il.TokenView(model, TEXT, values=np.zeros(6))
+    browser = Browser(view)
+    view._handle_custom_msg({"kind": "interplab-probe"}, [])
+    assert browser.received == [] and view.error is None
+
+
 def test_a_reply_that_cannot_travel_becomes_an_error_reply():
     widget = Careless()
     response, _ = Browser(widget).invoke("_odd", {})
