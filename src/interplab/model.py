@@ -158,7 +158,7 @@ class Model:
         is the attention output.
         """
         proj = self.blocks[layer].module("attn_out")
-        weight = proj.weight if type(proj).__name__ == "Conv1D" else proj.weight.T  # [d_in, d_model]
+        weight = proj.weight if self.family.conv1d else proj.weight.T  # [d_in, d_model]
         a = self.anatomy
         return weight.reshape(a.n_heads, a.d_head, weight.shape[-1])
 

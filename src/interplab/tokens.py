@@ -103,7 +103,7 @@ def token_predictions(model: Model, text: str, *, k: int = 5) -> TokenPrediction
         raise ValueError(f"k={k} must be between 1 and the vocabulary size {vocab}")
     input_ids = ids[None].to(model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
-        logp = model.unembed.output[0].float().log_softmax(-1)
+        logp = model.anatomy.final_logits(model.unembed.output[0].float()).log_softmax(-1)  # Granite, Gemma 2
         actual = logp[:-1].gather(-1, input_ids[0, 1:, None])[:, 0].save()
         top = logp.topk(k, dim=-1)
         top_logprobs = top.values.save()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
-from widget_channel import Browser
+from widget_channel import Browser, assert_freed_after_close
 
 import interplab as il
 from interplab.widgets import base
@@ -128,16 +128,8 @@ def test_a_missing_bundle_says_how_to_build_it(monkeypatch, tmp_path, model):
 
 
 def test_a_closed_widget_is_freed(model):
-    import gc
-    import weakref
-
-    view = il.TokenView(model, TEXT, values=np.zeros(6))
-    assert isinstance(view._esm, str)  # not anywidget's file watcher, which would hold the widget
-    ref = weakref.ref(view)
-    view.close()
-    del view
-    gc.collect()
-    assert ref() is None
+    assert isinstance(il.TokenView(model, TEXT, values=np.zeros(6))._esm, str)  # not anywidget's file watcher
+    assert_freed_after_close(lambda: il.TokenView(model, TEXT, values=np.zeros(6)))
 
 
 def test_the_browser_cannot_change_kernel_owned_traits(model, monkeypatch):

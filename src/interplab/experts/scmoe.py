@@ -51,7 +51,7 @@ def _last_logits(model: Model, inputs: dict, cache, weak_rank: int | None) -> Te
         for step in plan:
             weak_route(step, rule, weak_rank)
         logits = model.unembed.output[:, -1].save()
-    return logits.float()
+    return model.anatomy.final_logits(logits.float())  # the model's logits (GraniteMoE divides by logits_scaling)
 
 
 def _decode_batch(model: Model, rows: list[list[int]], *, beta: float, alpha: float, weak_rank: int,

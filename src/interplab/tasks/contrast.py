@@ -13,7 +13,7 @@ its corrupted partner must tokenise to the same length so that their positions l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,9 @@ class EncodedTask:
     ``clean_ids``/``corrupt_ids``: ``[n, seq_len]``; ``attention_mask`` (shared by a pair, since
     partners have equal lengths) and ``position_ids`` (0 at each prompt's first real token);
     ``answer_ids``/``distractor_ids``: ``[n]``; ``lengths``: real tokens per prompt; ``labels``: one
-    label per position (the tokens of the first longest clean prompt).
+    label per position (the tokens of the first longest clean prompt); ``final_logits``: the model's
+    own map from its unembedding's output to its logits (``Anatomy.final_logits``: Granite's
+    scaling, Gemma's soft-capping), applied by ``measure``.
     """
 
     clean_ids: Tensor
@@ -52,6 +54,7 @@ class EncodedTask:
     lengths: tuple[int, ...]
     labels: tuple[str, ...]
     metric: Metric = "logit_diff"
+    final_logits: Callable[[Tensor], Tensor] | None = None
 
     @property
     def n(self) -> int:
@@ -79,7 +82,10 @@ class EncodedTask:
         }
 
     def measure(self, logits: Tensor, answer: Tensor, distractor: Tensor) -> Tensor:
-        """The task's metric per row of last-position ``logits [rows, vocab]`` (see ``interplab.tasks.metric``)."""
+        """The task's metric per row of the unembedding's last-position output ``[rows, vocab]`` (see
+        ``interplab.tasks.metric``), taken of the model's logits (``final_logits`` applied)."""
+        if self.final_logits is not None:
+            logits = self.final_logits(logits.float())
         return metric_values(self.metric, logits, answer, distractor)
 
     def targets(self, copies: int) -> tuple[Tensor, Tensor]:
@@ -274,4 +280,5 @@ def _encode(task: ContrastTask, model) -> EncodedTask:
         attention_mask=clean_batch.attention_mask, position_ids=clean_batch.position_ids,
         answer_ids=torch.tensor(answer, device=device), distractor_ids=torch.tensor(distractor, device=device),
         lengths=tuple(lengths), labels=tuple(_show(model, longest)), metric=task.metric,
+        final_logits=model.anatomy.final_logits,
     )
