@@ -1,7 +1,11 @@
 // A tiny drawing interface with two backends: Canvas2D for the screen and PNG export, an SVG
 // string builder for vector export. A view draws once through `Painter`; both exports are real.
+// Text goes through `visible` (./text.ts): a control character, a bidirectional override or a
+// lone surrogate is drawn as a mark, the same on screen, in PNG and in SVG (where XML could not
+// hold it at all).
 
 import { isJsdom } from "./dom";
+import { markOf, visible } from "./text";
 import { parseColor } from "./theme";
 
 export interface ShapeStyle {
@@ -204,7 +208,7 @@ export class CanvasPainter implements Painter {
     ctx.fillStyle = style.fill;
     ctx.textAlign = style.align ?? "left";
     ctx.textBaseline = style.baseline ?? "alphabetic";
-    ctx.fillText(value, x, y);
+    ctx.fillText(visible(value), x, y);
     ctx.restore();
   }
 
@@ -253,7 +257,7 @@ export class CanvasPainter implements Painter {
   }
 
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
-    return this.measure(value, cssFont(style));
+    return this.measure(visible(value), cssFont(style));
   }
 
   save(): void {
@@ -271,8 +275,14 @@ export class CanvasPainter implements Painter {
 
 // --- SVG -------------------------------------------------------------------------------------------
 
+/** Characters XML 1.0 cannot hold: C0 controls but tab and line ends, lone surrogates, U+FFFE/FFFF. */
+const NOT_XML = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+const XML_SPECIALS: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** `value` as XML text or attribute: the five specials escaped, characters XML cannot hold as marks. */
 export function escapeXml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  return value.replace(NOT_XML, (c) => markOf(c) ?? "\ufffd").replace(/[&<>"']/g, (c) => XML_SPECIALS[c]);
 }
 
 const num = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/\.?0+$/, ""));
@@ -341,7 +351,7 @@ export class SvgPainter implements Painter {
       `xml:space="preserve"`,
     ];
     if (style.weight === "bold") a.push(`font-weight="bold"`);
-    this.parts.push(`<text ${a.join(" ")}>${escapeXml(value)}</text>`);
+    this.parts.push(`<text ${a.join(" ")}>${escapeXml(visible(value))}</text>`);
   }
 
   cells(grid: CellGrid): void {
@@ -356,7 +366,7 @@ export class SvgPainter implements Painter {
   }
 
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
-    return this.measure(value, cssFont(style));
+    return this.measure(visible(value), cssFont(style));
   }
 
   save(): void {

@@ -35,6 +35,7 @@ __all__ = [
     "Batch",
     "ProgressCallback",
     "Side",
+    "check_ids",
     "check_lengths",
     "decode_each",
     "each",
@@ -103,7 +104,19 @@ def token_ids(model, texts: str | Sequence[str], *, special: bool = True) -> lis
     empty = [t for t, r in zip(texts, rows) if not r]
     if empty:
         raise ValueError(f"these texts tokenise to no tokens: {empty[:3]!r}")
+    check_ids(model, rows)
     return [list(r) for r in rows]
+
+
+def check_ids(model, rows: Sequence[Sequence[int]]) -> None:
+    """Refuse token ids the model's embedding has no row for (tokens added to the tokenizer
+    without ``resize_token_embeddings``): otherwise a bare IndexError, or a device-side assert on CUDA."""
+    rows_in_table = model.anatomy.vocab_size
+    largest = max((max(r) for r in rows if len(r)), default=-1)
+    if largest >= rows_in_table:
+        raise ValueError(f"the tokenizer gives token id {largest} but {model.name}'s embedding has {rows_in_table} "
+                         f"rows: after tokenizer.add_tokens(...), call "
+                         f"model.hf.resize_token_embeddings(len(model.tokenizer))")
 
 
 def pad(rows: Sequence[Sequence[int]], side: Side, pad_id: int | None, device=None) -> Batch:

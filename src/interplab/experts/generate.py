@@ -63,13 +63,17 @@ def response_rows(model: Model, rows: Sequence[Sequence[int]], max_new_tokens: i
 
 
 def generate(model: Model, prompts, off: Iterable | None = None, on: Iterable | None = None, *,
-             max_new_tokens: int = 32, batch_size: int = 16, progress: bool = True, **generate_kwargs) -> list[str]:
+             max_new_tokens: int = 32, batch_size: int = 16, progress: bool = True, desc: str = "generate",
+             **generate_kwargs) -> list[str]:
     """The continuation of each prompt (greedy by default), with ``off``/``on`` experts applied at
-    every decoding step. Extra keyword arguments go to transformers' ``generate``."""
+    every decoding step. ``desc`` names the work in progress reports. Extra keyword arguments go to
+    transformers' ``generate``."""
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    batch_size = check_count("batch_size", batch_size, 1)
     prompts = as_prompts(prompts)
     texts = []
     with intervene(model, off, on):
-        for _, batch in run.steps(prompts, batch_size, desc="generate", unit="prompt", progress=progress):
+        for _, batch in run.steps(prompts, batch_size, desc=desc, unit="prompt", progress=progress):
             rows = response_rows(model, run.token_ids(model, batch), max_new_tokens, **generate_kwargs)
             texts.extend(model.tokenizer.batch_decode(rows, skip_special_tokens=True))
     return texts
@@ -94,6 +98,8 @@ def behaviour_rate(model: Model, prompts, classify: Callable[[str], bool], off: 
                    progress: bool = True) -> float:
     """The fraction of prompts whose continuation ``classify`` (text -> bool) marks as showing the
     behaviour, with ``off``/``on`` experts applied while generating."""
+    if not callable(classify):
+        raise TypeError(f"classify must be a function text -> bool; got {classify!r}")
     texts = generate(model, prompts, off, on, max_new_tokens=max_new_tokens, batch_size=batch_size,
                      progress=progress)
     flags = classify_all(classify, texts)

@@ -79,6 +79,8 @@ def _pairs(model: Model, items: Iterable | None, what: str) -> dict[int, frozens
             raise TypeError(f"each {what}= item must be a (layer, expert) pair (or a (layer, expert, score) "
                             f"triple from scan.top()); got {item!r}")
         try:
+            if isinstance(item[0], bool) or isinstance(item[1], bool):
+                raise TypeError
             layer, expert = operator.index(item[0]), operator.index(item[1])
         except TypeError:
             raise TypeError(f"{what}= item {item!r}: layer and expert must be integers") from None

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from .. import run
+from ..checks import check_count
 from ..model import Model
 from .capture import capture_batch
 from .interventions import active_masks, routing_plan
@@ -26,6 +27,7 @@ def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | Non
     right-padded; padded positions are never returned.
     """
     moe = moe_of(model)
+    batch_size = check_count("batch_size", batch_size, 1)
     prompts = as_prompts(prompts)
     masks = combine(model, active_masks(model), expert_masks(model, off, on))
     layers = list(moe.moe_layers)

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor
 
 from .. import run
+from ..checks import check_count
 from ..model import Model
 from .capture import BatchRouting, capture_batch
-from .generate import response_rows
+from .generate import MAX_NEW_TOKENS, response_rows
 from .interventions import active_masks, routing_plan
 from .masks import ExpertMasks, moe_of
 from .result import SCORES, ExpertScan, SetStats
@@ -128,6 +129,8 @@ def scan(model: Model, behaviour, control, *, tokens: str = "prompt", score: str
     moe = moe_of(model)
     if tokens not in TOKENS:
         raise ValueError(f"tokens must be one of {TOKENS}; got {tokens!r}")
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    batch_size = check_count("batch_size", batch_size, 1)
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}; got {score!r}")
     behaviour, control = as_prompts(behaviour, "behaviour"), as_prompts(control, "control")
