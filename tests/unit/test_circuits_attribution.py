@@ -128,12 +128,15 @@ def test_runs_through_nnsights_serialising_backend():
     remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
     prompts = prompts_for(base, TEXTS)
     for method, level in (("atp", "component"), ("patch", "head"), ("atp", "edge")):
-        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False)
-        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False)
+        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False, positions=False)
+        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False,
+                          positions=False)
         for component in here.scores:
             torch.testing.assert_close(there.scores[component], here.scores[component])
     with pytest.raises(ValueError, match="RelP runs its LRP rules"):
         attribute(remote, il_task(remote, prompts), method="relp")
+    with pytest.raises(ValueError, match="position-resolved edges run hooks on a local model"):
+        attribute(remote, il_task(remote, prompts), method="atp", level="edge")
 
 
 def test_the_final_logits_map_travels_through_the_serialising_backend():
@@ -141,8 +144,8 @@ def test_the_final_logits_map_travels_through_the_serialising_backend():
     base = tiny("granite")
     remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
     prompts = prompts_for(base, TEXTS)
-    here = attribute(base, il_task(base, prompts), method="atp", level="edge")
-    there = attribute(remote, il_task(remote, prompts), method="atp", level="edge")
+    here = attribute(base, il_task(base, prompts), method="atp", level="edge", positions=False)
+    there = attribute(remote, il_task(remote, prompts), method="atp", level="edge", positions=False)
     assert there.clean_metric == pytest.approx(here.clean_metric, abs=1e-6)
     torch.testing.assert_close(there.edge_scores, here.edge_scores, equal_nan=True)
 
@@ -185,8 +188,8 @@ def test_relp_with_a_chosen_rule_set():
     for component, layer in sites:
         torch.testing.assert_close(att.scores[component][layer], expected[(component, layer)].cpu(),
                                    rtol=1e-4, atol=1e-6)
-    plain = attribute(model, task, method="atp", level="edge")
-    none = attribute(model, task, method="relp", level="edge", rules=())
+    plain = attribute(model, task, method="atp", level="edge", positions=False)
+    none = attribute(model, task, method="relp", level="edge", rules=(), positions=False)
     torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
     with pytest.raises(ValueError, match="unknown LRP rules"):
         attribute(model, task, method="relp", rules=("softmax",))

@@ -1,4 +1,5 @@
-"""Edge attribution patching against a hand-written computation (torch hooks and autograd, no nnsight)."""
+"""Edges summed over positions (positions=False) against a hand-written computation (torch hooks and
+autograd, no nnsight). Position-resolved edges: test_circuits_position_edges."""
 
 import pytest
 import torch
@@ -83,7 +84,7 @@ def hand_eap(model, prompts, sources, targets):
 def test_edges_match_a_hand_written_eap(family, method, device):
     model = tiny(family, device=device, seed=5)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
-    att = attribute(model, il_task(model, prompts), method=method, level="edge")
+    att = attribute(model, il_task(model, prompts), method=method, level="edge", positions=False)
     if method == "relp":
         with lrp.rules(model):
             expected = hand_eap(model, prompts, att.sources, att.targets)
@@ -94,7 +95,8 @@ def test_edges_match_a_hand_written_eap(family, method, device):
 
 
 def test_edge_set_follows_the_block_structure():
-    sequential = attribute(tiny("gpt2"), il_task(tiny("gpt2"), [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge")
+    gpt2 = tiny("gpt2")
+    sequential = attribute(gpt2, il_task(gpt2, [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge", positions=False)
     edges = {e for e, _ in sequential.edges()}
     assert Edge(Node("attn", 0), Node("mlp", 0)) in edges
     assert Edge(Node("mlp", 0), Node("attn", 0)) not in edges
@@ -102,7 +104,7 @@ def test_edge_set_follows_the_block_structure():
     assert len(edges) == 5 + 4 + 3 + 2 + 1
     neox = tiny("gpt_neox")  # parallel attention and MLP: the MLP does not read its block's attention
     assert neox.hf.config.use_parallel_residual
-    parallel = attribute(neox, il_task(neox, [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge")
+    parallel = attribute(neox, il_task(neox, [(*TEXTS[0][:2], 9, 10)]), method="atp", level="edge", positions=False)
     edges = {e for e, _ in parallel.edges()}
     assert Edge(Node("attn", 0), Node("mlp", 0)) not in edges and Edge(Node("attn", 0), Node("mlp", 1)) in edges
 
@@ -114,7 +116,7 @@ def test_outgoing_edges_sum_to_the_node_score(family):
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
     task = il_task(model, prompts)
     for method in ("atp", "relp"):
-        edges = attribute(model, task, method=method, level="edge")
+        edges = attribute(model, task, method=method, level="edge", positions=False)
         nodes = attribute(model, task, method=method, positions=False)
         outgoing = torch.nan_to_num(edges.edge_scores).sum(1)
         torch.testing.assert_close(outgoing[1::2], nodes.scores["attn"], rtol=1e-4, atol=1e-6)

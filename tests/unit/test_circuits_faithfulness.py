@@ -16,6 +16,7 @@ from interplab.circuits import (
     faithfulness,
     faithfulness_sweep,
 )
+from interplab.circuits.ablation import all_units
 from interplab.zoo.tiny import tiny
 
 TEXTS = [
@@ -168,7 +169,7 @@ def test_edge_faithfulness_by_hand(family):
                 h.remove()
         return logits, writes
 
-    all_edges = {e for e, _ in attribute(model, task, method="atp", level="edge").edges()}
+    all_edges = {e for e, _ in attribute(model, task, method="atp", level="edge", positions=False).edges()}
     # embed->5, attn0->4, mlp0->3, attn1->2, mlp1->1; parallel blocks lack attn.l -> mlp.l
     assert len(all_edges) == 5 + 4 + 3 + 2 + 1 - (2 if parallel else 0)
     circuit = {Edge(Node("embed", 0), Node("attn", 0)), Edge(Node("attn", 0), Node("mlp", 1)),
@@ -188,11 +189,15 @@ def test_edge_faithfulness_by_hand(family):
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
-@pytest.mark.parametrize("level", ["component", "head", "edge"])
-def test_full_circuit_is_one_and_empty_circuit_zero_exactly(setup, level):
+@pytest.mark.parametrize(("level", "positions"), [("component", True), ("head", True), ("edge", False),
+                                                  ("edge", True)])
+def test_full_circuit_is_one_and_empty_circuit_zero_exactly(setup, level, positions):
     model, _, task = setup
-    att = attribute(model, task, method="atp", level=level)
-    everything = Circuit(level, frozenset(unit for unit, _ in att.ranking()))
+    if level == "edge" and positions:  # the attribution keeps non-zero edges only: take every edge
+        units = all_units(model, "edge", task.encode(model).seq_len)
+    else:
+        units = [unit for unit, _ in attribute(model, task, method="atp", level=level, positions=positions).ranking()]
+    everything = Circuit(level, frozenset(units))
     for ablation in ("mean", "zero", "corrupt"):
         assert faithfulness(model, task, everything, ablation=ablation) == 1.0
         assert faithfulness(model, task, Circuit(level), ablation=ablation) == 0.0

@@ -58,7 +58,7 @@ def test_a_metric_function_is_used_everywhere(model, prompts):
     expected = float(torch.stack(logits).mean())
     assert ablate(model, task, []) == pytest.approx(expected, abs=1e-5)
     assert task.metric_name == "answer_logit"
-    edges = attribute(model, task, method="atp", level="edge")
+    edges = attribute(model, task, method="atp", level="edge", positions=False)
     nodes = attribute(model, task, method="atp", positions=False)
     # a source's outgoing edges sum to its node score (the same metric in both)
     torch.testing.assert_close(edges.scores["mlp"][0], nodes.scores["mlp"][0], rtol=1e-4, atol=1e-5)

@@ -97,3 +97,43 @@ def test_circuit_ids_and_json():
     assert Circuit.from_json(edge_circuit.to_json()) == edge_circuit
     with pytest.raises(TypeError, match="holds Edges"):
         Circuit("edge", frozenset(nodes))
+
+
+def position_edge_attribution() -> Attribution:
+    """Edges between nodes at positions, kept sparse: 3 of the 5 edges scored."""
+    sources = (Node("embed", 0, None, 0), Node("embed", 0, None, 1), Node("attn", 0, None, 0),
+               Node("attn", 0, None, 1))
+    targets = (Node("head", 0, 1, 0), Node("head", 0, 1, 1), Node("logits", 1, None, 1))
+    index = torch.tensor([[0, 1, 3], [1, 1, 2]])
+    matrix = torch.sparse_coo_tensor(index, torch.tensor([0.5, -0.25, 2.0]), (4, 3))
+    scores = {"embed": torch.tensor([[0.5, -0.2]]), "attn": torch.tensor([[0.0, 2.0]])}
+    return Attribution("atp", "edge", scores, {c: ("layer", "position") for c in scores}, ("a", "b"), 1, 2, 1.0,
+                       0.0, "m", sources, targets, matrix, edge_count=5, edge_mass=0.9)
+
+
+def test_position_edges_frame_ranking_and_json_round_trip():
+    att = position_edge_attribution()
+    assert att.positions and not edge_attribution().positions
+    edges = dict(att.edges())
+    assert edges == {Edge(Node("embed", 0, None, 0), Node("head", 0, 1, 1)): 0.5,
+                     Edge(Node("embed", 0, None, 1), Node("head", 0, 1, 1)): -0.25,
+                     Edge(Node("attn", 0, None, 1), Node("logits", 1, None, 1)): 2.0}
+    frame = att.to_frame()
+    pd.testing.assert_frame_equal(frame, att.edge_frame())
+    assert list(frame.columns) == ["source", "target", "source_layer", "source_component", "source_head",
+                                   "source_position", "target_layer", "target_component", "target_head",
+                                   "target_position", "score"]
+    first = frame.iloc[0]
+    assert (first.source, first.target, first.source_position, first.target_head, first.target_position) == \
+        ("embed.0@0", "head.0.1@1", 0, 1, 1)
+    assert frame.source_head.isna().all() and str(frame.target_position.dtype) == "Int64"
+    assert list(att.top(1)) == [Edge(Node("attn", 0, None, 1), Node("logits", 1, None, 1))]
+    data = json.loads(att.to_json())
+    assert data["positions"] is True and data["edge_count"] == 5 and data["edge_mass"] == 0.9
+    assert {"source": "embed.0@1", "target": "head.0.1@1", "score": -0.25} in data["edges"]
+    assert data["sources"][3] == "attn.0@1" and data["targets"][0] == "head.0.1@0"
+    back = Attribution.from_json(att.to_json())
+    assert back.edge_scores.is_sparse and dict(back.edges()) == edges
+    assert (back.edge_count, back.edge_mass, back.targets) == (5, 0.9, att.targets)
+    assert "3 of 5 edges" in repr(back)
+    assert json.loads(edge_attribution().to_json())["positions"] is False

@@ -10,6 +10,8 @@ What is replaced, per level:
   residual stream (its pre-norm input, or the sublayer's input in a post-norm block) becomes
   ``input_d - (write_u - reference_u)``, at every position; other readers still see ``u``'s real
   write (a sublayer's write is its output times ``Anatomy.residual_multiplier``, Granite).
+  Position-resolved edges ``u@p -> d@q`` replace what ``d`` reads from ``u`` at ``p`` only, through
+  values for attention (see ``position_ablation``).
 
 Replacement values (``ablation``): ``"zero"``; ``"mean"``: the mean over the task's clean prompts
 of the same activation at the same (right-aligned) position, over the prompts that have a real
@@ -30,11 +32,15 @@ from ..tasks.contrast import ContrastTask, EncodedTask
 from .edges import _reader, _writer, edge_nodes, is_edge, parallel_blocks
 from .nodes import Edge, Node, site_envoy, site_masks
 from .patching import replaced_metrics
+from .position_ablation import position_edge_metrics
+from .position_edges import position_edge_units
 from .result import Circuit
 
 __all__ = ["ABLATIONS", "ablate", "ablate_many", "all_units", "level_of"]
 
 ABLATIONS = ("mean", "zero", "corrupt")
+#: tokens (copies x prompts x positions) per forward when ablating position-resolved edges
+POSITION_EDGE_TOKENS = 1024
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -54,11 +60,14 @@ def level_of(units: Iterable) -> str | None:
     return "head" if any(u.component == "head" for u in units) else "component"
 
 
-def all_units(model, level: str, seq_len: int | None) -> list:
-    """Every unit a circuit of this level can hold (positions resolved when ``seq_len`` is given)."""
+def all_units(model, level: str, seq_len: int | None, heads: bool = False) -> list:
+    """Every unit a circuit of this level can hold (positions resolved when ``seq_len`` is given;
+    position-resolved edges into heads with ``heads``)."""
     from .nodes import CIRCUIT_COMPONENTS, nodes_of
 
     a = model.anatomy
+    if level == "edge" and seq_len is not None:
+        return position_edge_units(model, seq_len, heads)
     if level == "edge":
         sources, targets = edge_nodes(model)
         parallel = parallel_blocks(model)
@@ -82,15 +91,27 @@ def ablate_many(model, task: ContrastTask, groups: Sequence[Iterable | Circuit],
         raise ValueError(f"groups mix levels {sorted(levels)}: ablate nodes of one level, or edges, at a time")
     level = levels.pop() if levels else "component"
     enc = task.encode(model)
-    per = copies_per_forward or max(1, 8192 // (enc.n * enc.seq_len))
+    positioned = level == "edge" and _positioned_edges(groups)
+    tokens = POSITION_EDGE_TOKENS if positioned else 8192
+    per = copies_per_forward or max(1, tokens // (enc.n * enc.seq_len))
     out = []
     for start in range(0, len(groups), per):
         chunk = groups[start:start + per]
-        if level == "edge":
+        if positioned:
+            out.append(position_edge_metrics(model, enc, chunk, _references(model, task, enc, ablation)))
+        elif level == "edge":
             out.append(_edge_metrics(model, task, enc, chunk, ablation))
         else:
             out.append(_node_metrics(model, task, enc, chunk, ablation))
     return torch.cat(out)
+
+
+def _positioned_edges(groups) -> bool:
+    kinds = {edge.source.position is not None for group in groups for edge in group}
+    if len(kinds) > 1:
+        raise ValueError("the edges mix position-resolved ones (e.g. 'attn.0@3->mlp.1@3') with ones summed over "
+                         "positions ('attn.0->mlp.1'): ablate one kind at a time")
+    return kinds == {True}
 
 
 def _node_metrics(model, task, enc: EncodedTask, groups, ablation: str) -> Tensor:

@@ -12,6 +12,7 @@ from .edges import edge_attribution
 from .gradients import gradient_scores
 from .nodes import LEVELS, SCORED_COMPONENTS, nodes_of
 from .patching import patch_scores
+from .position_edges import position_edge_attribution
 from .result import Attribution
 
 __all__ = ["METHODS", "attribute"]
@@ -21,7 +22,8 @@ METHODS = ("patch", "atp", "relp")
 
 def attribute(model, task: ContrastTask, method: str = "relp", level: str = "component", *,
               positions: bool = True, batch_size: int | None = None, progress: bool = True,
-              rules: Sequence[str] = lrp.RULES) -> Attribution:
+              rules: Sequence[str] = lrp.RULES, heads: bool = False, keep: int | float | None = 10_000,
+              ) -> Attribution:
     """Score the nodes of ``task`` on ``model`` (denoising: the change in the mean logit difference
     when a node's clean activation is put into the corrupted run).
 
@@ -31,7 +33,11 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
     - ``level``: ``"component"`` (resid, attn, mlp per layer), ``"head"`` (attention heads and
       MLPs) or ``"edge"`` (edges between embed, attn, mlp and logits; atp and relp only).
     - ``positions``: score each position separately (default) or each component over all positions
-      (patching then patches all positions at once).
+      (patching then patches all positions at once). Edges: position-resolved, with attention
+      patterns held fixed (``position_edges``), or summed over positions (``edges``).
+    - ``heads``, ``keep`` (position-resolved edges): targets are attention heads instead of
+      attention layers; which edges to keep (an int: the top ``keep`` by absolute score; a float in
+      (0, 1]: the fewest top edges carrying that fraction of the total absolute score; None: all).
     - ``batch_size``: nodes per forward for ``"patch"``, prompts per forward for gradient methods.
     - ``rules``: the LRP rules RelP uses (default: all of ``lrp.RULES``; e.g. without
       ``"attention"`` the backward also flows through the attention pattern).
@@ -52,9 +58,12 @@ def attribute(model, task: ContrastTask, method: str = "relp", level: str = "com
     a = model.anatomy
     common = dict(method=method, level=level, labels=enc.labels, n_layers=a.n_layers, n_heads=a.n_heads)
     if level == "edge":
-        if method == "patch":
+        if method not in ("atp", "relp"):
             raise ValueError("edge scores come from gradients (edge attribution patching): use method='atp' "
-                             "or 'relp' with level='edge'; method='patch' scores nodes")
+                             f"or 'relp' with level='edge'; method={method!r} scores nodes")
+        if positions:
+            return position_edge_attribution(model, enc, relp=method == "relp", rules=tuple(rules), heads=heads,
+                                             keep=keep, batch_size=batch_size, model_name=model.name, **common)
         return edge_attribution(model, enc, relp=method == "relp", rules=tuple(rules), batch_size=batch_size,
                                 model_name=model.name,
                                 **common)

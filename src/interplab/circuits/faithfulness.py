@@ -7,9 +7,10 @@ clean prompts, ``m(C)`` the model with every unit (node or edge) outside ``C`` a
 same forward as ``m(M)`` and ``m(empty)``).
 
 A sweep ranks the units of an attribution, keeps the top ``k`` for each size and reports ``f``
-per size. With ``x`` the fraction of units kept: CPR is the area under ``f(x)`` (higher is better)
-and CMD the area under ``|1 - f(x)|`` (lower is better), by the trapezoidal rule over the sizes
-given (as in the MIB benchmark, which uses 0.1%..100%).
+per size (position-resolved edges that the attribution did not keep rank after the kept ones).
+With ``x`` the fraction of units kept: CPR is the area under ``f(x)`` (higher is better) and CMD
+the area under ``|1 - f(x)|`` (lower is better), by the trapezoidal rule over the sizes given (as
+in the MIB benchmark, which uses 0.1%..100%).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _universe(model, task: ContrastTask, units: list, declared: str | None) -> t
     if declared is not None and declared != level:
         raise ValueError(f"the circuit says level {declared!r} but holds {level}-level units")
     if level == "edge":
+        positioned = {e.source.position is not None for e in units}
+        if len(positioned) > 1:
+            raise ValueError("the circuit mixes position-resolved edges with edges summed over positions: use one "
+                             "kind (as one attribution gives them)")
+        if positioned == {True}:
+            heads = any(e.target.component == "head" for e in units)
+            return level, all_units(model, level, task.encode(model).seq_len, heads)
         return level, all_units(model, level, None)
     positioned = {u.position is not None for u in units}
     if len(positioned) > 1:
@@ -105,6 +113,10 @@ def faithfulness_sweep(model, task: ContrastTask, attribution: Attribution, size
     """``f`` of the top-``k`` circuits of ``attribution`` for each size (ints: counts of units;
     floats in [0, 1]: fractions of all units; default ``DEFAULT_FRACTIONS``), with CPR and CMD."""
     ranking = [unit for unit, _ in attribution.ranking(components, by)]
+    if attribution.level == "edge" and attribution.positions:  # sparse: the edges not kept rank last
+        ranked = set(ranking)
+        heads = any(t.component == "head" for t in attribution.targets)
+        ranking += [u for u in all_units(model, "edge", len(attribution.labels), heads) if u not in ranked]
     total = len(ranking)
     if total == 0:
         raise ValueError("the attribution ranks no units")

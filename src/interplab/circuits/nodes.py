@@ -9,6 +9,7 @@ head       one attention head's output: its slice of the output projection's inp
 mlp        the MLP sublayer's output (before any post-norm or residual multiplier)
 embed      (edges) the embeddings as written into the residual stream, ``layer`` 0
 logits     (edges) the unembedding, reading the residual stream at the final norm, ``layer`` n_layers
+           (position-resolved: at the last position only)
 =========  ===================================================================================
 
 ``position`` indexes the (left-padded, right-aligned) prompt window, or is ``None`` for a node
@@ -16,7 +17,8 @@ taken over all positions. Levels of attribution:
 
 - ``"component"``: resid, attn and mlp per layer (and position);
 - ``"head"``: head per layer and head (and position), and mlp per layer (and position);
-- ``"edge"``: edges between embed, attn, mlp and logits nodes summed over positions (see ``edges``).
+- ``"edge"``: edges between embed, attn, mlp (sources) and attn or head, mlp, logits (targets)
+  nodes at positions (see ``position_edges``), or summed over positions (``edges``).
 
 A circuit keeps or removes components, not residual-stream states, so circuits of node levels hold
 attn/mlp (component level) or head/mlp (head level) nodes; resid scores are for reading.

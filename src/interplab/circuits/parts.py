@@ -51,11 +51,12 @@ def attribute_in_parts(model, task: ContrastTask, method: str = "atp", level: st
                        parts: int = 4, observer: Observer | None = None, **kwargs) -> Attribution:
     """``attribute(model, task, method, level, **kwargs)`` computed over ``parts`` parts of the prompts.
 
-    Edge-level attributions are split only when all prompts have one length (their scores are
-    already summed over positions; nothing to align).
+    Edge-level attributions are split only when they are summed over positions (``positions=False``)
+    and all prompts have one length (nothing to align); position-resolved edges are pruned to the
+    top ones of the whole task, which parts cannot add up to, so they are computed in one part.
     """
     enc = task.encode(model)
-    if level == "edge" and enc.padded:
+    if level == "edge" and (enc.padded or kwargs.get("positions", True)):
         parts = 1
     chunks = split(enc.n, parts)
     total: Attribution | None = None

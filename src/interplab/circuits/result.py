@@ -73,8 +73,12 @@ class Attribution:
 
     ``scores[component]`` is a tensor whose axes are named by ``axes[component]`` (``layer``,
     ``head``, ``position``). At the edge level, ``edge_scores[i, j]`` scores the edge
-    ``sources[i] -> targets[j]`` (NaN where there is no such edge), and ``scores`` holds the node
-    scores of the upstream nodes (summed over positions).
+    ``sources[i] -> targets[j]`` and ``scores`` holds the node scores of the sources (the sums of
+    their outgoing edges). Edges summed over positions (``positions=False``): a dense matrix, NaN
+    where there is no such edge. Position-resolved edges (the default): sources and targets carry
+    positions, and ``edge_scores`` is a sparse COO matrix holding the kept edges only;
+    ``edge_count`` is the number of edges scored before pruning and ``edge_mass`` the fraction of
+    their total absolute score that the kept edges carry.
     """
 
     method: str
@@ -90,6 +94,8 @@ class Attribution:
     sources: tuple[Node, ...] = ()
     targets: tuple[Node, ...] = ()
     edge_scores: Tensor | None = None
+    edge_count: int = 0
+    edge_mass: float = 1.0
 
     # --- nodes and edges with their scores -----------------------------------------------------
     def node_scores(self, components: Iterable[str] | None = None) -> list[tuple[Node, float]]:
@@ -107,9 +113,20 @@ class Attribution:
                 out.append((node, float(values[tuple(index)])))
         return sorted(out, key=lambda item: item[0].sort_key())
 
+    @property
+    def positions(self) -> bool:
+        """Whether the nodes (and edges) of this attribution are resolved by position."""
+        if self.level == "edge":
+            return bool(self.sources) and self.sources[0].position is not None
+        return all("position" in axes for axes in self.axes.values())
+
     def edges(self) -> list[tuple[Edge, float]]:
-        """Every edge with its score (edge level only)."""
+        """Every (kept) edge with its score, sources in forward order (edge level only)."""
         self._need_edges()
+        if self.edge_scores.is_sparse:
+            matrix = self.edge_scores.coalesce()
+            (rows, columns), values = matrix.indices().tolist(), matrix.values().tolist()
+            return [(Edge(self.sources[i], self.targets[j]), v) for i, j, v in zip(rows, columns, values)]
         out = []
         for i, source in enumerate(self.sources):
             for j, target in enumerate(self.targets):
@@ -149,7 +166,10 @@ class Attribution:
 
     # --- plain data ----------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
-        """One row per scored node: layer, component, head (or NA), position (or NA), score."""
+        """One row per scored node: layer, component, head (or NA), position (or NA), score; at the
+        edge level one row per (kept) edge, as ``edge_frame``."""
+        if self.level == "edge":
+            return self.edge_frame()
         rows = [(n.layer, n.component, n.head, n.position, s) for n, s in self.node_scores()]
         frame = pd.DataFrame(rows, columns=["layer", "component", "head", "position", "score"])
         for column in ("head", "position"):
@@ -157,11 +177,19 @@ class Attribution:
         return frame
 
     def edge_frame(self) -> pd.DataFrame:
-        """One row per edge: source, target (node ids), their layers and components, score."""
-        rows = [(e.source.id, e.target.id, e.source.layer, e.source.component, e.target.layer, e.target.component, s)
-                for e, s in self.edges()]
-        return pd.DataFrame(rows, columns=["source", "target", "source_layer", "source_component", "target_layer",
-                                           "target_component", "score"])
+        """One row per (kept) edge: source, target (node ids), then for each end its layer, component,
+        head and position (NA where there is none), and the score."""
+        columns = ["source", "target"] + [f"{end}_{field}" for end in ("source", "target")
+                                          for field in ("layer", "component", "head", "position")] + ["score"]
+        def fields(n: Node) -> tuple:
+            return n.layer, n.component, n.head, n.position
+
+        rows = [(e.source.id, e.target.id, *fields(e.source), *fields(e.target), s) for e, s in self.edges()]
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in columns:
+            if column.endswith(("_head", "_position")):
+                frame[column] = frame[column].astype("Int64")
+        return frame
 
     def to_json(self) -> str:
         data = {
@@ -175,6 +203,9 @@ class Attribution:
             data["edges"] = [{"source": e.source.id, "target": e.target.id, "score": s} for e, s in self.edges()]
             data["sources"] = [n.id for n in self.sources]
             data["targets"] = [n.id for n in self.targets]
+            data["positions"] = self.positions
+            if self.positions:
+                data["edge_count"], data["edge_mass"] = self.edge_count, self.edge_mass
         return json.dumps(data)
 
     @classmethod
@@ -186,16 +217,27 @@ class Attribution:
         if data["level"] == "edge":
             sources = tuple(node_from_id(n) for n in data["sources"])
             targets = tuple(node_from_id(n) for n in data["targets"])
-            matrix = torch.full((len(sources), len(targets)), float("nan"))
             where = {n: i for i, n in enumerate(data["sources"])}, {n: j for j, n in enumerate(data["targets"])}
-            for edge in data["edges"]:
-                matrix[where[0][edge["source"]], where[1][edge["target"]]] = edge["score"]
-            extra = {"sources": sources, "targets": targets, "edge_scores": matrix}
+            index = torch.tensor([[where[0][e["source"]] for e in data["edges"]],
+                                  [where[1][e["target"]] for e in data["edges"]]], dtype=torch.long).reshape(2, -1)
+            values = torch.tensor([float(e["score"]) for e in data["edges"]])
+            shape = (len(sources), len(targets))
+            extra = {"sources": sources, "targets": targets}
+            if data.get("positions"):
+                matrix = torch.sparse_coo_tensor(index, values, shape, check_invariants=True).coalesce()
+                extra.update(edge_count=data["edge_count"], edge_mass=data["edge_mass"])
+            else:
+                matrix = torch.full(shape, float("nan"))
+                matrix[index[0], index[1]] = values
+            extra["edge_scores"] = matrix
         return cls(data["method"], data["level"], scores, axes, tuple(data["labels"]), data["n_layers"],
                    data["n_heads"], data["metric"]["clean"], data["metric"]["corrupt"], data["model"], **extra)
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{c}{list(t.shape)}" for c, t in self.scores.items())
-        edges = f", {len(self.edges())} edges" if self.level == "edge" else ""
+        edges = ""
+        if self.level == "edge":
+            kept = self.edge_scores._nnz() if self.edge_scores.is_sparse else len(self.edges())
+            edges = f", {kept} of {self.edge_count} edges" if self.edge_scores.is_sparse else f", {kept} edges"
         return (f"Attribution({self.method}, {self.level}: {parts}{edges}; metric clean {self.clean_metric:.3f}, "
                 f"corrupt {self.corrupt_metric:.3f})")

@@ -243,7 +243,8 @@ class CircuitExplorer(Widget, bundle="explorer"):
                     self._adopt(circuits.attribute_in_parts(self.model, self.task, method, self.level, parts=parts,
                                                             observer=lambda done, total: step(1)))
                 if edge_method not in self._edge_lists:
-                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", progress=False))
+                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", positions=False,
+                                                   progress=False))
                     step(1)
         if show:
             with self.hold_sync():
