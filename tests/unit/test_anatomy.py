@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 import transformers as T
-from conftest import ALL_FAMILIES, MOE_FAMILIES
+from families import ALL_FAMILIES, MOE_FAMILIES
 
 import interplab as il
 from interplab.anatomy import FAMILIES, Family, UnsupportedModelError, register

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from circuit_reference import atp_reference, il_task, patch_reference, token_id
-from conftest import DENSE_FAMILIES
+from families import DENSE_FAMILIES
 
 import interplab as il
 from interplab.circuits import attribute, lrp

@@ -4,7 +4,7 @@ autograd, no nnsight). Position-resolved edges: test_circuits_position_edges."""
 import pytest
 import torch
 from circuit_reference import ids_of, il_task, site_module, token_id
-from conftest import DENSE_FAMILIES
+from families import DENSE_FAMILIES
 
 from interplab.anatomy import FAMILIES
 from interplab.circuits import Edge, Node, attribute, lrp

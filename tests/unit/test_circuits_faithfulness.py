@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 from circuit_reference import hooked, ids_of, il_task, logit_diff, site_module, token_id
-from conftest import DENSE_FAMILIES
+from families import DENSE_FAMILIES
 
 from interplab.circuits import (
     Circuit,

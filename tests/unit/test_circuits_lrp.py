@@ -4,7 +4,7 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import DENSE_FAMILIES
+from families import DENSE_FAMILIES
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 

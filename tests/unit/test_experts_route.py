@@ -4,8 +4,8 @@ import random
 
 import pytest
 import torch
-from conftest import MOE_FAMILIES
 from experts_reference import TRIGGER, own_routing, planted, planted_expert, reference_select, rerouted_logits, routers
+from families import MOE_FAMILIES
 
 import interplab as il
 from interplab.zoo.tiny import WORDS, tiny

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import MOE_FAMILIES
 from experts_reference import routers
+from families import MOE_FAMILIES
 
 import interplab as il
 from interplab.experts.scmoe import _last_logits

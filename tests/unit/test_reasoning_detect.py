@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import ALL_FAMILIES
+from families import ALL_FAMILIES
 
 import interplab as il
 from interplab.reasoning import SAE, Concepts, detect
