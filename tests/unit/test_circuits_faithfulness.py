@@ -249,3 +249,28 @@ def test_ablate_is_one_quick_forward(setup):
         ablate(model, task, nodes, "mean")
         times.append(time.perf_counter() - start)
     assert sorted(times)[1] < 0.5
+
+
+def test_ablation_references_follow_in_place_weight_edits(device):
+    """Cached mean activations must not outlive an edit of the weights they came from."""
+    import interplab as il
+    from interplab.circuits import Node, ablate, evaluate
+    from interplab.zoo.tiny import tiny
+
+    model = tiny("llama", device=device, seed=3)
+    task = il.tasks.ContrastTask.build(model, ["the cat sat on the mat and the dog"],
+                                       ["the dog sat on the mat and the cat"], " sat", " is")
+    nodes = [Node("mlp", 0, None, 8)]
+    before = ablate(model, task, nodes, "mean")
+    evaluate(model, task, nodes, [], ablation="mean", level="component")
+    with torch.no_grad():
+        model.blocks[0].module("mlp_out").weight.data.mul_(3.0)  # through .data: no version bump
+    fresh = tiny("llama", device=device, seed=3)
+    with torch.no_grad():
+        fresh.blocks[0].module("mlp_out").weight.mul_(3.0)
+    expected = ablate(fresh, task, nodes, "mean")
+    assert ablate(model, task, nodes, "mean") == pytest.approx(expected, abs=1e-6)
+    assert expected != pytest.approx(before, abs=1e-4)
+    got = evaluate(model, task, nodes, [], ablation="mean", level="component")
+    want = evaluate(fresh, task, nodes, [], ablation="mean", level="component")
+    assert got.full == pytest.approx(want.full, abs=1e-6) and got.empty == pytest.approx(want.empty, abs=1e-6)

@@ -132,9 +132,10 @@ def _tile(ref: Tensor, copies: int) -> Tensor:
 def _references(model, task, enc: EncodedTask, ablation: str) -> dict:
     """Reference activations per site: (layer, kind) for nodes, ("write", node) for edge sources."""
     key = (id(model.hf), str(model.device), ablation)
+    state = model.state_key()  # references follow in-place weight and tokenizer edits
     per_task = _CACHE.setdefault(task, {})
-    if key in per_task:
-        return per_task[key]
+    if key in per_task and per_task[key][0] == state:
+        return per_task[key][1]
     locations = _reference_locations(model)
     part = "corrupt" if ablation == "corrupt" else "clean"
     n = enc.n
@@ -156,7 +157,7 @@ def _references(model, task, enc: EncodedTask, ablation: str) -> dict:
             saved[name] = refs[name]
     result = {k: torch.zeros((), dtype=v.dtype, device=v.device) if ablation == "zero" else v for k, v in saved.items()}
     assert all(v.shape[0] in (1, n) for v in result.values() if v.ndim)
-    per_task[key] = result
+    per_task[key] = (state, result)
     return result
 
 

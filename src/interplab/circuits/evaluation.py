@@ -84,13 +84,15 @@ def evaluate(model, task: ContrastTask, circuit: Circuit | Iterable[Node | str],
     keep = set(kept) - gone
     groups = [sorted(gone, key=Node.sort_key), [u for u in universe if u not in keep]]
     key = (id(model.hf), str(model.device), ablation, level)
+    state = model.state_key()  # the full and empty metrics follow in-place weight and tokenizer edits
     cached = _REFERENCE.setdefault(task, {})
-    if key not in cached:
+    fresh = key in cached and cached[key][0] == state
+    if not fresh:
         groups += [[], universe]
     values = ablate_many(model, task, groups, ablation).tolist()
-    if key not in cached:
-        cached[key] = (values[2], values[3])
-    full, empty = cached[key]
+    if not fresh:
+        cached[key] = (state, (values[2], values[3]))
+    full, empty = cached[key][1]
     f = (values[1] - empty) / (full - empty) if full != empty and math.isfinite(full - empty) else math.nan
     return CircuitEvaluation(ablated=values[0], circuit=values[1], full=full, empty=empty, faithfulness=f,
                              ablation=ablation, level=level, size=len(keep), n_ablated=len(gone),

@@ -138,8 +138,8 @@ class ContrastTask:
         return len(self.clean)
 
     def encode(self, model) -> EncodedTask:
-        """Tokenise for ``model`` (cached per tokenizer and device), with the checks described above."""
-        key = (id(model.tokenizer), str(model.device))
+        """Tokenise for ``model`` (cached per tokenizer, its size and device), with the checks described above."""
+        key = (id(model.tokenizer), len(model.tokenizer), model.anatomy.vocab_size, str(model.device))
         if key not in self._encoded:
             self._encoded[key] = _encode(self, model)
         return self._encoded[key]
