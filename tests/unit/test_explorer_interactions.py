@@ -267,3 +267,20 @@ def test_html_page_holds_the_state(explorer, tmp_path):
     page = explorer.to_html(tmp_path / "circuit.html").read_text()
     assert "application/vnd.jupyter.widget-state+json" in page and explorer.pinned[0] in page
     assert math.isfinite(len(page)) and "<script type=\"module\">" in page
+
+
+@pytest.mark.parametrize("name, payload, error", [
+    ("_toggle", {}, "needs the field 'node'"),
+    ("_toggle", {"node": 3}, "field 'node' must be"),
+    ("_set_ablated", {"nodes": "mlp.0@3"}, "field 'nodes' must be"),
+    ("_compute", {"method": "relp", "colour": "red"}, "has no field(s) ['colour']"),
+    ("_intervene", {"mode": "scale", "factor": "two"}, "field 'factor' must be"),
+    ("_suggest", {"threshold": True}, "field 'threshold' must be"),
+    ("_per_prompt", [], "takes an object"),
+])
+def test_malformed_explorer_commands_get_an_error_reply(explorer, name, payload, error):
+    before = (list(explorer.ablated), list(explorer.circuit), explorer.method)
+    response, _ = Browser(explorer).invoke(name, payload)
+    assert error in response["error"]["message"], response
+    assert explorer.error["command"] == name
+    assert (list(explorer.ablated), list(explorer.circuit), explorer.method) == before

@@ -599,12 +599,12 @@ class CircuitExplorer(Widget, bundle="explorer"):
         return write_report(path, [Section("circuit explorer", widgets=[self])], title=title, meta=meta)
 
     # --- commands from the browser ---------------------------------------------------------------
-    @command
+    @command(method=str, show=(bool, None))
     def _compute(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         self.compute(msg.get("method"), show=msg.get("show", True) is not False)
         return {"method": self.method, "computed": sorted(self.attributions)}, []
 
-    @command
+    @command(node=str)
     def _toggle(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         node = msg.get("node")
         if not isinstance(node, str):
@@ -614,30 +614,31 @@ class CircuitExplorer(Widget, bundle="explorer"):
             raise self._refresh_error
         return {"node": node, "ablated": ablated, "metric": self.metric}, []
 
-    @command
+    @command(nodes=list)
     def _set_ablated(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         self.ablated = list(msg.get("nodes") or [])
         return {"ablated": self.ablated}, []
 
-    @command
+    @command(nodes=(list, None))
     def _verify(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         return {"exact": json_safe(self.verify(msg.get("nodes")))}, []
 
-    @command
+    @command(mode=str, factor=(int, float, None), nodes=(list, None))
     def _intervene(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         factor = msg.get("factor")
         self.intervene(str(msg.get("mode")), msg.get("nodes"), factor=None if factor is None else float(factor))
         return {"intervention": self.intervention}, []
 
-    @command
+    @command(node=str)
     def _per_prompt(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         return {"breakdown": self.per_prompt(str(msg.get("node")))}, []
 
-    @command
+    @command(threshold=(int, float, None))
     def _suggest(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        return {"suggestions": self.suggest_groups(float(msg.get("threshold", 0.75)))}, []
+        threshold = msg.get("threshold")
+        return {"suggestions": self.suggest_groups(0.75 if threshold is None else float(threshold))}, []
 
-    @command
+    @command()
     def _to_json(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         return {"json": self.to_json()}, []
 
