@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..model import Model
 from .concepts import Concepts
-from .residual import residuals, special_mask
+from .residual import residuals, sink_mask, special_mask
 
 __all__ = ["Detection", "Scope", "detect", "encode_pairs"]
 
@@ -31,8 +31,9 @@ class Detection:
 
     ``scores``/``active`` are ``[n_texts, seq, n_concepts]`` (right-padded; ``NaN``/``False`` at
     padding); ``in_scope`` ``[n_texts, seq]`` marks the tokens detection looked at (real,
-    non-special tokens of the chosen part); ``mean_scores``/``global_active`` ``[n_texts,
-    n_concepts]`` are the sequence-level (global) detection over those tokens.
+    non-special tokens of the chosen part that are not attention sinks); ``sinks`` ``[n_texts,
+    seq]`` the attention sinks left out (``residual.sink_mask``); ``mean_scores``/``global_active``
+    ``[n_texts, n_concepts]`` are the sequence-level (global) detection over the in-scope tokens.
     """
 
     concepts: list[str]
@@ -45,6 +46,7 @@ class Detection:
     mean_scores: Tensor
     global_active: Tensor
     scope: str
+    sinks: Tensor
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -148,7 +150,9 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
     if len(concepts) == 0:
         raise ValueError("the concept dictionary is empty")
     input_ids, attention_mask, prompt_lengths = encode_pairs(model, items)
-    in_scope = scope_mask(attention_mask, special_mask(model.tokenizer, input_ids), prompt_lengths, scope)
+    special = special_mask(model.tokenizer, input_ids)
+    in_scope = scope_mask(attention_mask, special, prompt_lengths, scope)
+    sinks = torch.zeros_like(in_scope)
     chunks = []
     for start in range(0, len(items), batch_size):
         rows = slice(start, start + batch_size)
@@ -157,8 +161,11 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
         h = residuals(model, ids[:, :width].to(model.device), mask[:, :width].to(model.device), concepts.layer,
                       concepts.site)
         s = concepts.score(h).cpu()
+        keep = attention_mask[rows, :width].bool() & ~special[rows, :width]
+        sinks[rows, :width] = sink_mask(h, keep, concepts.sink_ratio).cpu()
         chunks.append(torch.nn.functional.pad(s, (0, 0, 0, input_ids.shape[1] - width), value=float("nan")))
     scores = torch.cat(chunks).masked_fill(~attention_mask.bool().unsqueeze(-1), float("nan"))
+    in_scope &= ~sinks
     local, whole = concepts.thresholds()
     active = concepts.fill_slots(scores, (scores >= local) & in_scope.unsqueeze(-1))
     weight = in_scope.float().unsqueeze(-1)
@@ -172,4 +179,4 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
     tokens = [flat[i * width: i * width + n] for i, n in enumerate(lengths)]
     return Detection(concepts=concepts.names, tokens=tokens, input_ids=input_ids, prompt_lengths=prompt_lengths,
                      scores=scores, active=active, in_scope=in_scope, mean_scores=mean_scores,
-                     global_active=global_active, scope=scope)
+                     global_active=global_active, scope=scope, sinks=sinks)

@@ -17,11 +17,11 @@ import torch
 
 from ..model import Model
 from .concepts import Concepts
+from .concepts.labels import Labelled
 from .detect import Level, Scope, detect, encode_pairs
-from .labels import Labelled
 from .reason import ruleset
 from .residual import read, special_mask, tokenize, write
-from .ruleset import RuleSet
+from .rules import RuleSet
 from .steer import add_directions, steerable_concepts
 
 __all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]

@@ -11,12 +11,10 @@ from typing import Any
 import torch
 
 from ..model import Model
-from .chainer import Inference
 from .concepts import Concepts
 from .detect import Detection, Level, Scope, detect
 from .residual import special_mask
-from .rules import parse_rules
-from .ruleset import RuleSet
+from .rules import Inference, RuleSet, parse_rules
 from .steer import Reasoner
 
 __all__ = ["Generation", "Reasoning", "generate", "reason", "ruleset"]

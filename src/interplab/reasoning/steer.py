@@ -21,10 +21,9 @@ import torch
 from torch import Tensor
 
 from ..model import Model
-from .chainer import Inference
 from .concepts import Concepts
-from .residual import read, write
-from .ruleset import RuleSet
+from .residual import median_norm, read, sink_mask, write
+from .rules import Inference, RuleSet
 
 __all__ = ["Reasoner", "add_directions", "steer"]
 
@@ -93,6 +92,7 @@ class Reasoner:
         self.steered = torch.ones(batch, dtype=torch.bool) if steered is None else torch.as_tensor(steered).bool()
         self.names = concepts.names
         self.step_index = 0
+        self.typical = torch.full((batch,), torch.nan)  # the prompt's median residual norm, per row
         self.active = torch.zeros(batch, len(self.names), dtype=torch.bool)
         self.evidence: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(batch)]
         self.concluded: list[set[str]] = [set() for _ in range(batch)]
@@ -108,8 +108,7 @@ class Reasoner:
         if look:
             local, _ = self.concepts.thresholds(h.device)
             scores = self.concepts.score(h)
-            mask = self.prompt_mask.to(h.device) if first else torch.ones(h.shape[:2], dtype=torch.bool,
-                                                                          device=h.device)
+            mask = self.in_scope(h, first)
             hits = self.concepts.fill_slots(scores, (scores >= local) & mask.unsqueeze(-1)).cpu()
             new = hits.any(1) & ~self.active
             self.active |= hits.any(1)
@@ -123,6 +122,17 @@ class Reasoner:
             write(model, self.concepts.layer, self.concepts.site,
                   add_directions(h, coefficients.to(h.device), units))
         self.step_index += 1
+
+    def in_scope(self, h: Tensor, first: bool) -> Tensor:
+        """The tokens of this step that detection reads ``[batch, seq]``: the prompt's real,
+        non-special tokens at the first step, the new token later; attention sinks never (a new
+        token is a sink when its norm is far above the prompt's median, ``residual.sink_mask``)."""
+        if first:
+            keep = self.prompt_mask.to(h.device)
+            self.typical = median_norm(h.detach().float().norm(dim=-1), keep)
+        else:
+            keep = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+        return keep & ~sink_mask(h, keep, self.concepts.sink_ratio, typical=self.typical)
 
     def _collect(self, hits: Tensor, scores: Tensor, first: bool) -> None:
         """Record each detection with its position in the row's unpadded sequence."""

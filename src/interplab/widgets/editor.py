@@ -26,7 +26,7 @@ import traitlets
 
 from ..model import Model
 from ..reasoning import Concepts, Generation, Reasoning, RuleSet, check_rules, generate, parse_rules, reason
-from ..reasoning.chainer import Inference, plain
+from ..reasoning.rules.chainer import Inference, plain
 from ..reasoning.steer import steerable_concepts
 from .base import Widget, command
 

@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from interplab.reasoning.errors import Diagnostic, RuleError, RuleSyntaxError, UnknownConceptError
-from interplab.reasoning.formula import (
+from .errors import Diagnostic, RuleError, RuleSyntaxError, UnknownConceptError
+from .formula import (
     KEYWORDS,
     NAME_PATTERN,
     Atom,
@@ -50,8 +50,8 @@ from interplab.reasoning.formula import (
     conjunction,
     disjunction,
 )
-from interplab.reasoning.ruleset import RuleSet
-from interplab.reasoning.stratify import analyse
+from .ruleset import RuleSet
+from .stratify import analyse
 
 _GRAMMAR = rf"""
 start: disj ARROW head

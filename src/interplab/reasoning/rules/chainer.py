@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from interplab.reasoning.formula import And, Atom, Formula, Not, Rule
+from .formula import And, Atom, Formula, Not, Rule
 
 ProofKind = Literal["given", "derived", "absent", "suppressed"]
 Leaf = tuple[int, str, bool]  # node, concept name, positive

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from interplab.reasoning.chainer import Inference, Program
-from interplab.reasoning.formula import Rule, atoms
-from interplab.reasoning.stratify import stratify
+from .chainer import Inference, Program
+from .formula import Rule, atoms
+from .stratify import stratify
 
 
 class RuleSet:
