@@ -164,8 +164,10 @@ def test_a_failing_detection_shows_in_the_banner_and_the_next_text_works(model, 
 def test_bad_arguments_are_explained(model, concepts):
     with pytest.raises(TypeError, match="Concepts dictionary"):
         il.RuleEditor(model, {"cat": [1.0]}, RULES)
-    with pytest.raises(ValueError, match="level must be"):
-        il.RuleEditor(model, concepts, RULES, level="everywhere")
+    with pytest.raises(ValueError, match="evidence must be"):
+        il.RuleEditor(model, concepts, RULES, evidence="everywhere")
+    with pytest.warns(DeprecationWarning, match="level= is now evidence="):
+        assert il.RuleEditor(model, concepts, RULES, level="global").evidence == "global"
     editor = il.RuleEditor(model, concepts, RULES)
     with pytest.raises(ValueError, match="text is empty"):
         editor.generate()

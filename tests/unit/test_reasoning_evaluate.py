@@ -100,7 +100,7 @@ def test_accuracy_table():
     assert table.loc[3, "base"] == pytest.approx(1 / 3) and table.loc[3, "ar"] == pytest.approx(2 / 3)
     assert table.loc[5, "base"] == 0.0 and table.loc[5, "ar"] == 1.0
     assert table.loc["all", "n"] == 6 and table.loc["all", "ar"] == pytest.approx(5 / 6)
-    assert Evaluation(frame, 0.5).to_json()["accuracy"]["3"]["n"] == 3
+    assert Evaluation(frame, 0.5).to_dict()["accuracy"]["3"]["n"] == 3
 
 
 def test_detection_quality_by_hand(planted):

@@ -7,6 +7,7 @@ the thresholds; slots are then filled (``Concepts.fill_slots``). Nothing loops o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,11 +19,12 @@ from ..model import Model
 from .concepts import Concepts
 from .residual import residuals, sink_mask, special_mask
 
-__all__ = ["Detection", "Scope", "detect", "encode_pairs"]
+__all__ = ["Detection", "Evidence", "Scope", "detect", "encode_pairs", "evidence_kind"]
 
 Scope = Literal["input", "output", "all"]
 SCOPES = ("input", "output", "all")
-Level = Literal["local", "global", "both"]
+Evidence = Literal["local", "global", "both"]
+EVIDENCE = ("local", "global", "both")
 
 
 @dataclass
@@ -59,17 +61,17 @@ class Detection:
             found.setdefault(self.concepts[c], []).append(position)
         return {name: found[name] for name in self.concepts if name in found}
 
-    def facts(self, i: int = 0, level: Level = "local") -> dict[str, Any]:
-        """Text ``i``'s detected concepts as facts for ``RuleSet.infer``: name -> evidence. Local
-        evidence is a list of ``{"position", "token", "score"}``; global evidence is
-        ``{"mean_score": ...}`` (``level="both"`` keeps the local evidence where there is some)."""
-        if level not in ("local", "global", "both"):
-            raise ValueError(f"level must be 'local', 'global' or 'both', got {level!r}")
+    def facts(self, i: int = 0, evidence: Evidence = "local", *, level: str | None = None) -> dict[str, Any]:
+        """Text ``i``'s detected concepts as facts for ``RuleSet.infer``: name -> evidence.
+        ``evidence="local"``: per-token detections, each fact's evidence a list of ``{"position",
+        "token", "score"}``; ``"global"``: per-text detections, ``{"mean_score": ...}``; ``"both"``
+        keeps the local evidence where there is some. (``level=`` is its old, deprecated name.)"""
+        evidence = evidence_kind(evidence, level, "Detection.facts")
         facts: dict[str, Any] = {}
-        if level in ("global", "both"):
+        if evidence in ("global", "both"):
             for c in self.global_active[i].nonzero().squeeze(-1).tolist():
                 facts[self.concepts[c]] = {"mean_score": round(float(self.mean_scores[i, c]), 6)}
-        if level in ("local", "both"):
+        if evidence in ("local", "both"):
             scores = self.scores[i]
             for name, positions in self.positions(i).items():
                 c = self.concepts.index(name)
@@ -93,6 +95,19 @@ class Detection:
     def __repr__(self) -> str:
         n = int(self.active.any(-1).sum())
         return f"Detection({len(self)} texts, {len(self.concepts)} concepts, scope={self.scope}, {n} tokens active)"
+
+
+def evidence_kind(evidence: str, level: str | None, where: str) -> str:
+    """``evidence`` checked; ``level`` (its old name, which in ``il.circuits`` means granularity)
+    still works, with a DeprecationWarning."""
+    if level is not None:
+        warnings.warn(f"{where}: level= is now evidence= (which detections become facts: 'local', 'global' or "
+                      "'both')", DeprecationWarning, stacklevel=3)
+        evidence = level
+    if evidence not in EVIDENCE:
+        raise ValueError(f"evidence must be 'local' (per-token detections are facts), 'global' (per-text) or "
+                         f"'both', got {evidence!r}")
+    return evidence
 
 
 def encode_pairs(model: Model, items: Sequence[str | tuple[str, str]]) -> tuple[Tensor, Tensor, list[int]]:

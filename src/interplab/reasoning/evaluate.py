@@ -9,6 +9,7 @@ concluded concepts (``+strength``) and suppressed ones (``-strength``)).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from ..model import Model
 from .concepts import Concepts
 from .concepts.labels import Labelled
-from .detect import Level, Scope, detect, encode_pairs
+from .detect import Evidence, Scope, detect, encode_pairs, evidence_kind
 from .reason import ruleset
 from .residual import read, special_mask, tokenize, write
 from .rules import RuleSet
@@ -46,10 +47,15 @@ class Evaluation:
                                index=pd.Index(["all"], name="hops"))
         return pd.concat([table, overall])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the strength and the accuracy by hop depth (``"all"`` overall)."""
         acc = self.accuracy()
         by_hops = {str(h): {"n": int(r.n), "base": float(r.base), "ar": float(r.ar)} for h, r in acc.iterrows()}
         return {"strength": self.strength, "accuracy": by_hops}
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict())
 
 
 def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
@@ -62,12 +68,15 @@ def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
 
 def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: RuleSet | str, *,
              strength: float = 0.5, answers: Sequence[str] = ("True", "False"), scope: Scope = "input",
-             level: Level = "local", steer: Sequence[str] | None = None, batch_size: int = 64) -> Evaluation:
+             evidence: Evidence = "local", steer: Sequence[str] | None = None, batch_size: int = 64,
+             level: str | None = None) -> Evaluation:
     """Accuracy of the base model and of AR on ``questions`` (records with ``.prompt``, ``.answer``
     and ``.hops``, e.g. ``interplab.tasks.ontology.questions``). ``steer`` names the concepts that
-    may steer (default: every concluded or suppressed one in the dictionary)."""
+    may steer (default: every concluded or suppressed one in the dictionary); ``evidence`` as in
+    ``reason`` (``level=`` is its old, deprecated name)."""
     import pandas as pd
 
+    evidence = evidence_kind(evidence, level, "evaluate")
     rules = ruleset(rules, concepts.names)
     steerable = steerable_concepts(concepts, steer)
     if not questions:
@@ -82,7 +91,7 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
         coefficients = torch.zeros(len(batch), len(names))
         records = []
         for i in range(len(batch)):
-            inference = rules.infer(found.facts(i, level))
+            inference = rules.infer(found.facts(i, evidence))
             steering = {n: strength for n in inference.derived if n in steerable}
             steering |= {n: -strength for n in inference.suppressed if n in steerable}
             for name, value in steering.items():

@@ -26,6 +26,7 @@ import traitlets
 
 from ..model import Model
 from ..reasoning import Concepts, Generation, Reasoning, RuleSet, check_rules, generate, parse_rules, reason
+from ..reasoning.detect import evidence_kind
 from ..reasoning.rules.chainer import Inference, plain
 from ..reasoning.steer import steerable_concepts
 from .base import Widget, command
@@ -40,7 +41,8 @@ class RuleEditor(Widget, bundle="editor"):
 
     ``rules`` and ``text`` are synced traits (saved with the notebook; set them from Python or
     in the widget). ``strength`` and ``max_new_tokens`` are what ``generate()`` uses by default.
-    ``level``: "local" (per-token detections are facts) or "global"/"both" (see ``il.reasoning.reason``).
+    ``evidence``: "local" (per-token detections are facts) or "global"/"both" (see ``il.reasoning.reason``;
+    ``level=`` is its old, deprecated name).
     ``steer`` names the concepts that may steer when generating (default: all of them).
     """
 
@@ -57,7 +59,7 @@ class RuleEditor(Widget, bundle="editor"):
     _inference = traitlets.Dict().tag(sync=True)
 
     def __init__(self, model: Model, concepts: Concepts, rules: str | RuleSet = "", *, text: str = "",
-                 strength: float = 0.5, max_new_tokens: int = 24, level: str = "local",
+                 strength: float = 0.5, max_new_tokens: int = 24, evidence: str = "local",
                  steer: Sequence[str] | None = None, **kwargs: Any):
         if not isinstance(concepts, Concepts):
             raise TypeError(f"concepts must be an il.reasoning.Concepts dictionary, got {type(concepts).__name__}")
@@ -65,11 +67,10 @@ class RuleEditor(Widget, bundle="editor"):
             rules = str(rules)
         if not isinstance(rules, str):
             raise TypeError(f"rules must be rule text or a RuleSet, got {type(rules).__name__}")
-        if level not in ("local", "global", "both"):
-            raise ValueError(f"level must be 'local', 'global' or 'both', got {level!r}")
+        evidence = evidence_kind(evidence, kwargs.pop("level", None), "RuleEditor")
         self.model = model
         self.concepts = concepts
-        self.level = level
+        self.evidence = evidence
         self.steer = sorted(steerable_concepts(concepts, steer)) if steer is not None else None
         self.reasoning: Reasoning | None = None
         self.ruleset: RuleSet = parse_rules("")
@@ -156,7 +157,7 @@ class RuleEditor(Widget, bundle="editor"):
         try:
             if self.text.strip():
                 with self.working("detecting concepts"):
-                    self.reasoning = reason(self.model, self.text, self.concepts, self.ruleset, level=self.level)
+                    self.reasoning = reason(self.model, self.text, self.concepts, self.ruleset, evidence=self.evidence)
                 self.inference = self.reasoning.inference
             else:
                 self.reasoning = None

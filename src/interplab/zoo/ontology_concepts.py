@@ -179,7 +179,7 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
         strength = max(sweep, key=sweep.get)
         result = evaluate(model, test, concepts, rules, strength=strength, steer=ANSWER_CONCEPTS)
         quality = detection_quality(model, concepts, held_out)
-        entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_json()["accuracy"],
+        entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_dict()["accuracy"],
                  "detection": family_means(quality),
                  "detection_per_concept": quality[["concept", "precision", "recall", "f1"]].round(4)
                  .to_dict("records"),
