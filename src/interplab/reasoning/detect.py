@@ -164,6 +164,7 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
         raise ValueError("no texts to detect in")
     if len(concepts) == 0:
         raise ValueError("the concept dictionary is empty")
+    concepts.check_model(model)
     input_ids, attention_mask, prompt_lengths = encode_pairs(model, items)
     special = special_mask(model.tokenizer, input_ids)
     in_scope = scope_mask(attention_mask, special, prompt_lengths, scope)

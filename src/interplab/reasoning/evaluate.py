@@ -23,7 +23,7 @@ from .detect import Evidence, Scope, detect, encode_pairs, evidence_kind
 from .reason import ruleset
 from .residual import read, special_mask, tokenize, write
 from .rules import RuleSet
-from .steer import add_directions, steerable_concepts
+from .steer import add_directions, check_strength, steerable_concepts
 
 __all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]
 
@@ -77,6 +77,8 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
     import pandas as pd
 
     evidence = evidence_kind(evidence, level, "evaluate")
+    strength = check_strength(strength)
+    concepts.check_model(model)
     rules = ruleset(rules, concepts.names)
     steerable = steerable_concepts(concepts, steer)
     if not questions:
@@ -118,7 +120,7 @@ def _answer_logits(model: Model, prompts: list[str], concepts: Concepts, coeffic
     coefficients = coefficients.to(model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
         h = read(model, layer, site)
-        write(model, layer, site, add_directions(h, coefficients, units, last))
+        write(model, layer, site, add_directions(h, coefficients, units, last, concepts.steering_scale))
         steered = model.unembed.output[rows, last][:, target].save()
     return base.float().cpu(), steered.float().cpu()
 

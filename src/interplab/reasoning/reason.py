@@ -16,7 +16,7 @@ from .concepts import Concepts
 from .detect import Detection, Evidence, Scope, detect, evidence_kind
 from .residual import special_mask
 from .rules import Inference, RuleSet, parse_rules
-from .steer import Reasoner
+from .steer import Reasoner, check_max_new_tokens
 
 __all__ = ["Generation", "Reasoning", "generate", "reason", "ruleset"]
 
@@ -150,18 +150,23 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
     """Greedy generation with ActivationReasoning: at each step the concepts are detected on the new
     tokens (``scope``: the prompt, the output or both), stay active once they fire, the rules infer,
     and the last position at the concepts' site is steered by ``+strength`` per concluded concept
-    and ``-strength`` per suppressed one (``h + a * d * ||h|| / ||d||``). With ``base=True`` an
+    and ``-strength`` per suppressed one (``h + a * s * d / ||d||``, ``s`` the dictionary's
+    ``steering_scale``; see ``interplab.reasoning.steer``). With ``base=True`` an
     unsteered row runs in the same batch for comparison. ``steer`` names the concepts that may
     steer (default: all). One nnsight generation trace."""
     rules = ruleset(rules, concepts.names)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    check_max_new_tokens(max_new_tokens)
     if generate_kwargs.get("do_sample"):
         raise ValueError("generate decodes greedily; do_sample is not supported")
+    concepts.check_model(model)
     rows = 2 if base else 1
     enc = model.encode([prompt] * rows)
+    limit = getattr(model.hf.config, "max_position_embeddings", None)
+    if limit and enc["input_ids"].shape[1] + max_new_tokens > limit:
+        raise ValueError(f"the prompt's {enc['input_ids'].shape[1]} tokens and max_new_tokens={max_new_tokens} exceed "
+                         f"the {limit} positions {model.name} has; shorten the prompt or ask for fewer tokens")
     reasoner = Reasoner(concepts, rules, enc["attention_mask"], special=special_mask(model.tokenizer, enc["input_ids"]),
                         strength=strength, scope=scope,
                         steered=[False, True] if base else [True], steer=steer)

@@ -88,6 +88,10 @@ class Concepts:
     """An ordered dictionary of concepts read at decoder layer ``layer`` (``site``: the residual
     leaving the block, "output", or entering it, "input"); ``sae`` when some concepts are SAE features."""
 
+    # Steering adds strength x STEER_UNIT x residual_norm along a concept (see reasoning.steer): the
+    # unit is calibrated on SmolLM2 and Gemma 3 (docs/reasoning.md, "Steering strength").
+    STEER_UNIT = 0.2
+
     def __init__(self, layer: int, site: Site = "output", sae: SAE | None = None,
                  metadata: Mapping[str, Any] | None = None, *, sink_ratio: float = SINK_RATIO,
                  residual_norm: float = NAN):
@@ -111,6 +115,12 @@ class Concepts:
         self._concepts: dict[str, Concept] = {}
         self._slots: dict[str, tuple[str, ...]] = {}
         self._compiled: dict[Any, tuple] = {}
+
+    @property
+    def steering_scale(self) -> float:
+        """The norm that strength 1 adds: ``STEER_UNIT * residual_norm`` (NaN when the residual norm
+        is unknown; steering then scales by the steered position's own norm)."""
+        return self.STEER_UNIT * self.residual_norm
 
     def check_model(self, model: Model) -> None:
         """Raise a ValueError unless ``model`` is one these concepts can be read from: its residual

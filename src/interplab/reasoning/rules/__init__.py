@@ -8,7 +8,7 @@ rules infer over concept *names*, whatever detected them."""
 from .chainer import Inference, Proof
 from .errors import Diagnostic, RuleError, RuleSyntaxError, StratificationError, UnknownConceptError
 from .formula import And, Atom, Not, Or, Rule
-from .language import check_rules, parse_rules
+from .language import check_rules, checked_rules, parse_rules
 from .ruleset import RuleSet
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "StratificationError",
     "UnknownConceptError",
     "check_rules",
+    "checked_rules",
     "parse_rules",
 ]
