@@ -4,7 +4,7 @@ For each layer, DiffMean and LDA concepts (animal, food, vehicle) are fitted on 
 sentences of ``interplab.tasks.everyday`` (thresholds at AR's balanced-accuracy ROC point) and
 measured on its held-out "test" sentences: token-level precision and recall per concept
 (``detection_quality``), their means over the three concepts, and the pooled counts. Each is
-run twice: leaving attention sinks out (``sink_ratio`` 10, the default) and keeping every token
+run twice: leaving attention sinks out (``sink_ratio`` 6, the default) and keeping every token
 (``sink_ratio=inf``, what interplab did before). Also reports, per layer, how many tokens of the
 sentences are sinks and at which positions.
 

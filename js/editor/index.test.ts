@@ -196,4 +196,12 @@ describe("RuleEditor view", () => {
     model.set("_detection", { text: "a dog", tokens: ["a", "dog"], detected: {} });
     expect(tip.hidden).toBe(true);
   });
+
+  it("widens the strength slider to twice a large strength set in the kernel", () => {
+    const { el, model } = mount({ strength: 10 });
+    const slider = el.querySelector<HTMLInputElement>(".il-strength")!;
+    expect([slider.min, slider.max, slider.value]).toEqual(["-20", "20", "10"]);
+    model.set("strength", 0.5);
+    expect([slider.min, slider.max, slider.value]).toEqual(["-4", "4", "0.5"]);
+  });
 });

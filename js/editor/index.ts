@@ -294,10 +294,17 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   }
 
   // --- generation -----------------------------------------------------------------------------
+  // Strength 1 adds a fifth of the layer's typical residual norm: real models keep their text up to
+  // about 1-2; a small demo model may want more, so the range grows to twice the strength set.
   const slider = h("input", {
     class: "il-strength",
-    attrs: { type: "range", min: -4, max: 4, step: 0.05, value: model.get("strength") ?? 0.5, "aria-label": "steering strength" },
+    attrs: { type: "range", min: -4, max: 4, step: 0.05, "aria-label": "steering strength" },
   });
+  const fitRange = (strength: number) => {
+    const top = Math.max(4, Math.ceil(2 * Math.abs(strength)));
+    slider.min = String(-top);
+    slider.max = String(top);
+  };
   const strengthValue = h("span", { class: "il-num" });
   const showStrength = () => (strengthValue.textContent = Number(slider.value).toFixed(2));
   slider.addEventListener("input", showStrength);
@@ -306,11 +313,13 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     model.save_changes();
   });
   const onStrength = () => {
-    slider.value = String(model.get("strength") ?? 0.5);
+    const strength = Number(model.get("strength") ?? 0.5);
+    fitRange(strength);
+    slider.value = String(strength);
     showStrength();
   };
   frame.listen("change:strength", onStrength);
-  showStrength();
+  onStrength();
   const button = h("button", { class: "il-button il-primary il-generate", attrs: { type: "button" } }, "generate");
   const outputs = h("div", { class: "il-generation" });
   button.addEventListener("click", async () => {

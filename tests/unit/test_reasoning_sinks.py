@@ -49,7 +49,7 @@ def test_sink_mask_by_hand():
     assert sink_mask(h, keep).tolist() == [[True, False, False, False], [False, True, False, False]]
     assert sink_mask(h, keep, ratio=math.inf).sum() == 0
     assert sink_mask(h, keep, typical=torch.tensor([20.0, 20.0])).tolist() == [[False] * 4, [False] * 4]
-    assert SINK_RATIO == 10.0
+    assert SINK_RATIO == 6.0
 
 
 def test_diffmean_leaves_the_sink_out(model):

@@ -49,7 +49,7 @@ from ..tasks import ontology
 
 HOPS = (1, 3, 5)
 ANSWER_CONCEPTS = ("answer_true", "answer_false")
-STRENGTHS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+STRENGTHS = (2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)  # in units of 0.2 x the typical residual norm
 REPORT_FILE = "reasoning.json"
 
 
