@@ -16,12 +16,12 @@ Prints one JSON object (and writes it to --out). Usage, one thread, about 5 minu
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
+from real_report import finish
 
 import interplab as il
 from interplab.reasoning import Concepts, detection_quality
@@ -83,12 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         report["layers"][str(layer)] = row
         print(layer, {m: {k: (v["precision"], v["recall"]) for k, v in row[m].items()} for m in METHODS},
               flush=True)
-    report["seconds"] = round(time.time() - start, 1)
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    finish(report, start, args.out)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ on "test" questions (held-out names), with token-level detection precision / rec
 Two references: AR with the task's true facts instead of detected ones (how far the steering
 alone can carry the answer), and detection alone (how often the rules derive the right answer).
 
-Prints one JSON object (and writes it to --out). One thread; about 30 minutes on SmolLM2 with the
-defaults (100 test questions per depth):
+Each forward pass is made once and reused: the base model's answers, detection per dictionary, one
+steered pass per strength tried. Prints one JSON object (and writes it to --out). One thread; about
+30 minutes of CPU on SmolLM2 with the defaults (100 test questions per depth):
 
     PYTHONPATH=src python bench/ontology_real.py --model smollm2 --out bench/results/ontology_smollm2.json
 """
@@ -20,15 +21,15 @@ defaults (100 test questions per depth):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from real_report import finish
 
 import interplab as il
-from interplab.reasoning import Concepts, detection_quality, evaluate, parse_rules, steer
-from interplab.reasoning.evaluate import answer_ids
+from interplab.reasoning import Concepts, detect, detection_quality, parse_rules
+from interplab.reasoning.evaluate import answer_ids, answer_logits
 from interplab.tasks import ontology
 from interplab.zoo.ontology_concepts import (
     ANSWER_CONCEPTS,
@@ -43,7 +44,8 @@ from interplab.zoo.ontology_concepts import (
     usable_rules,
 )
 
-STRENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
+STRENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+BATCH = 16  # prompts per forward pass (the full logits of 16 prompts of ~100 tokens: about 0.3 GB)
 
 
 def dictionary(model, layer: int, questions: list[ontology.Question], method: str) -> Concepts:
@@ -56,20 +58,36 @@ def dictionary(model, layer: int, questions: list[ontology.Question], method: st
     return concepts
 
 
-def true_facts_accuracy(model, questions, concepts: Concepts, rules, strength: float, targets: list[int]) -> float:
-    """AR with the task's true facts (the stated category, ``asks_<queried>``): the rules derive the
-    answer concept, which alone steers the last position."""
-    right = 0
-    for q in questions:
-        derived = rules.infer({q.stated, f"asks_{q.queried}"}).derived
-        names = [n for n in ANSWER_CONCEPTS if n in derived]
-        enc = model.encode([q.prompt])
-        with torch.no_grad(), model.trace(**enc):
-            if names:
-                steer(model, concepts, {n: strength for n in names})
-            logits = model.unembed.output[:, -1][:, targets].save()
-        right += ontology.ANSWERS[int(logits.argmax(-1))] == q.answer
-    return right / len(questions)
+def logits(model, questions, targets, concepts: Concepts | None = None, steering: torch.Tensor | None = None):
+    """Answer logits ``[n, 2]`` of the questions, steered by ``steering`` ``[n, n_concepts]`` when given."""
+    out = []
+    for start in range(0, len(questions), BATCH):
+        rows = slice(start, start + BATCH)
+        prompts = [q.prompt for q in questions[rows]]
+        out.append(answer_logits(model, prompts, targets, concepts, None if steering is None else steering[rows]))
+    return torch.cat(out)
+
+
+def answer_steering(concepts: Concepts, derived: list[frozenset[str]]) -> torch.Tensor:
+    """``[n, n_concepts]``: 1 for each answer concept the rules derived for the question (AR steers
+    only those, ``steer=ANSWER_CONCEPTS``); times a strength, the steering applied."""
+    out = torch.zeros(len(derived), len(concepts))
+    for i, names in enumerate(derived):
+        for name in ANSWER_CONCEPTS:
+            if name in names:
+                out[i, concepts.names.index(name)] = 1.0
+    return out
+
+
+def detected_derivations(model, questions, concepts: Concepts, rules) -> list[frozenset[str]]:
+    """What the rules derive from the concepts detected in each question's prompt."""
+    found = detect(model, [q.prompt for q in questions], concepts, batch_size=BATCH)
+    return [rules.infer(found.facts(i)).derived for i in range(len(questions))]
+
+
+def accuracy(said: torch.Tensor, questions) -> float:
+    return round(sum(ontology.ANSWERS[int(i)] == q.answer for i, q in zip(said.argmax(-1), questions))
+                 / len(questions), 4)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--layer", type=int, default=None, help="default: the middle layer")
     parser.add_argument("--n-search", type=int, default=40, help="labelled questions per depth 1..5")
-    parser.add_argument("--n-valid", type=int, default=20, help="train-split questions per depth to pick the strength")
+    parser.add_argument("--n-valid", type=int, default=16, help="train-split questions per depth to pick the strength")
     parser.add_argument("--n-test", type=int, default=100, help="test-split questions per depth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
@@ -89,45 +107,48 @@ def main(argv: list[str] | None = None) -> None:
     searched = search_questions(args.n_search, args.seed, "train")
     dictionaries = {m: dictionary(model, layer, searched, m) for m in ("diffmean", "lda")}
     names = dictionaries["diffmean"].names
-    rules_text = usable_rules(ontology.rules_text(), names)
-    rules = parse_rules(rules_text, known=names)
+    rules = parse_rules(usable_rules(ontology.rules_text(), names), known=names)
     valid = [q for h in HOPS for q in ontology.questions(args.n_valid, h, seed=args.seed + 1, split="train")]
-    test = {h: ontology.questions(args.n_test, h, seed=args.seed + 2, split="test") for h in HOPS}
+    test = [q for h in HOPS for q in ontology.questions(args.n_test, h, seed=args.seed + 2, split="test")]
     held_out = {n: items for n, items in examples(search_questions(args.n_valid, args.seed + 3, "test")).items()
                 if n in names}
     targets = answer_ids(model, ontology.ANSWERS)
+    print(f"fitted in {time.time() - start:.0f} s", flush=True)
+    base_valid, base_test = logits(model, valid, targets), logits(model, test, targets)
+    true_derived = [rules.infer({q.stated, f"asks_{q.queried}"}).derived for q in test]
     report: dict = {"model": args.model, "layer": layer, "search_questions": len(searched),
                     "valid_questions": len(valid), "test_per_depth": args.n_test, "strengths_tried": list(STRENGTHS),
+                    "base": {str(h): accuracy(base_test[[q.hops == h for q in test]], [q for q in test if q.hops == h])
+                             for h in HOPS},
                     "dictionaries": {}}
-    print(f"fitted in {time.time() - start:.0f} s", flush=True)
+    print("base", report["base"], flush=True)
     for method, concepts in dictionaries.items():
-        sweep = {s: float(evaluate(model, valid, concepts, rules, strength=s, steer=ANSWER_CONCEPTS)
-                          .accuracy().loc["all", "ar"]) for s in STRENGTHS}
+        unit = answer_steering(concepts, detected_derivations(model, valid, concepts, rules))
+        sweep = {s: accuracy(logits(model, valid, targets, concepts, s * unit), valid) if unit.any()
+                 else accuracy(base_valid, valid) for s in STRENGTHS}
         strength = max(sweep, key=sweep.get)
+        derived = detected_derivations(model, test, concepts, rules)
+        steered = logits(model, test, targets, concepts, strength * answer_steering(concepts, derived))
+        oracle = logits(model, test, targets, concepts, strength * answer_steering(concepts, true_derived))
         by_depth = {}
-        for hops, questions in test.items():
-            result = evaluate(model, questions, concepts, rules, strength=strength, steer=ANSWER_CONCEPTS)
-            frame = result.frame
-            derived_right = frame.apply(lambda r: ("answer_true" if r["answer"] == "True" else "answer_false")
-                                        in r["derived"], axis=1)
+        for hops in HOPS:
+            at = [q.hops == hops for q in test]
+            qs = [q for q in test if q.hops == hops]
+            right = [("answer_true" if q.answer == "True" else "answer_false") in d
+                     for q, d, a in zip(test, derived, at) if a]
             by_depth[str(hops)] = {
-                "n": len(frame), "base": round(float((frame["base"] == frame["answer"]).mean()), 4),
-                "ar": round(float((frame["ar"] == frame["answer"]).mean()), 4),
-                "rules_derive_the_right_answer": round(float(derived_right.mean()), 4),
-                "answer_inferred": round(float(frame["steering"].map(bool).mean()), 4),
-                "ar_true_facts": round(true_facts_accuracy(model, questions, concepts, rules, strength, targets), 4),
+                "n": len(qs), "base": report["base"][str(hops)], "ar": accuracy(steered[at], qs),
+                "rules_derive_the_right_answer": round(sum(right) / len(qs), 4),
+                "answer_inferred": round(sum(bool(set(ANSWER_CONCEPTS) & d) for d, a in zip(derived, at) if a)
+                                         / len(qs), 4),
+                "ar_true_facts": accuracy(oracle[at], qs),
             }
             print(method, hops, by_depth[str(hops)], flush=True)
         quality = detection_quality(model, concepts, held_out)
         report["dictionaries"][method] = {"strength": strength, "validation_accuracy": sweep, "test": by_depth,
                                           "detection": family_means(quality)}
-        print(method, strength, report["dictionaries"][method]["detection"], flush=True)
-    report["seconds"] = round(time.time() - start, 1)
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+        print(method, strength, sweep, report["dictionaries"][method]["detection"], flush=True)
+    finish(report, start, args.out)
 
 
 if __name__ == "__main__":

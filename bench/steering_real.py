@@ -25,13 +25,13 @@ the former). Prints one JSON object (and writes it to --out). Usage (one thread,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import time
 from pathlib import Path
 
 import torch
+from real_report import finish
 
 import interplab as il
 from interplab.reasoning import Concepts
@@ -152,12 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(layer, name, {k: v for k, v in rows[-1].items() if k != "examples"}, flush=True)
             entry["concepts"][name] = rows
         report["layers"][str(layer)] = entry
-    report["seconds"] = round(time.time() - start, 1)
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    finish(report, start, args.out)
 
 
 if __name__ == "__main__":

@@ -172,10 +172,14 @@ def test_a_thousand_step_derivation_is_edited_and_explored(notebook):
     """A 1,000-deep chain: the edit's diagnostics come back, the facts list stays bounded, and the
     deepest fact opens one step at a time (printing the times; speed claims are not asserted)."""
     chain = "cat -> c0\\n" + "\\n".join(f"c{i} -> c{i + 1}" for i in range(1000))
-    nb = notebook("editor-chain.ipynb", [SETUP, f'editor.rules = "{chain}"', "editor"])
+    more = ("for i in range(50):\n    concepts.add(f'x{i}', direction=torch.randn(32), threshold=1e9)\n"
+            "editor.refresh()")  # 52 concepts: their chips must not push the editor off the screen
+    nb = notebook("editor-chain.ipynb", [SETUP, f'editor.rules = "{chain}"', more, "editor"])
     nb.run_all()
     root = nb.page.locator(".il-editor")
     expect(root.locator(".il-fact[data-concept=c1000]")).to_have_count(1, timeout=60_000)
+    expect(root.locator(".il-concept-chip")).to_have_count(52)
+    assert root.locator(".il-concept-legend").bounding_box()["height"] <= 100, "52 chips are not bounded"
     nodes = nb.page.evaluate("() => document.querySelector('.il-editor').querySelectorAll('*').length")
     assert nodes < 15_000, f"{nodes} DOM nodes for 1,003 facts"
     box = root.locator(".il-fact-list").first.bounding_box()

@@ -25,7 +25,7 @@ from .residual import read, special_mask, tokenize, write
 from .rules import RuleSet
 from .steer import add_directions, check_strength, steerable_concepts
 
-__all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]
+__all__ = ["Evaluation", "answer_ids", "answer_logits", "detection_quality", "evaluate"]
 
 
 @dataclass
@@ -100,29 +100,31 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
                 coefficients[i, names.index(name)] = value
             records.append({"facts": sorted(inference.facts), "derived": sorted(inference.derived),
                             "suppressed": sorted(inference.suppressed), "steering": steering})
-        base, steered = _answer_logits(model, prompts, concepts, coefficients, targets)
+        base = answer_logits(model, prompts, targets)
+        steered = answer_logits(model, prompts, targets, concepts, coefficients) if coefficients.any() else base
         for q, b, s, record in zip(batch, base.argmax(-1).tolist(), steered.argmax(-1).tolist(), records):
             rows.append({"hops": q.hops, "answer": q.answer, "base": answers[b], "ar": answers[s], **record})
     return Evaluation(pd.DataFrame(rows), strength)
 
 
-def _answer_logits(model: Model, prompts: list[str], concepts: Concepts, coefficients: torch.Tensor,
-                   targets: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of the answer tokens after each prompt, plain and steered ``[batch, n_answers]``."""
-    input_ids, mask, _ = encode_pairs(model, prompts)
+def answer_logits(model: Model, prompts: Sequence[str], targets: Sequence[int], concepts: Concepts | None = None,
+                  coefficients: torch.Tensor | None = None) -> torch.Tensor:
+    """The logits of the answer tokens ``targets`` after each prompt, ``[batch, n_answers]``; with
+    ``concepts`` and ``coefficients`` ``[batch, n_concepts]`` (a strength per row and concept) the
+    last position at the concepts' site is steered, as ``steer`` does."""
+    input_ids, mask, _ = encode_pairs(model, list(prompts))
     input_ids, mask = input_ids.to(model.device), mask.to(model.device)
     last = mask.sum(1) - 1
     rows = torch.arange(len(prompts), device=model.device)
-    target = torch.tensor(targets, device=model.device)
+    target = torch.tensor(list(targets), device=model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
-        base = model.unembed.output[rows, last][:, target].save()
-    units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
-    coefficients = coefficients.to(model.device)
-    with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
-        h = read(model, layer, site)
-        write(model, layer, site, add_directions(h, coefficients, units, last, concepts.steering_scale))
-        steered = model.unembed.output[rows, last][:, target].save()
-    return base.float().cpu(), steered.float().cpu()
+        if concepts is not None:
+            units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
+            h = read(model, layer, site)
+            write(model, layer, site, add_directions(h, coefficients.to(model.device), units, last,
+                                                     concepts.steering_scale))
+        logits = model.unembed.output[rows, last][:, target].save()
+    return logits.float().cpu()
 
 
 def detection_quality(model: Model, concepts: Concepts, examples: Mapping[str, Sequence[Any]], *,
