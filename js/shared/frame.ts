@@ -19,6 +19,8 @@ export interface Frame {
   commands: Commands;
   theme: Theme;
   showError(error: unknown): void;
+  /** Hide an error the browser showed (after a later success); a kernel error clears with its trait. */
+  clearError(): void;
   /** Called with the new theme after JupyterLab switches theme. */
   onTheme(listener: (theme: Theme) => void): void;
   /** Add PNG/SVG export buttons and answer Python's export requests with `drawing()`. */
@@ -65,6 +67,7 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
     commands,
     theme: readTheme(root),
     showError: (error) => banner.show(error),
+    clearError: () => banner.clear(),
     onTheme(listener) {
       themeListeners.push(listener);
     },

@@ -25,6 +25,8 @@ export interface ErrorBanner {
   el: HTMLElement;
   /** Show an error raised in the browser (a kernel error arrives through the trait). */
   show(error: unknown): void;
+  /** Hide an error shown by `show` (not one from the trait: the kernel clears that). */
+  clear(): void;
   dispose(): void;
 }
 
@@ -75,6 +77,9 @@ export function errorBanner(model: AnyModel): ErrorBanner {
     show(error) {
       if (!isAbort(error)) render(asKernelError(error), false);
     },
+    clear() {
+      if (!fromTrait) render(null, false);
+    },
     dispose() {
       model.off("change:error", onTrait);
     },
@@ -96,7 +101,10 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
     const p = (model.get("progress") as Progress | null) ?? null;
     // Idle keeps its space (visibility, not display): nothing around it moves.
     el.classList.toggle("il-idle", !p && pending === 0);
-    if (!p && pending === 0) return;
+    if (!p && pending === 0) {
+      label.textContent = "";
+      return;
+    }
     const determinate = !!p && typeof p.total === "number" && p.total > 0;
     el.classList.toggle("il-indeterminate", !determinate);
     if (determinate) {
@@ -109,6 +117,7 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
     }
     const count = determinate ? ` ${p!.done ?? 0}/${p!.total}` : "";
     label.textContent = p ? `${p.label ?? "working"}${count}` : "waiting for the kernel…";
+    label.title = label.textContent;
   };
 
   model.on("change:progress", update);

@@ -10,7 +10,7 @@
 ``layer`` is always the decoder-layer index, not the index among MoE layers.
 """
 
-from .batching import observe_progress
+from ..run import observe_progress
 from .generate import REFUSAL_PATTERNS, behaviour_rate, generate, refusal_classifier
 from .interventions import active_masks, apply_routing, intervene
 from .masks import ExpertMasks, expert_masks

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..anatomy import FAMILIES
 from ..model import Model
 
 __all__ = ["ExpertMasks", "combine", "expert_masks", "moe_of"]
@@ -23,8 +24,9 @@ def moe_of(model: Model):
     """The model's ``MoeAnatomy``, or a clear error for a dense model."""
     moe = model.anatomy.moe
     if moe is None:
+        moe_families = ", ".join(name for name, family in FAMILIES.items() if family.is_moe)
         raise ValueError(f"{model.name} is a dense {model.family.name} model: the experts instrument needs a "
-                         "Mixture-of-Experts model (mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v3, gpt_oss)")
+                         f"Mixture-of-Experts model ({moe_families})")
     return moe
 
 

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .. import run
 from ..model import Model
-from .batching import batches, token_rows
-from .capture import BatchRouting, capture_batch, pad_batch
+from .capture import BatchRouting, capture_batch
 from .generate import response_rows
 from .interventions import active_masks, routing_plan
 from .masks import ExpertMasks, moe_of
@@ -78,22 +78,26 @@ def _set_stats(model: Model, prompts: Sequence[str], responses: Sequence[str] | 
                masks: ExpertMasks, *, batch_size: int, max_new_tokens: int, progress: bool, what: str) -> SetStats:
     moe = moe_of(model)
     running = RunningStats(len(moe.moe_layers), moe.n_experts, model.device)
-    pad = model.tokenizer.pad_token_id
     plan = routing_plan(model, masks)
-    for start, batch in batches(prompts, batch_size, desc=f"scan {what}", progress=progress):
-        rows = token_rows(model, batch)
+    for start, batch in run.steps(prompts, batch_size, desc=f"scan {what}", unit="prompt", progress=progress):
+        rows = run.token_ids(model, batch)
         if tokens == "prompt":
             seqs, flags = rows, [[True] * len(r) for r in rows]
         else:
             if responses is None:
                 answers = response_rows(model, rows, max_new_tokens)
             else:
-                answers = token_rows(model, responses[start:start + len(batch)], special=False)
+                answers = _response_ids(model, responses[start:start + len(batch)])
             seqs = [r + a for r, a in zip(rows, answers)]
             flags = [[tokens == "all"] * len(r) + [True] * len(a) for r, a in zip(rows, answers)]
-        ids, attn, counted = pad_batch(seqs, flags, pad, model.device)
-        running.add(capture_batch(model, ids, attn, plan), counted)
+        padded = run.pad(seqs, "right", model.tokenizer.pad_token_id, model.device)
+        running.add(capture_batch(model, padded.input_ids, padded.attention_mask, plan), padded.spread(flags))
     return running.stats(model.anatomy.n_layers, moe.moe_layers, what)
+
+
+def _response_ids(model: Model, responses: Sequence[str]) -> list[list[int]]:
+    """Token ids of given responses (no special tokens; an empty response counts no tokens)."""
+    return [list(r) for r in model.tokenizer(list(responses), add_special_tokens=False)["input_ids"]]
 
 
 def _check_responses(responses, behaviour, control):

@@ -13,6 +13,7 @@ A widget subclasses ``Widget`` naming its front-end bundle (``js/<name>/index.ts
 from __future__ import annotations
 
 import functools
+import os
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,8 +36,18 @@ class BundleMissingError(FileNotFoundError):
     """The widget's JavaScript bundle has not been built."""
 
 
+def _hot_reload() -> bool:
+    return os.environ.get("ANYWIDGET_HMR", "").lower() in ("1", "true", "yes", "on")
+
+
 @functools.cache
-def _bundle_file(name: str, suffix: str, required: bool):
+def _bundle_file(name: str, suffix: str, required: bool, hot: bool = False):
+    """The bundle's text; with hot reload (ANYWIDGET_HMR=1) anywidget's file watcher instead.
+
+    The watcher (a FileContents) keeps a signal connection to every widget given it, so a widget
+    handed one is never freed, even after ``close()`` (manzt/anywidget#929): plain strings unless
+    hot reload is wanted.
+    """
     path = STATIC / f"{name}.{suffix}"
     if not path.is_file():
         if required:
@@ -45,7 +56,7 @@ def _bundle_file(name: str, suffix: str, required: bool):
                 "in the interplab repository"
             )
         return None
-    return try_file_contents(path)  # follows edits when ANYWIDGET_HMR=1
+    return try_file_contents(path) if hot else path.read_text(encoding="utf-8")
 
 
 def error_record(exc: BaseException, command: str | None = None) -> dict:
@@ -74,6 +85,8 @@ def command(method: Handler) -> Handler:
         except (Exception, KeyboardInterrupt) as exc:
             record = self.record_error(exc, command=method.__name__)
             return {"error": record}, []
+        if self.error is not None and method.__name__ != "_receive_export":
+            self.error = None  # a later success clears the banner
         return {"result": value}, list(out)
 
     return anywidget.experimental.command(handler)
@@ -88,6 +101,8 @@ class Widget(anywidget.AnyWidget):
                               help="{label, done, total} while working, else None").tag(sync=True)
 
     _bundle: ClassVar[str | None] = None
+    #: the synced traits the browser may change (None: every one); the others are the kernel's
+    _browser_writable: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, bundle: str | None = None, **kwargs: Any) -> None:
         if bundle is not None:
@@ -97,8 +112,9 @@ class Widget(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         if self._bundle is None:
             raise TypeError(f"{type(self).__name__} names no front-end bundle: subclass Widget with bundle='<name>'")
-        self._esm = _bundle_file(self._bundle, "js", True)
-        css = _bundle_file(self._bundle, "css", False)
+        hot = _hot_reload()
+        self._esm = _bundle_file(self._bundle, "js", True, hot)
+        css = _bundle_file(self._bundle, "css", False, hot)
         if css is not None:
             self._css = css
         self.last_exception: BaseException | None = None
@@ -118,6 +134,23 @@ class Widget(anywidget.AnyWidget):
                               "is the front-end bundle out of date? rebuild it with `npm run build`")
             self.send({"id": msg.get("id"), "kind": "anywidget-command-response",
                        "response": {"error": self.record_error(exc, command=str(name))}})
+
+    def set_state(self, sync_data: dict) -> None:
+        """An update from the browser: a kernel-owned trait or an invalid value is refused, shown in
+        the banner, and the browser's copy reverted to the kernel's."""
+        writable = self._browser_writable
+        refused = [k for k in sync_data if writable is not None and k not in writable and k != "error"]
+        accepted = {k: v for k, v in sync_data.items() if k not in refused}
+        try:
+            super().set_state(accepted)
+        except traitlets.TraitError as exc:
+            self.record_error(exc, command="update")
+            self.send_state(list(sync_data))
+            return
+        if refused:
+            self.record_error(PermissionError(f"the browser cannot change {', '.join(sorted(refused))}: "
+                                              "the kernel owns it (change it from Python)"), command="update")
+            self.send_state(refused)
 
     # --- errors and progress --------------------------------------------------------------
     def record_error(self, exc: BaseException, command: str | None = None) -> dict:

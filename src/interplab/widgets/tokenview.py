@@ -14,7 +14,8 @@ import numpy as np
 import traitlets
 
 from ..model import Model
-from ..tokens import Predictions, decode_each, token_predictions, tokenize, top_predictions
+from ..run import decode_each
+from ..tokens import Predictions, token_predictions, tokenize, top_predictions
 from .base import Widget, command
 from .codecs import decode_array, encode_array, encode_reply_array, to_numpy
 
