@@ -205,3 +205,16 @@ def test_a_failure_while_publishing_shows_in_the_banner(model, concepts, monkeyp
     monkeypatch.setattr(Inference, "to_dict", original)
     editor.rules = RULES
     assert editor.error is None and editor._inference["proofs"]["calm"]["line"] == 2
+
+
+def test_the_browser_edits_rules_text_and_strength_and_nothing_else(model, concepts):
+    editor = il.RuleEditor(model, concepts, RULES, text=TEXT_CAT)
+    sent = []
+    editor.send_state = lambda key=None: sent.append(key)
+    editor.set_state({"rules": "cat -> pet\n", "strength": 1.5})
+    assert editor.rules == "cat -> pet\n" and editor.strength == 1.5 and editor.error is None
+    editor.set_state({"_inference": {"rules": "forged"}, "text": TEXT_DOG})
+    assert editor.text == TEXT_DOG and editor._inference["rules"] == "cat -> pet\n"
+    assert "cannot change _inference" in editor.error["message"] and ["_inference"] in sent
+    editor.set_state({"strength": float("nan")})  # refused with the range, the browser's copy reverted
+    assert editor.strength == 1.5 and "from -50 to 50" in editor.error["message"]

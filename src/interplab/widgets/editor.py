@@ -60,6 +60,8 @@ class RuleEditor(Widget, bundle="editor"):
     generation = traitlets.Dict(allow_none=True, default_value=None,
                                 help="the last generate(): prompt, strength, base, steered").tag(sync=True)
     _concepts = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: what the browser edits; the diagnostics, detection, inference and generation are the kernel's
+    _browser_writable = frozenset({"rules", "text", "strength"})
     _detection = traitlets.Dict().tag(sync=True)
     _inference = traitlets.Dict().tag(sync=True)
 
