@@ -147,6 +147,7 @@ def test_the_lint_tooltip_reads_in_jupyterlab_dark(lab, notebook):
         seen = message.evaluate(CONTRAST)
         assert seen["light"] == "false", "the page is not in the dark theme"
         assert seen["ratio"] >= 4.5, f"lint tooltip text {seen['fg']} on {seen['bg']}: contrast {seen['ratio']:.2f}"
+        print(f"JupyterLab Dark: lint tooltip text {seen['fg']} on {seen['bg']}, contrast {seen['ratio']:.1f}")
     finally:
         set_theme(lab, "JupyterLab Light")
 
