@@ -69,8 +69,8 @@ def steered_run(model, concepts: Concepts, name: str, added: float, n_tokens: in
     unit = concepts.unit_directions(model.device)[concepts.names.index(name)]
     enc = model.encode(list(PROMPTS))
     tok = model.tokenizer
-    with torch.no_grad(), model.nn.generate(**enc, max_new_tokens=n_tokens, do_sample=False,
-                                           pad_token_id=tok.pad_token_id) as tracer:
+    with torch.no_grad(), model.generate(**enc, max_new_tokens=n_tokens, do_sample=False,
+                                        pad_token_id=tok.pad_token_id) as tracer:
         tokens = list().save()
         probs = list().save()
         norms = list().save()

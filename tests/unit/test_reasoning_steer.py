@@ -191,8 +191,8 @@ def test_reasoner_composes_with_a_users_own_generation(device):
     rules = parse_rules("cat -> dog")
     enc = model.encode([PROMPTS[0]])
     reasoner = Reasoner(concepts, rules, enc["attention_mask"], strength=0.5)
-    with torch.no_grad(), model.nn.generate(**enc, max_new_tokens=4, do_sample=False, min_new_tokens=4,
-                                            pad_token_id=0) as tracer:
+    with torch.no_grad(), model.generate(**enc, max_new_tokens=4, do_sample=False, min_new_tokens=4,
+                                         pad_token_id=0) as tracer:
         norms = list().save()
         for _ in tracer.iter[:4]:
             reasoner.step(model)

@@ -189,7 +189,7 @@ def _generate(model: Model, enc: dict, reasoner: Reasoner, max_new_tokens: int, 
     with warnings.catch_warnings():
         # The open loop below ends when generation does; nnsight warns that it asked for one step more.
         warnings.filterwarnings("ignore", message=".*was never reached.*")
-        with torch.no_grad(), model.nn.generate(**enc, remote=model.remote, **kwargs) as tracer:
+        with torch.no_grad(), model.generate(**enc, **kwargs) as tracer:
             tokens = list().save()
             for _ in tracer.iter[:]:
                 reasoner.step(model)

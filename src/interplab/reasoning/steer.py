@@ -12,7 +12,7 @@ before it was recorded) scales by ``STEER_UNIT * ||h||``. With several concepts 
 a negative ``alpha`` steers away (suppresses).
 
 ``steer`` applies given strengths inside any trace. ``Reasoner.step`` is the AR step for one
-forward pass of a generation (call it inside each step of ``model.nn.generate``'s loop, alone
+forward pass of a generation (call it inside each step of ``model.generate``'s loop, alone
 or next to your own interventions): it reads the concepts' site, detects concepts on the new
 tokens, keeps every detected concept active for the rest of the sequence, infers with the
 rules, and steers the last position by the concluded concepts (``+strength``) and the
