@@ -48,12 +48,26 @@ STRENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 BATCH = 16  # prompts per forward pass (the full logits of 16 prompts of ~100 tokens: about 0.3 GB)
 
 
-def dictionary(model, layer: int, questions: list[ontology.Question], method: str) -> Concepts:
+def answer_word_examples(questions: list[ontology.Question]) -> dict[str, list]:
+    """The answer concepts labelled on the answer word itself, in ``prompt + " " + answer``: what the
+    model's residual holds where the answer is said, for a model that cannot answer (so its last
+    prompt token carries no answer)."""
+    out: dict[str, list] = {name: [] for name in ANSWER_CONCEPTS}
+    for q in questions:
+        out["answer_true" if q.answer == "True" else "answer_false"].append(
+            (q.text, [(len(q.prompt) + 1, len(q.text))]))
+    return out
+
+
+def dictionary(model, layer: int, questions: list[ontology.Question], method: str,
+               answer_words: bool = False) -> Concepts:
     """The task's concepts at ``layer`` by ``method`` ("diffmean" or "lda"), in the two slots, with
-    the steer-only answer concepts (DiffMean) added."""
+    the steer-only answer concepts (DiffMean) added: labelled at the last prompt token of 1-hop
+    questions, as for the demo model, or (``answer_words``) at the answer word."""
     labelled = examples(questions)
     concepts = Concepts.from_examples(model, layer, labelled, method=method, slots=slots(labelled))
-    add_answer_concepts(concepts, Concepts.from_examples(model, layer, answer_examples(questions)))
+    answers = answer_word_examples(questions) if answer_words else answer_examples(questions)
+    add_answer_concepts(concepts, Concepts.from_examples(model, layer, answers))
     steer_only(concepts)
     return concepts
 
@@ -98,6 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-valid", type=int, default=16, help="train-split questions per depth to pick the strength")
     parser.add_argument("--n-test", type=int, default=100, help="test-split questions per depth")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="diffmean,lda")
+    parser.add_argument("--answer-words", action="store_true",
+                        help="label the answer concepts at the answer word instead of the last prompt token")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -105,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     model = il.zoo.load(args.model)
     layer = model.anatomy.n_layers // 2 if args.layer is None else args.layer
     searched = search_questions(args.n_search, args.seed, "train")
-    dictionaries = {m: dictionary(model, layer, searched, m) for m in ("diffmean", "lda")}
-    names = dictionaries["diffmean"].names
+    dictionaries = {m: dictionary(model, layer, searched, m, args.answer_words) for m in args.methods.split(",")}
+    names = next(iter(dictionaries.values())).names
     rules = parse_rules(usable_rules(ontology.rules_text(), names), known=names)
     valid = [q for h in HOPS for q in ontology.questions(args.n_valid, h, seed=args.seed + 1, split="train")]
     test = [q for h in HOPS for q in ontology.questions(args.n_test, h, seed=args.seed + 2, split="test")]
@@ -117,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     base_valid, base_test = logits(model, valid, targets), logits(model, test, targets)
     true_derived = [rules.infer({q.stated, f"asks_{q.queried}"}).derived for q in test]
     report: dict = {"model": args.model, "layer": layer, "search_questions": len(searched),
+                    "answer_concepts": "answer word" if args.answer_words else "last prompt token of 1-hop questions",
                     "valid_questions": len(valid), "test_per_depth": args.n_test, "strengths_tried": list(STRENGTHS),
                     "base": {str(h): accuracy(base_test[[q.hops == h for q in test]], [q for q in test if q.hops == h])
                              for h in HOPS},
