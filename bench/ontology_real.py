@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test", type=int, default=100, help="test-split questions per depth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="diffmean,lda")
+    parser.add_argument("--strengths", default=",".join(map(str, STRENGTHS)),
+                        help="strengths to choose from on the train questions (negative: steer away from the "
+                             "derived answer concept)")
     parser.add_argument("--answer-words", action="store_true",
                         help="label the answer concepts at the answer word instead of the last prompt token")
     parser.add_argument("--out", type=Path, default=None)
@@ -133,9 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fitted in {time.time() - start:.0f} s", flush=True)
     base_valid, base_test = logits(model, valid, targets), logits(model, test, targets)
     true_derived = [rules.infer({q.stated, f"asks_{q.queried}"}).derived for q in test]
+    strengths = [float(x) for x in args.strengths.split(",")]
     report: dict = {"model": args.model, "layer": layer, "search_questions": len(searched),
+                    "base_says_true": {str(h): round(float((base_test[[q.hops == h for q in test]].argmax(-1) == 0)
+                                                            .float().mean()), 4) for h in HOPS},
                     "answer_concepts": "answer word" if args.answer_words else "last prompt token of 1-hop questions",
-                    "valid_questions": len(valid), "test_per_depth": args.n_test, "strengths_tried": list(STRENGTHS),
+                    "valid_questions": len(valid), "test_per_depth": args.n_test, "strengths_tried": strengths,
                     "base": {str(h): accuracy(base_test[[q.hops == h for q in test]], [q for q in test if q.hops == h])
                              for h in HOPS},
                     "dictionaries": {}}
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     for method, concepts in dictionaries.items():
         unit = answer_steering(concepts, detected_derivations(model, valid, concepts, rules))
         sweep = {s: accuracy(logits(model, valid, targets, concepts, s * unit), valid) if unit.any()
-                 else accuracy(base_valid, valid) for s in STRENGTHS}
+                 else accuracy(base_valid, valid) for s in strengths}
         strength = max(sweep, key=sweep.get)
         derived = detected_derivations(model, test, concepts, rules)
         steered = logits(model, test, targets, concepts, strength * answer_steering(concepts, derived))
