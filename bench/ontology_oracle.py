@@ -8,7 +8,7 @@ accuracy ``python -m interplab.zoo.ontology_concepts`` measures with detection. 
 variants: every concept the rules derive (AR's design, what ``il.reasoning.evaluate`` does: for
 a k-hop question the stated category's k ancestors and the answer) and the answer concept only.
 
-    PYTHONPATH=src python bench/ontology_oracle.py [--n 200] [--strengths 0.25 0.5 1 2 4]
+    PYTHONPATH=src python bench/ontology_oracle.py [--n 200] [--strengths 1.25 2.5 5 10 20]
 
 Prints one JSON object: base and oracle-facts AR accuracy per hop depth, variant and strength.
 """
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="questions per hop depth")
     parser.add_argument("--seed", type=int, default=2, help="question seed (2: the test set of ontology_concepts)")
-    parser.add_argument("--strengths", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0])
+    parser.add_argument("--strengths", type=float, nargs="+", default=[1.25, 2.5, 5.0, 10.0, 20.0])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -16,17 +16,12 @@ const inference = (rules: string, extra: Partial<InferenceState> = {}): Inferenc
   diagnostics: [],
   given: ["cat"],
   derived: ["pet"],
+  facts: ["cat", "pet"],
   suppressed: [],
   conflicts: [],
   proofs: {
-    cat: { concept: "cat", kind: "given", evidence: [{ position: 1, token: "cat", score: 1 }, { position: 3, token: EVIL, score: 2 }] },
-    pet: {
-      concept: "pet",
-      kind: "derived",
-      rule: "cat -> pet",
-      line: 1,
-      premises: [{ concept: "cat", kind: "given", evidence: [{ position: 1, token: "cat", score: 1 }, { position: 3, token: EVIL, score: 2 }] }],
-    },
+    cat: { kind: "given", evidence: [{ position: 1, token: "cat", score: 1 }, { position: 3, token: EVIL, score: 2 }] },
+    pet: { kind: "derived", rule: "cat -> pet", line: 1, premises: [{ concept: "cat", holds: true }] },
   },
   suppression_proofs: {},
   elapsed_ms: 2.5,
@@ -51,6 +46,11 @@ const state = () => ({
 });
 
 const mounted: (() => void)[] = [];
+
+function open(details: HTMLDetailsElement) {
+  details.open = true;
+  details.dispatchEvent(new Event("toggle"));
+}
 afterEach(() => mounted.splice(0).forEach((f) => f()));
 
 function mount(overrides: Record<string, unknown> = {}) {
@@ -96,6 +96,8 @@ describe("RuleEditor view", () => {
     const facts = [...el.querySelectorAll<HTMLElement>(".il-fact")].map((f) => f.dataset.concept);
     expect(facts).toEqual(["cat", "pet"]);
     const pet = el.querySelector<HTMLDetailsElement>(".il-fact[data-concept=pet]")!;
+    expect(pet.textContent).not.toContain("cat -> pet"); // drawn when opened
+    open(pet);
     expect(pet.textContent).toContain("line 1: cat -> pet");
     pet.querySelector<HTMLButtonElement>(".il-proof-leaf")!.click();
     const focused = [...el.querySelectorAll(".il-token.il-focus")].map((t) => t.getAttribute("data-i"));
@@ -144,5 +146,62 @@ describe("RuleEditor view", () => {
     expect(el.querySelector(".il-gen-steered .il-gen-text")!.classList.contains("il-changed")).toBe(true);
     expect(el.querySelector(".il-generation img")).toBeNull();
     expect(el.querySelector(".il-gen-steered")!.textContent).toContain("steering: cat +1");
+  });
+
+  it("draws a 1,000-step derivation one step at a time, and keeps an opened fact open across redraws", () => {
+    const n = 1000;
+    const proofs: InferenceState["proofs"] = { c0: { kind: "given", evidence: [{ position: 1, token: "cat", score: 1 }] } };
+    for (let i = 1; i <= n; i++) proofs[`c${i}`] = { kind: "derived", rule: `c${i - 1} -> c${i}`, line: i, premises: [{ concept: `c${i - 1}`, holds: true }] };
+    const names = Object.keys(proofs);
+    const { el, model } = mount({ _inference: inference("chain", { given: ["c0"], derived: names.slice(1), facts: names, proofs }) });
+    expect(el.querySelectorAll(".il-fact")).toHaveLength(n + 1);
+    expect(el.querySelectorAll(".il-proof")).toHaveLength(0);
+    const last = el.querySelector<HTMLDetailsElement>(`.il-fact[data-concept=c${n}]`)!;
+    open(last);
+    expect(last.querySelectorAll(".il-rule")).toHaveLength(1);
+    expect(el.querySelectorAll(".il-token.il-focus")).toHaveLength(1); // the chain rests on token 1
+    let step = last.querySelector<HTMLDetailsElement>(".il-proof-step")!;
+    for (let k = 0; k < 3; k++) {
+      open(step);
+      step = step.querySelector<HTMLDetailsElement>(".il-proof-step")!;
+    }
+    expect(last.querySelectorAll(".il-rule")).toHaveLength(4);
+    expect(el.querySelectorAll("*").length).toBeLessThan(20 * n);
+    model.set("_inference", inference("chain 2", { given: ["c0"], derived: names.slice(1), facts: names, proofs }));
+    expect(el.querySelector<HTMLDetailsElement>(`.il-fact[data-concept=c${n}]`)!.open).toBe(true);
+  });
+
+  it("hands Ctrl+S on to JupyterLab as a save keystroke, typed nowhere", () => {
+    const { el } = mount();
+    const seen: KeyboardEvent[] = [];
+    el.addEventListener("keydown", (event) => seen.push(event));
+    const press = new KeyboardEvent("keydown", { key: "s", ctrlKey: true, bubbles: true, cancelable: true });
+    el.querySelector(".cm-content")!.dispatchEvent(press);
+    expect(press.defaultPrevented).toBe(true);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).not.toBe(press);
+    expect(seen[0].target).toBe(el);
+    expect([seen[0].key, seen[0].ctrlKey, seen[0].keyCode]).toEqual(["s", true, 83]);
+    el.querySelector(".il-text-input")!.dispatchEvent(new KeyboardEvent("keydown", { key: "S", metaKey: true, bubbles: true }));
+    expect(seen).toHaveLength(2);
+    expect(el.querySelector(".cm-content")!.textContent).toBe("cat -> pet");
+  });
+
+  it("hides the token tooltip when the tokens change under it", () => {
+    const { el, model } = mount();
+    const token = el.querySelector<HTMLElement>(".il-token")!;
+    token.dispatchEvent(new Event("pointerover", { bubbles: true }));
+    const tip = document.querySelector<HTMLElement>(".il-tooltip")!;
+    expect(tip.hidden).toBe(false);
+    model.set("_detection", { text: "a dog", tokens: ["a", "dog"], detected: {} });
+    expect(tip.hidden).toBe(true);
+  });
+
+  it("widens the strength slider to twice a large strength set in the kernel", () => {
+    const { el, model } = mount({ strength: 10 });
+    const slider = el.querySelector<HTMLInputElement>(".il-strength")!;
+    expect([slider.min, slider.max, slider.value]).toEqual(["-20", "20", "10"]);
+    model.set("strength", 0.5);
+    expect([slider.min, slider.max, slider.value]).toEqual(["-4", "4", "0.5"]);
   });
 });

@@ -21,7 +21,7 @@ import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
 import { ruleLanguage } from "./language";
 import { analyse, type InferenceState, toRanges } from "./lint";
-import { conceptColours, proofPositions, proofTree } from "./proofs";
+import { chip, conceptColours, type FlatProof, type Proofs, proofPositions, proofStep, summaryText } from "./proofs";
 
 export const LINT_DELAY_MS = 250;
 const TEXT_DELAY_MS = 500;
@@ -48,13 +48,47 @@ interface GenerationState {
   steering: Record<string, number>;
 }
 
-/** Keys typed here are the widget's: JupyterLab's shortcuts (and the notebook's) must not see them. */
-function keepKeys(el: HTMLElement): HTMLElement {
+const S_KEY_CODE = 83;
+
+/** Keys typed here are the widget's: JupyterLab's shortcuts (and the notebook's) must not see them,
+ *  except save (Ctrl/Cmd+S), which is handed on from `outside` (where shortcuts are not suppressed)
+ *  as the same keystroke, so the notebook saves as it would anywhere else. */
+function keepKeys(el: HTMLElement, outside: HTMLElement): HTMLElement {
   el.classList.add("lm-suppress-shortcuts");
   el.setAttribute("data-lm-suppress-shortcuts", "true");
-  el.addEventListener("keydown", (event) => event.stopPropagation());
+  el.addEventListener("keydown", (event) => {
+    event.stopPropagation();
+    if (!isSave(event)) return;
+    event.preventDefault();
+    const save = new KeyboardEvent("keydown", {
+      key: event.key,
+      code: "KeyS",
+      ctrlKey: event.ctrlKey,
+      metaKey: event.metaKey,
+      shiftKey: event.shiftKey,
+      bubbles: true,
+      cancelable: true,
+    });
+    Object.defineProperty(save, "keyCode", { get: () => S_KEY_CODE }); // what Lumino's keyboard layout reads
+    outside.dispatchEvent(save);
+  });
   return el;
 }
+
+const isSave = (event: KeyboardEvent) => (event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "s";
+
+/** CodeMirror's own panels and tooltips (the lint tooltip) in JupyterLab's theme colours, light or dark. */
+const jupyterTheme = EditorView.theme({
+  ".cm-tooltip": {
+    backgroundColor: "var(--jp-layout-color1, #fff)",
+    color: "var(--jp-ui-font-color1, #212121)",
+    border: "1px solid var(--jp-border-color1, #bdbdbd)",
+  },
+  ".cm-tooltip .cm-diagnostic": { color: "var(--jp-ui-font-color1, #212121)" },
+  ".cm-diagnostic-error": { borderLeftColor: "var(--jp-error-color1, #d32f2f)" },
+  ".cm-diagnostic-warning": { borderLeftColor: "var(--jp-warn-color1, #f57c00)" },
+  ".cm-panels": { backgroundColor: "var(--jp-layout-color2, #eee)", color: "var(--jp-ui-font-color1, #212121)" },
+});
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   const frame = createFrame(model, el, "il-editor");
@@ -70,7 +104,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
 
   // --- the rule editor ------------------------------------------------------------------------
   const status = h("div", { class: "il-lint-status il-muted", attrs: { "aria-live": "polite" } });
-  const host = keepKeys(h("div", { class: "il-rule-editor" }));
+  const host = keepKeys(h("div", { class: "il-rule-editor" }), el);
   const view = new EditorView({
     parent: host,
     state: EditorState.create({
@@ -96,6 +130,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
           { delay: LINT_DELAY_MS },
         ),
         lintGutter(),
+        jupyterTheme,
         EditorView.contentAttributes.of({ "aria-label": "rules", spellcheck: "false" }),
       ],
     }),
@@ -115,7 +150,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     class: "il-input il-text-input",
     attrs: { rows: 2, "aria-label": "input text", placeholder: "a text for the rules to reason over", spellcheck: "false" },
   });
-  keepKeys(input);
+  keepKeys(input, el);
   input.value = model.get("text") ?? "";
   let textTimer: ReturnType<typeof setTimeout> | undefined;
   const sendText = () => {
@@ -171,6 +206,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   }
 
   function drawTokens() {
+    tooltip.hide(); // the token under it may be gone
     const d = detection();
     strip.setTokens(d.tokens);
     strip.clearHighlights();
@@ -206,34 +242,28 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   const facts = h("div", { class: "il-facts" });
   const open = new Set<string>();
 
-  function factItem(concept: string, node: InferenceState["proofs"][string], all: InferenceState["proofs"], tokens: string[]) {
-    const summaryText =
-      node.kind === "given"
-        ? "detected"
-        : `${node.kind === "suppressed" ? "suppressed" : "derived"} by ${node.line ? `line ${node.line}` : "a rule"}`;
-    const key = `${node.kind}:${concept}`;
+  /** A fact (or suppressed concept) with its proof's first step, drawn when opened. */
+  function factItem(concept: string, proof: FlatProof, proofs: Proofs, tokens: string[]) {
+    const key = `${proof.kind}:${concept}`;
     const details = h(
       "details",
-      { class: `il-fact il-fact-${node.kind}`, attrs: { "data-concept": concept, open: open.has(key) } },
-      h(
-        "summary",
-        {},
-        h("i", { class: "il-swatch", style: { background: colour(concept) ?? "transparent" } }),
-        h("b", {}, concept),
-        h("span", { class: "il-muted" }, ` ${summaryText}`),
-      ),
-      proofTree(node, {
-        colour,
-        tokens,
-        onLeaf: (name, positions) => focus(name, positions),
-      }),
+      { class: `il-fact il-fact-${proof.kind}`, attrs: { "data-concept": concept } },
+      h("summary", {}, chip(concept, colour(concept)), h("span", { class: "il-muted" }, ` ${summaryText(proof)}`)),
     );
+    const show = () => {
+      if (details.children.length === 1) details.append(proofStep(proof, { colour, tokens, proofs, onLeaf: (name, positions) => focus(name, positions) }, concept));
+    };
     details.addEventListener("toggle", () => {
       if (details.open) {
         open.add(key);
-        focus(concept, proofPositions(node, all));
+        show();
+        focus(concept, proofPositions(proof, proofs));
       } else open.delete(key);
     });
+    if (open.has(key)) {
+      details.open = true;
+      show();
+    }
     return details;
   }
 
@@ -256,18 +286,25 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
       facts,
       h("div", { class: "il-section-title" }, `facts (${entries.length})`, state.stale ? h("span", { class: "il-stale-badge" }, " stale") : null),
       entries.length ? null : h("div", { class: "il-muted" }, d.tokens.length ? "no concept detected, nothing inferred" : "type a text to reason over"),
-      ...entries.map(([c, node]) => factItem(c, node, state.proofs, d.tokens)),
+      h("div", { class: "il-fact-list" }, ...entries.map(([c, proof]) => factItem(c, proof, state.proofs, d.tokens))),
       suppressed.length ? h("div", { class: "il-section-title" }, `suppressed (${suppressed.length})`) : null,
-      ...suppressed.map(([c, node]) => factItem(c, node, state.proofs, d.tokens)),
+      suppressed.length ? h("div", { class: "il-fact-list" }, ...suppressed.map(([c, proof]) => factItem(c, proof, state.proofs, d.tokens))) : null,
       state.conflicts.length ? h("div", { class: "il-muted" }, `both a fact and suppressed: ${state.conflicts.join(", ")}`) : null,
     );
   }
 
   // --- generation -----------------------------------------------------------------------------
+  // Strength 1 adds a fifth of the layer's typical residual norm: real models keep their text up to
+  // about 1-2; a small demo model may want more, so the range grows to twice the strength set.
   const slider = h("input", {
     class: "il-strength",
-    attrs: { type: "range", min: -4, max: 4, step: 0.05, value: model.get("strength") ?? 0.5, "aria-label": "steering strength" },
+    attrs: { type: "range", min: -4, max: 4, step: 0.05, "aria-label": "steering strength" },
   });
+  const fitRange = (strength: number) => {
+    const top = Math.max(4, Math.ceil(2 * Math.abs(strength)));
+    slider.min = String(-top);
+    slider.max = String(top);
+  };
   const strengthValue = h("span", { class: "il-num" });
   const showStrength = () => (strengthValue.textContent = Number(slider.value).toFixed(2));
   slider.addEventListener("input", showStrength);
@@ -276,11 +313,13 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     model.save_changes();
   });
   const onStrength = () => {
-    slider.value = String(model.get("strength") ?? 0.5);
+    const strength = Number(model.get("strength") ?? 0.5);
+    fitRange(strength);
+    slider.value = String(strength);
     showStrength();
   };
   frame.listen("change:strength", onStrength);
-  showStrength();
+  onStrength();
   const button = h("button", { class: "il-button il-primary il-generate", attrs: { type: "button" } }, "generate");
   const outputs = h("div", { class: "il-generation" });
   button.addEventListener("click", async () => {

@@ -18,6 +18,7 @@ const analysis = (rules: string, diagnostics: KernelDiagnostic[] = []): Inferenc
   diagnostics,
   given: [],
   derived: [],
+  facts: [],
   suppressed: [],
   conflicts: [],
   proofs: {},

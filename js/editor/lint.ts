@@ -5,6 +5,7 @@
 
 import type { Diagnostic as CmDiagnostic } from "@codemirror/lint";
 import type { AnyModel } from "../shared/types";
+import type { Proofs } from "./proofs";
 
 export interface KernelDiagnostic {
   line: number;
@@ -52,28 +53,20 @@ export function toRanges(diagnostics: KernelDiagnostic[], doc: string): CmDiagno
   });
 }
 
-/** What the kernel computed for one rule text (the `_inference` trait). */
+/** What the kernel computed for one rule text (the `_inference` trait): `Inference.to_dict` with flat
+ *  proofs, tagged with the text it answers. */
 export interface InferenceState {
   rules: string;
   stale: boolean;
   diagnostics: KernelDiagnostic[];
   given: string[];
   derived: string[];
+  facts: string[];
   suppressed: string[];
   conflicts: string[];
-  proofs: Record<string, ProofNode>;
-  suppression_proofs: Record<string, ProofNode>;
+  proofs: Proofs;
+  suppression_proofs: Proofs;
   elapsed_ms: number;
-}
-
-export interface ProofNode {
-  concept: string;
-  kind: "given" | "derived" | "absent" | "suppressed";
-  evidence?: unknown;
-  rule?: string;
-  line?: number | null;
-  premises?: ProofNode[];
-  shared?: boolean;
 }
 
 export class KernelTimeout extends Error {

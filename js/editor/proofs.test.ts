@@ -1,24 +1,25 @@
 import { describe, expect, it } from "vitest";
-import type { ProofNode } from "./lint";
-import { conceptColours, leafPositions, PALETTE, proofPositions, proofTree } from "./proofs";
+import { conceptColours, type FlatProof, leafPositions, PALETTE, proofPositions, type Proofs, proofStep } from "./proofs";
 
 const EVIL = "<img src=x onerror=alert(1)>";
-const cat: ProofNode = {
-  concept: "cat",
+const cat: FlatProof = {
   kind: "given",
   evidence: [
     { position: 1, token: "cat", score: 0.5 },
     { position: 4, token: EVIL, score: 0.7 },
   ],
 };
-const pet: ProofNode = { concept: "pet", kind: "derived", rule: "cat or dog -> pet", line: 1, premises: [cat] };
-const calm: ProofNode = {
-  concept: "calm",
+const pet: FlatProof = { kind: "derived", rule: "cat or dog -> pet", line: 1, premises: [{ concept: "cat", holds: true }] };
+const calm: FlatProof = {
   kind: "derived",
   rule: "pet and not wild -> calm",
   line: 2,
-  premises: [{ concept: "pet", kind: "derived", shared: true }, { concept: "wild", kind: "absent" }],
+  premises: [
+    { concept: "pet", holds: true },
+    { concept: "wild", holds: false },
+  ],
 };
+const proofs: Proofs = { cat, pet, calm };
 
 describe("colours", () => {
   it("gives each concept the colour of its place: the palette, then distinct hues", () => {
@@ -34,28 +35,51 @@ describe("colours", () => {
 describe("positions", () => {
   it("reads a leaf's token positions, and none from global evidence", () => {
     expect(leafPositions(cat)).toEqual([1, 4]);
-    expect(leafPositions({ concept: "x", kind: "given", evidence: { mean_score: 0.3 } })).toEqual([]);
+    expect(leafPositions({ kind: "given", evidence: { mean_score: 0.3 } })).toEqual([]);
     expect(leafPositions(pet)).toEqual([]);
   });
 
-  it("collects the positions a proof rests on, following shared sub-proofs", () => {
-    expect(proofPositions(pet)).toEqual([1, 4]);
-    expect(proofPositions(calm, { pet })).toEqual([1, 4]);
-    expect(proofPositions(calm)).toEqual([]); // without the shared proof: nothing to follow
+  it("collects the positions a proof rests on through the flat entries", () => {
+    expect(proofPositions(pet, proofs)).toEqual([1, 4]);
+    expect(proofPositions(calm, proofs)).toEqual([1, 4]);
+    expect(proofPositions(calm, {})).toEqual([]); // without the entries: nothing to follow
+  });
+
+  it("follows a chain thousands of steps deep without recursion", () => {
+    const chain: Proofs = { c0: { kind: "given", evidence: [{ position: 7 }] } };
+    for (let i = 1; i <= 5000; i++) chain[`c${i}`] = { kind: "derived", rule: `c${i - 1} -> c${i}`, line: i, premises: [{ concept: `c${i - 1}`, holds: true }] };
+    expect(proofPositions(chain.c5000, chain)).toEqual([7]);
   });
 });
 
-describe("proofTree", () => {
-  it("draws rules, absent premises and leaves as text; a leaf click reports its positions", () => {
+describe("proofStep", () => {
+  const options = (clicks: [string, number[]][] = []) => ({
+    colour: () => "#123456",
+    tokens: ["the", "cat", "sat", "on", EVIL],
+    proofs,
+    onLeaf: (c: string, p: number[]) => clicks.push([c, p]),
+  });
+
+  it("draws one step: the rule, its premises as text; a leaf click reports its positions", () => {
     const clicks: [string, number[]][] = [];
-    const tree = proofTree(pet, { colour: () => "#123456", tokens: ["the", "cat", "sat", "on", EVIL], onLeaf: (c, p) => clicks.push([c, p]) });
-    expect(tree.textContent).toContain("by line 1: cat or dog -> pet");
-    expect(tree.textContent).toContain(JSON.stringify(EVIL));
-    expect(tree.querySelector("img")).toBeNull();
-    tree.querySelector<HTMLButtonElement>(".il-proof-leaf")!.click();
+    const step = proofStep(pet, options(clicks));
+    expect(step.textContent).toContain("by line 1: cat or dog -> pet");
+    expect(step.textContent).toContain(JSON.stringify(EVIL));
+    expect(step.querySelector("img")).toBeNull();
+    step.querySelector<HTMLButtonElement>(".il-proof-leaf")!.click();
     expect(clicks).toEqual([["cat", [1, 4]]]);
-    const other = proofTree(calm, { colour: () => null, tokens: [], onLeaf: () => {} });
-    expect(other.querySelector(".il-proof-absent")!.textContent).toContain("not wild");
-    expect(other.textContent).toContain("(see above)");
+  });
+
+  it("keeps a derived premise closed until it is opened, then draws its step once", () => {
+    const step = proofStep(calm, options());
+    expect(step.querySelector(".il-proof-absent")!.textContent).toContain("not wild");
+    const inner = step.querySelector<HTMLDetailsElement>(".il-proof-step[data-concept=pet]")!;
+    expect(inner.textContent).toContain("derived by line 1");
+    expect(inner.textContent).not.toContain("cat or dog -> pet");
+    inner.open = true;
+    inner.dispatchEvent(new Event("toggle"));
+    inner.dispatchEvent(new Event("toggle"));
+    expect(inner.querySelectorAll(".il-rule")).toHaveLength(1);
+    expect(inner.textContent).toContain("line 1: cat or dog -> pet");
   });
 });

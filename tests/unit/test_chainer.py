@@ -1,6 +1,7 @@
 """The forward chainer: random rule sets against a naive fixpoint, stratified negation,
 suppression, and hand-checked proof trees."""
 
+import json
 import random
 
 import pytest
@@ -356,7 +357,9 @@ def test_shared_sub_proofs_are_spelled_out_once():
 
 
 def test_inference_json_is_flat():
-    data = parse_rules(ANIMALS).infer({"cat": (3, 4)}).to_json()
+    inference = parse_rules(ANIMALS).infer({"cat": (3, 4)})
+    data = inference.to_dict()
+    assert json.loads(inference.to_json()) == data
     assert data["derived"] == ["mammal", "pet", "land_animal"]  # derivation order, breadth first
     assert data["suppressed"] == ["wild"] and data["conflicts"] == []
     assert data["proofs"]["cat"] == {"kind": "given", "evidence": [3, 4]}

@@ -80,11 +80,14 @@ def test_detection_and_inference_match_planted_concepts_and_rules_by_hand(model,
     assert "calm" not in editor.facts  # the dog text: calm is suppressed, not a fact
     editor.text = TEXT_CAT
     assert editor.facts == {"cat", "pet", "calm"}
-    # the proofs reach the planted token
-    calm = editor._inference["proofs"]["calm"]
+    # the proofs reach the planted token, one flat entry per concept
+    proofs = editor._inference["proofs"]
+    calm = proofs["calm"]
     assert calm["rule"] == "pet and not dog -> calm" and calm["line"] == 2
-    leaf = calm["premises"][0]["premises"][0]
-    assert leaf["concept"] == "cat" and [e["position"] for e in leaf["evidence"]] == [1]
+    assert calm["premises"] == [{"concept": "pet", "holds": True}, {"concept": "dog", "holds": False}]
+    assert proofs["pet"]["premises"] == [{"concept": "cat", "holds": True}]
+    leaf = proofs["cat"]
+    assert leaf["kind"] == "given" and [e["position"] for e in leaf["evidence"]] == [1]
     assert leaf["evidence"][0]["token"] == "cat"
 
 
@@ -136,7 +139,7 @@ def test_generate_refuses_rules_with_errors_and_the_widget_stays_usable(model, c
     assert reply["error"]["type"] == "ValueError" and "line 1, column" in reply["error"]["message"]
     assert editor.error["command"] == "_generate"
     reply, _ = Browser(editor).invoke("_generate", {"strength": "strong"})
-    assert "strength must be a number" in reply["error"]["message"]
+    assert "strength must be a finite number from -50 to 50" in reply["error"]["message"]
     editor.rules = "cat -> pet"
     assert editor.facts == {"cat", "pet"}
 
@@ -164,8 +167,54 @@ def test_a_failing_detection_shows_in_the_banner_and_the_next_text_works(model, 
 def test_bad_arguments_are_explained(model, concepts):
     with pytest.raises(TypeError, match="Concepts dictionary"):
         il.RuleEditor(model, {"cat": [1.0]}, RULES)
-    with pytest.raises(ValueError, match="level must be"):
-        il.RuleEditor(model, concepts, RULES, level="everywhere")
+    with pytest.raises(ValueError, match="evidence must be"):
+        il.RuleEditor(model, concepts, RULES, evidence="everywhere")
+    with pytest.warns(DeprecationWarning, match="level= is now evidence="):
+        assert il.RuleEditor(model, concepts, RULES, level="global").evidence == "global"
     editor = il.RuleEditor(model, concepts, RULES)
     with pytest.raises(ValueError, match="text is empty"):
         editor.generate()
+
+
+def test_a_derivation_a_thousand_steps_deep_is_published_flat(model, concepts):
+    """Every concept of a 1,000-step chain gets one flat entry: no nesting to recurse through."""
+    import json
+
+    n = 1000
+    chain = "cat -> c0\n" + "\n".join(f"c{i} -> c{i + 1}" for i in range(n))
+    editor = il.RuleEditor(model, concepts, chain, text=TEXT_CAT)
+    assert editor.diagnostics == [] and f"c{n}" in editor.facts
+    proofs = editor._inference["proofs"]
+    assert set(proofs) == {"cat", *(f"c{i}" for i in range(n + 1))}
+    assert proofs[f"c{n}"] == {"kind": "derived", "rule": f"c{n - 1} -> c{n}", "line": n + 1,
+                                "premises": [{"concept": f"c{n - 1}", "holds": True}]}
+    assert json.loads(json.dumps(editor._inference)) == editor._inference
+    editor.rules = chain + "\nc1000 -> last"  # an edit re-infers over the same detection
+    assert "last" in editor.facts and "last" in editor._inference["proofs"]
+
+
+def test_a_failure_while_publishing_shows_in_the_banner(model, concepts, monkeypatch):
+    from interplab.reasoning.rules.chainer import Inference
+
+    editor = il.RuleEditor(model, concepts, RULES, text=TEXT_CAT)
+    original = Inference.to_dict
+    monkeypatch.setattr(Inference, "to_dict", lambda self: (_ for _ in ()).throw(RuntimeError("cannot serialise")))
+    editor.rules = RULES + "pet -> happy\n"
+    assert editor.error["command"] == "publish" and "cannot serialise" in editor.error["message"]
+    assert editor._inference["rules"] == editor.rules  # the browser still gets an answer for its text
+    monkeypatch.setattr(Inference, "to_dict", original)
+    editor.rules = RULES
+    assert editor.error is None and editor._inference["proofs"]["calm"]["line"] == 2
+
+
+def test_the_browser_edits_rules_text_and_strength_and_nothing_else(model, concepts):
+    editor = il.RuleEditor(model, concepts, RULES, text=TEXT_CAT)
+    sent = []
+    editor.send_state = lambda key=None: sent.append(key)
+    editor.set_state({"rules": "cat -> pet\n", "strength": 1.5})
+    assert editor.rules == "cat -> pet\n" and editor.strength == 1.5 and editor.error is None
+    editor.set_state({"_inference": {"rules": "forged"}, "text": TEXT_DOG})
+    assert editor.text == TEXT_DOG and editor._inference["rules"] == "cat -> pet\n"
+    assert "cannot change _inference" in editor.error["message"] and ["_inference"] in sent
+    editor.set_state({"strength": float("nan")})  # refused with the range, the browser's copy reverted
+    assert editor.strength == 1.5 and "from -50 to 50" in editor.error["message"]

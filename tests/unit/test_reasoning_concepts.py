@@ -2,6 +2,7 @@
 calibrated thresholds against a brute-force ROC, labelling, manual concepts, save/load."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -245,3 +246,107 @@ def test_save_load_round_trip(tmp_path, device):
     assert torch.equal(one.scores.nan_to_num(), two.scores.nan_to_num()) and torch.equal(one.active, two.active)
     with pytest.raises(FileNotFoundError):
         Concepts.load(tmp_path / "nothing")
+
+
+def test_a_dictionary_is_refused_by_a_model_it_does_not_fit(device, tmp_path):
+    """detect, reason, generate, steer, calibrate and the RuleEditor check the residual size, the
+    layer and (where recorded) the model's anatomy, with an error that says what differs."""
+    model = il.zoo.tiny("llama", device=device)  # d_model 32, 2 layers
+    wide = Concepts(0)
+    wide.add("cat", direction=torch.ones(48), threshold=0.0)
+    deep = Concepts(5)
+    deep.add("cat", direction=torch.ones(32), threshold=0.0)
+    other = Concepts.from_examples(il.zoo.tiny("qwen2", device=device), 0, EXAMPLES, negatives=NEGATIVES)
+    assert other.metadata["anatomy"]["family"] == "qwen2"
+    enc = model.encode(["the cat"])
+    for concepts, message in ((wide, "48-dimensional residual .* d_model 32"), (deep, "layer 5, but .* 2 layers"),
+                              (other, "different model .*family qwen2 vs llama")):
+        with pytest.raises(ValueError, match=message):
+            detect(model, "the cat", concepts)
+        with pytest.raises(ValueError, match=message):
+            il.reasoning.reason(model, "the cat", concepts, "cat -> pet")
+        with pytest.raises(ValueError, match=message):
+            il.reasoning.generate(model, "the cat", concepts, "cat -> pet")
+        with pytest.raises(ValueError, match=message), torch.no_grad(), model.trace(**enc):
+            il.reasoning.steer(model, concepts, {"cat": 1.0})
+        with pytest.raises(ValueError, match=message):
+            il.RuleEditor(model, concepts, "cat -> pet")
+    with pytest.raises(ValueError, match="48-dimensional"):
+        wide.calibrate(model, {"cat": ["the [cat]"]})
+    other.save(tmp_path / "other")  # the record survives the round trip
+    with pytest.raises(ValueError, match="family qwen2 vs llama"):
+        detect(model, "the cat", Concepts.load(tmp_path / "other"))
+
+
+def write_pair(tmp_path, device):
+    model, _ = planted(device)
+    concepts = Concepts.from_examples(model, 0, EXAMPLES, negatives=NEGATIVES, method="lda")
+    concepts.save(tmp_path / "c")
+    return concepts, tmp_path / "c.json", tmp_path / "c.safetensors"
+
+
+def test_save_load_keeps_sinks_norm_and_the_names_with_the_tensors(tmp_path, device):
+    import json
+
+    from safetensors import safe_open
+
+    concepts, _, tensors_path = write_pair(tmp_path, device)
+    with safe_open(str(tensors_path), framework="pt") as handle:
+        meta = handle.metadata()
+    assert json.loads(meta["names"]) == concepts.names and (meta["layer"], meta["site"]) == ("0", "output")
+    back = Concepts.load(tmp_path / "c")
+    assert (back.sink_ratio, back.residual_norm) == (concepts.sink_ratio, concepts.residual_norm)
+    assert back.metadata == concepts.metadata
+    no_sinks = Concepts(0, sink_ratio=math.inf)
+    no_sinks.add("x", direction=torch.ones(32))
+    no_sinks.save(tmp_path / "n")
+    plain = Concepts.load(tmp_path / "n")
+    assert plain.sink_ratio == math.inf and math.isnan(plain.residual_norm)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(layer=-1), "layer must be a decoder-layer index"),
+    (lambda d: d.update(layer="2"), "layer must be a decoder-layer index"),
+    (lambda d: d.update(site="middle"), "site must be one of"),
+    (lambda d: d.update(concepts=d["concepts"][:1]), "the tensor file holds concepts"),
+    (lambda d: d["concepts"].reverse(), "do not belong together"),
+    (lambda d: d["concepts"][0].update(threshold="high"), "threshold must be a number or null"),
+    (lambda d: d["concepts"][0].pop("name"), "must be an object with a name"),
+    (lambda d: d.update(sink_ratio=-1), "sink_ratio must be a positive number"),
+    (lambda d: d.update(slots={"g": ["nobody"]}), "slots must map a gate"),
+    (lambda d: d.pop("metadata"), "lacks the fields"),
+    (lambda d: d.update(format="something/9"), "not an interplab concept dictionary"),
+])
+def test_load_explains_a_broken_dictionary(tmp_path, device, change, message):
+    import json
+
+    _, json_path, _ = write_pair(tmp_path, device)
+    doc = json.loads(json_path.read_text())
+    change(doc)
+    json_path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=message):
+        Concepts.load(tmp_path / "c")
+
+
+def test_load_explains_broken_files(tmp_path, device):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    _, json_path, tensors_path = write_pair(tmp_path, device)
+    text = json_path.read_text()
+    json_path.write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        Concepts.load(tmp_path / "c")
+    json_path.write_text(text)
+    tensors = load_file(str(tensors_path))
+    with safe_open(str(tensors_path), framework="pt") as handle:
+        meta = handle.metadata()
+    save_file({**tensors, "directions": tensors["directions"][:, :8].contiguous()}, str(tensors_path), metadata=meta)
+    with pytest.raises(ValueError, match="detectors must be shaped like directions"):
+        Concepts.load(tmp_path / "c")
+    save_file(tensors, str(tensors_path), metadata={**meta, "names": '["someone", "else"]'})
+    with pytest.raises(ValueError, match="do not belong together"):
+        Concepts.load(tmp_path / "c")
+    tensors_path.write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        Concepts.load(tmp_path / "c")

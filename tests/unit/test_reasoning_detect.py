@@ -105,8 +105,10 @@ def test_facts_carry_token_evidence(setup):
     assert set(global_facts) == {concepts.names[c] for c in found.global_active[0].nonzero().squeeze(-1).tolist()}
     both = found.facts(0, "both")
     assert set(both) == set(facts) | set(global_facts)
-    with pytest.raises(ValueError, match="level"):
+    with pytest.raises(ValueError, match="evidence must be 'local'"):
         found.facts(0, "everything")
+    with pytest.warns(DeprecationWarning, match="level= is now evidence="):
+        assert found.facts(0, level="global") == global_facts
 
 
 def test_special_tokens_are_never_detected():

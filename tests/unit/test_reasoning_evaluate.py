@@ -44,7 +44,7 @@ def reference_answer(model, prompt, terms, answers=("cat", "dog")):
         out = out.clone()
         norm = out[:, -1].norm(dim=-1, keepdim=True)
         for alpha, d in terms:
-            out[:, -1] = out[:, -1] + alpha * d.to(out.device) * norm / d.norm()
+            out[:, -1] = out[:, -1] + alpha * 0.2 * d.to(out.device) * norm / d.norm()  # strength 1: 0.2 ||h||
         return out
 
     handle = model.hf.model.layers[0].register_forward_hook(hook)
@@ -61,7 +61,7 @@ def reference_answer(model, prompt, terms, answers=("cat", "dog")):
                                               ("cat -> suppress say_cat", -1.0, "say_cat")])
 def test_answers_match_per_question_references(planted, rule, sign, target):
     model, concepts = planted
-    strength = 4.0
+    strength = 20.0  # 4 x ||h||, as the planted direction needs
     result = evaluate(model, QUESTIONS, concepts, rule, strength=strength, answers=("cat", "dog"), batch_size=3)
     frame = result.frame
     d = concepts[target].direction
@@ -79,13 +79,13 @@ def test_steer_limits_which_concluded_concepts_steer(planted):
     steering by it alone answers."""
     model, concepts = planted
     rules = "cat -> say_dog\ncat -> say_cat"
-    result = evaluate(model, QUESTIONS, concepts, rules, strength=4.0, answers=("cat", "dog"), steer=["say_dog"])
+    result = evaluate(model, QUESTIONS, concepts, rules, strength=20.0, answers=("cat", "dog"), steer=["say_dog"])
     d = concepts["say_dog"].direction
     for q, row in zip(QUESTIONS, result.frame.itertuples()):
         has_cat = "cat" in q.prompt.split()
         assert set(row.derived) == ({"say_dog", "say_cat"} if has_cat else set())
-        assert row.steering == ({"say_dog": 4.0} if has_cat else {})
-        assert row.ar == reference_answer(model, q.prompt, [(4.0, d)] if has_cat else [])
+        assert row.steering == ({"say_dog": 20.0} if has_cat else {})
+        assert row.ar == reference_answer(model, q.prompt, [(20.0, d)] if has_cat else [])
     with pytest.raises(KeyError, match="say_bird"):
         evaluate(model, QUESTIONS, concepts, rules, steer=["say_bird"])
     with pytest.raises(TypeError, match="list of concept names"):
@@ -100,7 +100,7 @@ def test_accuracy_table():
     assert table.loc[3, "base"] == pytest.approx(1 / 3) and table.loc[3, "ar"] == pytest.approx(2 / 3)
     assert table.loc[5, "base"] == 0.0 and table.loc[5, "ar"] == 1.0
     assert table.loc["all", "n"] == 6 and table.loc["all", "ar"] == pytest.approx(5 / 6)
-    assert Evaluation(frame, 0.5).to_json()["accuracy"]["3"]["n"] == 3
+    assert Evaluation(frame, 0.5).to_dict()["accuracy"]["3"]["n"] == 3
 
 
 def test_detection_quality_by_hand(planted):

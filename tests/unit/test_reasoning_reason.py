@@ -38,7 +38,7 @@ def test_proofs_end_in_detected_tokens(planted):
     assert list(leaves) == ["cat"]
     assert leaves["cat"] == [{"position": 1, "token": "cat", "score": pytest.approx(3.0, abs=1e-4)}]
     assert "cat -> pet" in result.explain("pet") and "position" in result.explain("pet")
-    assert result.to_json()["inference"]["suppressed"] == ["calm"]
+    assert result.to_dict()["inference"]["suppressed"] == ["calm"]
 
 
 def test_timeline_follows_the_text(planted):
@@ -65,13 +65,16 @@ def test_editing_rules_reuses_the_detection(planted):
         first.with_rules("kat -> calm")
 
 
-def test_global_level_and_scopes(planted):
+def test_global_evidence_and_scopes(planted):
     model, concepts = planted
     # mean of e_5-scores over 'the cat' is 1.5 >= 0.2: a global detection; locally too
-    result = reason(model, "the cat", concepts, RULES, level="global")
+    result = reason(model, "the cat", concepts, RULES, evidence="global")
     assert result.inference.given == {"cat"}
     assert result.proofs["cat"].evidence == {"mean_score": pytest.approx(1.5, abs=1e-4)}
     assert all(row["facts"] == ["calm", "cat", "pet"] for row in result.timeline)  # from the start
+    with pytest.warns(DeprecationWarning, match="level= is now evidence="):  # the old keyword still works
+        assert reason(model, "the cat", concepts, RULES, level="global").proofs["cat"].evidence == \
+            result.proofs["cat"].evidence
     result = reason(model, ("the cat sat", " and the dog"), concepts, RULES, scope="output")
     assert result.facts == {"dog", "pet"}
     assert [row["position"] for row in result.timeline] == [3, 4, 5]

@@ -1,5 +1,6 @@
-"""Steering changes the residual exactly by h + a * d * ||h|| / ||d||, checked against plain torch hooks;
-generation with ActivationReasoning against a hand-written greedy loop with such a hook."""
+"""Steering changes the residual exactly by h + a * 0.2 * r * d / ||d|| (r: the dictionary's typical
+residual norm, or ||h|| where it does not know one), checked against plain torch hooks; generation
+with ActivationReasoning against a hand-written greedy loop with such a hook."""
 
 import pytest
 import torch
@@ -16,18 +17,24 @@ def directions(seed=0):
     return torch.randn(32, generator=g), torch.randn(32, generator=g)
 
 
-def add_at_last(h, terms):
-    """The AR formula written out: h[:, -1] + sum_c alpha_c * d_c * ||h[:, -1]|| / ||d_c||."""
+UNIT = 0.2  # strength 1 adds a fifth of the typical residual norm (docs/reasoning.md, "Steering strength")
+
+
+def add_at_last(h, terms, norm=None):
+    """The steering rule written out: h[:, -1] + sum_c alpha_c * UNIT * r * d_c / ||d_c||, with r the
+    given typical norm, or (None) AR's ||h[:, -1]|| of the unsteered residual."""
     h = h.clone()
     last = h[:, -1].clone()
+    r = last.norm(dim=-1, keepdim=True) if norm is None else norm
     for alpha, d in terms:
         d = d.to(h.device)
-        h[:, -1] = h[:, -1] + alpha * d * last.norm(dim=-1, keepdim=True) / d.norm()
+        h[:, -1] = h[:, -1] + alpha * UNIT * r * d / d.norm()
     return h
 
 
-def hooked_logits(model, enc, layer, terms):
-    handle = model.hf.model.layers[layer].register_forward_hook(lambda mod, args, out: add_at_last(out, terms))
+def hooked_logits(model, enc, layer, terms, norm=None):
+    handle = model.hf.model.layers[layer].register_forward_hook(
+        lambda mod, args, out: add_at_last(out, terms, norm))
     try:
         with torch.no_grad():
             return model.hf(**enc).logits
@@ -53,6 +60,34 @@ def test_steer_matches_a_torch_hook(device, strengths):
         plain = model.hf(**enc).logits
     assert not torch.allclose(logits[:, -1], plain[:, -1], atol=1e-3)
     assert torch.allclose(logits[:, :-1], plain[:, :-1], atol=1e-5)  # only the last position moves
+
+
+def test_a_known_residual_norm_sets_the_scale_whatever_the_steered_norm(device):
+    model = il.zoo.tiny("llama", device=device)
+    a, b = directions()
+    concepts = Concepts(0, residual_norm=3.0)
+    concepts.add("a", direction=a)
+    concepts.add("b", direction=b)
+    assert concepts.steering_scale == pytest.approx(UNIT * 3.0)
+    enc = model.encode(PROMPTS)
+    with torch.no_grad(), model.trace(**enc):
+        steer(model, concepts, {"a": 1.5, "b": -0.5})
+        logits = model.unembed.output.save()
+    assert torch.allclose(logits, hooked_logits(model, enc, 0, [(1.5, a), (-0.5, b)], norm=3.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e6, 51.0, "strong", True])
+def test_absurd_strengths_are_refused_with_the_range(device, bad):
+    model = il.zoo.tiny("llama", device=device)
+    concepts = Concepts(0)
+    concepts.add("a", direction=directions()[0], threshold=-1e9)
+    enc = model.encode(PROMPTS)
+    with pytest.raises(ValueError, match="from -50 to 50"), torch.no_grad(), model.trace(**enc):
+        steer(model, concepts, {"a": bad})
+    with pytest.raises(ValueError, match="from -50 to 50"):
+        generate(model, "the cat", concepts, "a -> b", strength=bad)
+    with pytest.raises(ValueError, match="from -50 to 50"):
+        Reasoner(concepts, parse_rules("a -> b"), enc["attention_mask"], strength=bad)
 
 
 def test_steer_at_the_input_site_equals_the_previous_output(device):
@@ -93,14 +128,14 @@ def reference_generation(model, prompt, layer, terms, max_new_tokens):
     return model.tokenizer.decode(ids[0, start + 1:].tolist())
 
 
-@pytest.mark.parametrize("rule,alpha", [("cat -> dog", 0.5), ("cat -> suppress dog", -0.5)])
+@pytest.mark.parametrize("rule,alpha", [("cat -> dog", 2.5), ("cat -> suppress dog", -2.5)])
 def test_generate_matches_a_hooked_greedy_loop(device, rule, alpha):
     model = il.zoo.tiny("llama", device=device)
     a, b = directions(1)
     concepts = Concepts(0)
     concepts.add("cat", direction=a, threshold=-1e9)  # shows on every token
     concepts.add("dog", direction=b * 5.0, threshold=1e9)  # never shows: only the rules bring it in
-    result = generate(model, PROMPTS[0], concepts, rule, strength=0.5, max_new_tokens=6,
+    result = generate(model, PROMPTS[0], concepts, rule, strength=2.5, max_new_tokens=6,
                       eos_token_id=[])  # no early stop in a random model
     assert result.base == reference_generation(model, PROMPTS[0], 0, [], 6)
     assert result.steered == reference_generation(model, PROMPTS[0], 0, [(alpha, b)], 6)
@@ -156,8 +191,8 @@ def test_reasoner_composes_with_a_users_own_generation(device):
     rules = parse_rules("cat -> dog")
     enc = model.encode([PROMPTS[0]])
     reasoner = Reasoner(concepts, rules, enc["attention_mask"], strength=0.5)
-    with torch.no_grad(), model.nn.generate(**enc, max_new_tokens=4, do_sample=False, min_new_tokens=4,
-                                            pad_token_id=0) as tracer:
+    with torch.no_grad(), model.generate(**enc, max_new_tokens=4, do_sample=False, min_new_tokens=4,
+                                         pad_token_id=0) as tracer:
         norms = list().save()
         for _ in tracer.iter[:4]:
             reasoner.step(model)
@@ -174,8 +209,12 @@ def test_generate_checks_its_input(device):
     concepts.add("cat", direction=directions()[0], threshold=0.0)
     with pytest.raises(il.reasoning.UnknownConceptError):
         generate(model, "the cat", concepts, "kat -> dog")
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        generate(model, "the cat", concepts, "cat -> dog", max_new_tokens=0)
+    for bad in (0, -3, 2.5, 10**6, None):
+        with pytest.raises(ValueError, match="max_new_tokens must be an integer from 1 to 4096"):
+            generate(model, "the cat", concepts, "cat -> dog", max_new_tokens=bad)
+    positions = model.hf.config.max_position_embeddings
+    with pytest.raises(ValueError, match=f"exceed the {positions} positions"):
+        generate(model, "the cat", concepts, "cat -> dog", max_new_tokens=positions)
     with pytest.raises(ValueError, match="greedily"):
         generate(model, "the cat", concepts, "cat -> dog", do_sample=True)
 

@@ -143,8 +143,8 @@ def test_ruleset_accessors_and_json():
     assert rules.heads == {"c"} and rules.suppressions == {"d"}
     assert list(rules) == list(rules.rules) and len(rules) == 2
     assert rules.rules[0].atoms == {"a", "b"}
-    data = rules.to_json()
-    assert json.loads(json.dumps(data)) == data
+    data = rules.to_dict()
+    assert isinstance(rules.to_json(), str) and json.loads(rules.to_json()) == data
     assert data == {
         "text": "a and not b -> c\nc -> suppress d",
         "rules": [
@@ -344,3 +344,30 @@ def test_hostile_text_is_never_executed(tmp_path, monkeypatch):
         else:
             assert isinstance(outcome, RuleSyntaxError), (text, outcome)
             assert isinstance(outcome.line, int) and isinstance(outcome.column, int)
+
+
+def test_the_rule_language_stands_alone_without_torch():
+    """The rules half of the reasoning instrument (interplab.reasoning.rules) loads and infers as a
+    package of its own with torch made unimportable: it uses only the standard library and lark."""
+    import sys
+    from pathlib import Path
+
+    import interplab.reasoning.rules as rules_package
+
+    folder = Path(rules_package.__file__).parent
+    code = f"""
+import importlib.util, json, sys
+sys.modules["torch"] = None  # importing torch now raises ImportError
+spec = importlib.util.spec_from_file_location("rules", {str(folder / "__init__.py")!r},
+                                              submodule_search_locations=[{str(folder)!r}])
+rules = importlib.util.module_from_spec(spec)
+sys.modules["rules"] = rules
+spec.loader.exec_module(rules)
+inference = rules.parse_rules("a and not b -> c\\nc -> d").infer({{"a": [1]}})
+print(json.dumps({{"facts": sorted(inference.facts), "interplab": "interplab" in sys.modules,
+                  "proofs": json.loads(inference.to_json())["proofs"]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert result["facts"] == ["a", "c", "d"] and result["interplab"] is False
+    assert result["proofs"]["a"] == {"kind": "given", "evidence": [1]}

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-__all__ = ["ATTENTION", "RULES", "STABILISER", "RuleSet", "attention_ah_rule", "rules"]
+__all__ = ["ATTENTION", "RULES", "STABILISER", "ActiveRules", "attention_ah_rule", "rules"]
 
 #: rule names: LN-rule on norms, identity rule on activations, half rule on gated products, AH-rule on softmax
 RULES = ("norm", "identity", "half", "attention")
@@ -158,7 +158,7 @@ AttentionMaskInterface.register(ATTENTION, eager_mask)
 _COUNTS = "_interplab_relp_counts"
 
 
-class RuleSet:
+class ActiveRules:
     """The rules switched on for one model (``enabled``), and how often each ran (``counts``)."""
 
     def __init__(self, model, enable: tuple[str, ...] = RULES):
@@ -196,7 +196,7 @@ class RuleSet:
         return (half_rule(args[0]), *args[1:])
 
     @contextmanager
-    def active(self) -> Iterator[RuleSet]:
+    def active(self) -> Iterator[ActiveRules]:
         on = set(self.enabled)
         handles = [m.register_forward_hook(self._norm_hook) for m in self.norms if "norm" in on]
         handles += [m.register_forward_hook(self._act_hook) for m in self.acts if "identity" in on]
@@ -228,7 +228,7 @@ class RuleSet:
 
 
 @contextmanager
-def rules(model, *, enable: tuple[str, ...] = RULES, check: bool = True) -> Iterator[RuleSet]:
+def rules(model, *, enable: tuple[str, ...] = RULES, check: bool = True) -> Iterator[ActiveRules]:
     """Switch RelP's LRP rules on for ``model`` (an ``interplab.Model``) inside the block.
 
     ``enable`` picks rules by name (default: all of ``RULES``). With ``check`` (default), leaving
@@ -237,7 +237,7 @@ def rules(model, *, enable: tuple[str, ...] = RULES, check: bool = True) -> Iter
     """
     if model.anatomy.moe is not None:
         raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")
-    ruleset = RuleSet(model, enable)
+    ruleset = ActiveRules(model, enable)
     forwards = Counter()
     with ruleset.active():
         # one embedding call per forward pass

@@ -7,6 +7,7 @@ the thresholds; slots are then filled (``Concepts.fill_slots``). Nothing loops o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,13 +17,14 @@ from torch import Tensor
 
 from ..model import Model
 from .concepts import Concepts
-from .residual import residuals, special_mask
+from .residual import residuals, sink_mask, special_mask
 
-__all__ = ["Detection", "Scope", "detect", "encode_pairs"]
+__all__ = ["Detection", "Evidence", "Scope", "detect", "encode_pairs", "evidence_kind"]
 
 Scope = Literal["input", "output", "all"]
 SCOPES = ("input", "output", "all")
-Level = Literal["local", "global", "both"]
+Evidence = Literal["local", "global", "both"]
+EVIDENCE = ("local", "global", "both")
 
 
 @dataclass
@@ -31,8 +33,9 @@ class Detection:
 
     ``scores``/``active`` are ``[n_texts, seq, n_concepts]`` (right-padded; ``NaN``/``False`` at
     padding); ``in_scope`` ``[n_texts, seq]`` marks the tokens detection looked at (real,
-    non-special tokens of the chosen part); ``mean_scores``/``global_active`` ``[n_texts,
-    n_concepts]`` are the sequence-level (global) detection over those tokens.
+    non-special tokens of the chosen part that are not attention sinks); ``sinks`` ``[n_texts,
+    seq]`` the attention sinks left out (``residual.sink_mask``); ``mean_scores``/``global_active``
+    ``[n_texts, n_concepts]`` are the sequence-level (global) detection over the in-scope tokens.
     """
 
     concepts: list[str]
@@ -45,6 +48,7 @@ class Detection:
     mean_scores: Tensor
     global_active: Tensor
     scope: str
+    sinks: Tensor
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -57,17 +61,17 @@ class Detection:
             found.setdefault(self.concepts[c], []).append(position)
         return {name: found[name] for name in self.concepts if name in found}
 
-    def facts(self, i: int = 0, level: Level = "local") -> dict[str, Any]:
-        """Text ``i``'s detected concepts as facts for ``RuleSet.infer``: name -> evidence. Local
-        evidence is a list of ``{"position", "token", "score"}``; global evidence is
-        ``{"mean_score": ...}`` (``level="both"`` keeps the local evidence where there is some)."""
-        if level not in ("local", "global", "both"):
-            raise ValueError(f"level must be 'local', 'global' or 'both', got {level!r}")
+    def facts(self, i: int = 0, evidence: Evidence = "local", *, level: str | None = None) -> dict[str, Any]:
+        """Text ``i``'s detected concepts as facts for ``RuleSet.infer``: name -> evidence.
+        ``evidence="local"``: per-token detections, each fact's evidence a list of ``{"position",
+        "token", "score"}``; ``"global"``: per-text detections, ``{"mean_score": ...}``; ``"both"``
+        keeps the local evidence where there is some. (``level=`` is its old, deprecated name.)"""
+        evidence = evidence_kind(evidence, level, "Detection.facts")
         facts: dict[str, Any] = {}
-        if level in ("global", "both"):
+        if evidence in ("global", "both"):
             for c in self.global_active[i].nonzero().squeeze(-1).tolist():
                 facts[self.concepts[c]] = {"mean_score": round(float(self.mean_scores[i, c]), 6)}
-        if level in ("local", "both"):
+        if evidence in ("local", "both"):
             scores = self.scores[i]
             for name, positions in self.positions(i).items():
                 c = self.concepts.index(name)
@@ -91,6 +95,19 @@ class Detection:
     def __repr__(self) -> str:
         n = int(self.active.any(-1).sum())
         return f"Detection({len(self)} texts, {len(self.concepts)} concepts, scope={self.scope}, {n} tokens active)"
+
+
+def evidence_kind(evidence: str, level: str | None, where: str) -> str:
+    """``evidence`` checked; ``level`` (its old name, which in ``il.circuits`` means granularity)
+    still works, with a DeprecationWarning."""
+    if level is not None:
+        warnings.warn(f"{where}: level= is now evidence= (which detections become facts: 'local', 'global' or "
+                      "'both')", DeprecationWarning, stacklevel=3)
+        evidence = level
+    if evidence not in EVIDENCE:
+        raise ValueError(f"evidence must be 'local' (per-token detections are facts), 'global' (per-text) or "
+                         f"'both', got {evidence!r}")
+    return evidence
 
 
 def encode_pairs(model: Model, items: Sequence[str | tuple[str, str]]) -> tuple[Tensor, Tensor, list[int]]:
@@ -147,8 +164,11 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
         raise ValueError("no texts to detect in")
     if len(concepts) == 0:
         raise ValueError("the concept dictionary is empty")
+    concepts.check_model(model)
     input_ids, attention_mask, prompt_lengths = encode_pairs(model, items)
-    in_scope = scope_mask(attention_mask, special_mask(model.tokenizer, input_ids), prompt_lengths, scope)
+    special = special_mask(model.tokenizer, input_ids)
+    in_scope = scope_mask(attention_mask, special, prompt_lengths, scope)
+    sinks = torch.zeros_like(in_scope)
     chunks = []
     for start in range(0, len(items), batch_size):
         rows = slice(start, start + batch_size)
@@ -157,8 +177,11 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
         h = residuals(model, ids[:, :width].to(model.device), mask[:, :width].to(model.device), concepts.layer,
                       concepts.site)
         s = concepts.score(h).cpu()
+        keep = attention_mask[rows, :width].bool() & ~special[rows, :width]
+        sinks[rows, :width] = sink_mask(h, keep, concepts.sink_ratio).cpu()
         chunks.append(torch.nn.functional.pad(s, (0, 0, 0, input_ids.shape[1] - width), value=float("nan")))
     scores = torch.cat(chunks).masked_fill(~attention_mask.bool().unsqueeze(-1), float("nan"))
+    in_scope &= ~sinks
     local, whole = concepts.thresholds()
     active = concepts.fill_slots(scores, (scores >= local) & in_scope.unsqueeze(-1))
     weight = in_scope.float().unsqueeze(-1)
@@ -172,4 +195,4 @@ def detect(model: Model, texts: str | tuple[str, str] | Sequence[str | tuple[str
     tokens = [flat[i * width: i * width + n] for i, n in enumerate(lengths)]
     return Detection(concepts=concepts.names, tokens=tokens, input_ids=input_ids, prompt_lengths=prompt_lengths,
                      scores=scores, active=active, in_scope=in_scope, mean_scores=mean_scores,
-                     global_active=global_active, scope=scope)
+                     global_active=global_active, scope=scope, sinks=sinks)

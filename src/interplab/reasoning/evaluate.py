@@ -9,6 +9,7 @@ concluded concepts (``+strength``) and suppressed ones (``-strength``)).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +18,14 @@ import torch
 
 from ..model import Model
 from .concepts import Concepts
-from .detect import Level, Scope, detect, encode_pairs
-from .labels import Labelled
+from .concepts.labels import Labelled
+from .detect import Evidence, Scope, detect, encode_pairs, evidence_kind
 from .reason import ruleset
 from .residual import read, special_mask, tokenize, write
-from .ruleset import RuleSet
-from .steer import add_directions, steerable_concepts
+from .rules import RuleSet
+from .steer import add_directions, check_strength, steerable_concepts
 
-__all__ = ["Evaluation", "answer_ids", "detection_quality", "evaluate"]
+__all__ = ["Evaluation", "answer_ids", "answer_logits", "detection_quality", "evaluate"]
 
 
 @dataclass
@@ -46,10 +47,15 @@ class Evaluation:
                                index=pd.Index(["all"], name="hops"))
         return pd.concat([table, overall])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the strength and the accuracy by hop depth (``"all"`` overall)."""
         acc = self.accuracy()
         by_hops = {str(h): {"n": int(r.n), "base": float(r.base), "ar": float(r.ar)} for h, r in acc.iterrows()}
         return {"strength": self.strength, "accuracy": by_hops}
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict())
 
 
 def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
@@ -62,12 +68,17 @@ def answer_ids(model: Model, answers: Sequence[str]) -> list[int]:
 
 def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: RuleSet | str, *,
              strength: float = 0.5, answers: Sequence[str] = ("True", "False"), scope: Scope = "input",
-             level: Level = "local", steer: Sequence[str] | None = None, batch_size: int = 64) -> Evaluation:
+             evidence: Evidence = "local", steer: Sequence[str] | None = None, batch_size: int = 64,
+             level: str | None = None) -> Evaluation:
     """Accuracy of the base model and of AR on ``questions`` (records with ``.prompt``, ``.answer``
     and ``.hops``, e.g. ``interplab.tasks.ontology.questions``). ``steer`` names the concepts that
-    may steer (default: every concluded or suppressed one in the dictionary)."""
+    may steer (default: every concluded or suppressed one in the dictionary); ``evidence`` as in
+    ``reason`` (``level=`` is its old, deprecated name)."""
     import pandas as pd
 
+    evidence = evidence_kind(evidence, level, "evaluate")
+    strength = check_strength(strength)
+    concepts.check_model(model)
     rules = ruleset(rules, concepts.names)
     steerable = steerable_concepts(concepts, steer)
     if not questions:
@@ -82,36 +93,38 @@ def evaluate(model: Model, questions: Sequence[Any], concepts: Concepts, rules: 
         coefficients = torch.zeros(len(batch), len(names))
         records = []
         for i in range(len(batch)):
-            inference = rules.infer(found.facts(i, level))
+            inference = rules.infer(found.facts(i, evidence))
             steering = {n: strength for n in inference.derived if n in steerable}
             steering |= {n: -strength for n in inference.suppressed if n in steerable}
             for name, value in steering.items():
                 coefficients[i, names.index(name)] = value
             records.append({"facts": sorted(inference.facts), "derived": sorted(inference.derived),
                             "suppressed": sorted(inference.suppressed), "steering": steering})
-        base, steered = _answer_logits(model, prompts, concepts, coefficients, targets)
+        base = answer_logits(model, prompts, targets)
+        steered = answer_logits(model, prompts, targets, concepts, coefficients) if coefficients.any() else base
         for q, b, s, record in zip(batch, base.argmax(-1).tolist(), steered.argmax(-1).tolist(), records):
             rows.append({"hops": q.hops, "answer": q.answer, "base": answers[b], "ar": answers[s], **record})
     return Evaluation(pd.DataFrame(rows), strength)
 
 
-def _answer_logits(model: Model, prompts: list[str], concepts: Concepts, coefficients: torch.Tensor,
-                   targets: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of the answer tokens after each prompt, plain and steered ``[batch, n_answers]``."""
-    input_ids, mask, _ = encode_pairs(model, prompts)
+def answer_logits(model: Model, prompts: Sequence[str], targets: Sequence[int], concepts: Concepts | None = None,
+                  coefficients: torch.Tensor | None = None) -> torch.Tensor:
+    """The logits of the answer tokens ``targets`` after each prompt, ``[batch, n_answers]``; with
+    ``concepts`` and ``coefficients`` ``[batch, n_concepts]`` (a strength per row and concept) the
+    last position at the concepts' site is steered, as ``steer`` does."""
+    input_ids, mask, _ = encode_pairs(model, list(prompts))
     input_ids, mask = input_ids.to(model.device), mask.to(model.device)
     last = mask.sum(1) - 1
     rows = torch.arange(len(prompts), device=model.device)
-    target = torch.tensor(targets, device=model.device)
+    target = torch.tensor(list(targets), device=model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
-        base = model.unembed.output[rows, last][:, target].save()
-    units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
-    coefficients = coefficients.to(model.device)
-    with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=mask):
-        h = read(model, layer, site)
-        write(model, layer, site, add_directions(h, coefficients, units, last))
-        steered = model.unembed.output[rows, last][:, target].save()
-    return base.float().cpu(), steered.float().cpu()
+        if concepts is not None:
+            units, layer, site = concepts.unit_directions(model.device), concepts.layer, concepts.site
+            h = read(model, layer, site)
+            write(model, layer, site, add_directions(h, coefficients.to(model.device), units, last,
+                                                     concepts.steering_scale))
+        logits = model.unembed.output[rows, last][:, target].save()
+    return logits.float().cpu()
 
 
 def detection_quality(model: Model, concepts: Concepts, examples: Mapping[str, Sequence[Any]], *,

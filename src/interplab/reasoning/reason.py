@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,13 +12,11 @@ from typing import Any
 import torch
 
 from ..model import Model
-from .chainer import Inference
 from .concepts import Concepts
-from .detect import Detection, Level, Scope, detect
+from .detect import Detection, Evidence, Scope, detect, evidence_kind
 from .residual import special_mask
-from .rules import parse_rules
-from .ruleset import RuleSet
-from .steer import Reasoner
+from .rules import Inference, RuleSet, parse_rules
+from .steer import Reasoner, check_max_new_tokens
 
 __all__ = ["Generation", "Reasoning", "generate", "reason", "ruleset"]
 
@@ -44,14 +43,14 @@ class Reasoning:
     detection: Detection
     inference: Inference
     timeline: list[dict[str, Any]]
-    level: Level = "local"
+    evidence: Evidence = "local"
 
     def with_rules(self, rules: RuleSet | str) -> Reasoning:
         """The same detection reasoned over with other rules (rule text is checked against the
         detection's concepts): what a rule editor re-runs on each edit, without the model."""
         rules = ruleset(rules, self.detection.concepts)
-        return Reasoning(self.detection, rules.infer(self.detection.facts(0, self.level)),
-                         _timeline(self.detection, rules, self.level), self.level)
+        return Reasoning(self.detection, rules.infer(self.detection.facts(0, self.evidence)),
+                         _timeline(self.detection, rules, self.evidence), self.evidence)
 
     @property
     def facts(self) -> frozenset[str]:
@@ -78,31 +77,38 @@ class Reasoning:
 
         return pd.DataFrame(self.timeline)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"tokens": self.detection.tokens[0], "timeline": self.timeline, "inference": self.inference.to_json()}
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the tokens, the timeline and the inference (``Inference.to_dict``)."""
+        return {"tokens": self.detection.tokens[0], "timeline": self.timeline, "evidence": self.evidence,
+                "inference": self.inference.to_dict()}
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict())
 
 
 def reason(model: Model, text: str | tuple[str, str], concepts: Concepts, rules: RuleSet | str, *,
-           scope: Scope = "input", level: Level = "local") -> Reasoning:
+           scope: Scope = "input", evidence: Evidence = "local", level: str | None = None) -> Reasoning:
     """Detect the concepts in ``text`` (a string or a (prompt, completion) pair), make them facts
-    (evidence: the tokens where they fire; ``level="global"``/``"both"`` adds sequence-level
-    detections) and infer with ``rules`` (a RuleSet, or rule text checked against the dictionary)."""
+    (evidence: the tokens where they fire; ``evidence="global"`` uses sequence-level detections
+    instead, ``"both"`` both; ``level=`` is its old, deprecated name) and infer with ``rules`` (a
+    RuleSet, or rule text checked against the dictionary)."""
     rules = ruleset(rules, concepts.names)
     if not isinstance(text, str | tuple):
         raise TypeError("reason takes one text (or one (prompt, completion) pair); use detect for batches")
     detection = detect(model, text, concepts, scope=scope)
-    facts = detection.facts(0, level)
-    inference = rules.infer(facts)
-    return Reasoning(detection, inference, _timeline(detection, rules, level), level)
+    evidence = evidence_kind(evidence, level, "reason")
+    inference = rules.infer(detection.facts(0, evidence))
+    return Reasoning(detection, inference, _timeline(detection, rules, evidence), evidence)
 
 
-def _timeline(detection: Detection, rules: RuleSet, level: Level) -> list[dict[str, Any]]:
+def _timeline(detection: Detection, rules: RuleSet, evidence: Evidence) -> list[dict[str, Any]]:
     """Per in-scope token: what it shows, and the inference over everything detected up to it (one
     inference per position where a concept first fires; global detections hold from the start)."""
     names = detection.concepts
     active = detection.active[0]
-    local = detection.facts(0, "local") if level in ("local", "both") else {}
-    facts = {} if level == "local" else {n: e for n, e in detection.facts(0, "global").items() if n not in local}
+    local = detection.facts(0, "local") if evidence in ("local", "both") else {}
+    facts = {} if evidence == "local" else {n: e for n, e in detection.facts(0, "global").items() if n not in local}
     inference = rules.infer(facts)
     rows = []
     for position in detection.in_scope[0].nonzero().squeeze(-1).tolist():
@@ -144,18 +150,23 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
     """Greedy generation with ActivationReasoning: at each step the concepts are detected on the new
     tokens (``scope``: the prompt, the output or both), stay active once they fire, the rules infer,
     and the last position at the concepts' site is steered by ``+strength`` per concluded concept
-    and ``-strength`` per suppressed one (``h + a * d * ||h|| / ||d||``). With ``base=True`` an
+    and ``-strength`` per suppressed one (``h + a * s * d / ||d||``, ``s`` the dictionary's
+    ``steering_scale``; see ``interplab.reasoning.steer``). With ``base=True`` an
     unsteered row runs in the same batch for comparison. ``steer`` names the concepts that may
     steer (default: all). One nnsight generation trace."""
     rules = ruleset(rules, concepts.names)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    check_max_new_tokens(max_new_tokens)
     if generate_kwargs.get("do_sample"):
         raise ValueError("generate decodes greedily; do_sample is not supported")
+    concepts.check_model(model)
     rows = 2 if base else 1
     enc = model.encode([prompt] * rows)
+    limit = getattr(model.hf.config, "max_position_embeddings", None)
+    if limit and enc["input_ids"].shape[1] + max_new_tokens > limit:
+        raise ValueError(f"the prompt's {enc['input_ids'].shape[1]} tokens and max_new_tokens={max_new_tokens} exceed "
+                         f"the {limit} positions {model.name} has; shorten the prompt or ask for fewer tokens")
     reasoner = Reasoner(concepts, rules, enc["attention_mask"], special=special_mask(model.tokenizer, enc["input_ids"]),
                         strength=strength, scope=scope,
                         steered=[False, True] if base else [True], steer=steer)
@@ -178,7 +189,7 @@ def _generate(model: Model, enc: dict, reasoner: Reasoner, max_new_tokens: int, 
     with warnings.catch_warnings():
         # The open loop below ends when generation does; nnsight warns that it asked for one step more.
         warnings.filterwarnings("ignore", message=".*was never reached.*")
-        with torch.no_grad(), model.nn.generate(**enc, remote=model.remote, **kwargs) as tracer:
+        with torch.no_grad(), model.generate(**enc, **kwargs) as tracer:
             tokens = list().save()
             for _ in tracer.iter[:]:
                 reasoner.step(model)

@@ -13,7 +13,9 @@ trait here too::
 
 A rules edit re-infers over the detection the text already has (``Reasoning.with_rules``: no
 model run); a text edit runs detection once. While the rules have errors, the widget keeps the
-inference of the last rules without errors and marks it stale.
+inference of the last rules without errors and marks it stale. Proofs go to the browser flat
+(``Inference.to_dict``: each premise names another entry), and the browser expands them one step
+at a time on demand, so a derivation thousands of steps deep costs one entry per concept.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ from typing import Any
 import traitlets
 
 from ..model import Model
-from ..reasoning import Concepts, Generation, Reasoning, RuleSet, check_rules, generate, parse_rules, reason
-from ..reasoning.chainer import Inference, plain
-from ..reasoning.steer import steerable_concepts
+from ..reasoning import Concepts, Generation, Reasoning, RuleSet, generate, parse_rules, reason
+from ..reasoning.detect import evidence_kind
+from ..reasoning.rules import Inference, checked_rules
+from ..reasoning.rules.chainer import plain
+from ..reasoning.steer import MAX_NEW_TOKENS, check_max_new_tokens, check_strength, steerable_concepts
 from .base import Widget, command
 
 __all__ = ["RuleEditor"]
 
-MAX_NEW_TOKENS_LIMIT = 256
+NOTHING_INFERRED = {"given": [], "derived": [], "facts": [], "suppressed": [], "conflicts": [], "proofs": {},
+                    "suppression_proofs": {}}  # what the browser shows when the inference cannot be sent
+MAX_NEW_TOKENS_LIMIT = min(256, MAX_NEW_TOKENS)  # the widget's own bound: a continuation to read side by side
 
 
 class RuleEditor(Widget, bundle="editor"):
@@ -40,7 +46,8 @@ class RuleEditor(Widget, bundle="editor"):
 
     ``rules`` and ``text`` are synced traits (saved with the notebook; set them from Python or
     in the widget). ``strength`` and ``max_new_tokens`` are what ``generate()`` uses by default.
-    ``level``: "local" (per-token detections are facts) or "global"/"both" (see ``il.reasoning.reason``).
+    ``evidence``: "local" (per-token detections are facts) or "global"/"both" (see ``il.reasoning.reason``;
+    ``level=`` is its old, deprecated name).
     ``steer`` names the concepts that may steer when generating (default: all of them).
     """
 
@@ -53,11 +60,13 @@ class RuleEditor(Widget, bundle="editor"):
     generation = traitlets.Dict(allow_none=True, default_value=None,
                                 help="the last generate(): prompt, strength, base, steered").tag(sync=True)
     _concepts = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: what the browser edits; the diagnostics, detection, inference and generation are the kernel's
+    _browser_writable = frozenset({"rules", "text", "strength"})
     _detection = traitlets.Dict().tag(sync=True)
     _inference = traitlets.Dict().tag(sync=True)
 
     def __init__(self, model: Model, concepts: Concepts, rules: str | RuleSet = "", *, text: str = "",
-                 strength: float = 0.5, max_new_tokens: int = 24, level: str = "local",
+                 strength: float = 0.5, max_new_tokens: int = 24, evidence: str = "local",
                  steer: Sequence[str] | None = None, **kwargs: Any):
         if not isinstance(concepts, Concepts):
             raise TypeError(f"concepts must be an il.reasoning.Concepts dictionary, got {type(concepts).__name__}")
@@ -65,11 +74,11 @@ class RuleEditor(Widget, bundle="editor"):
             rules = str(rules)
         if not isinstance(rules, str):
             raise TypeError(f"rules must be rule text or a RuleSet, got {type(rules).__name__}")
-        if level not in ("local", "global", "both"):
-            raise ValueError(f"level must be 'local', 'global' or 'both', got {level!r}")
+        concepts.check_model(model)
+        evidence = evidence_kind(evidence, kwargs.pop("level", None), "RuleEditor")
         self.model = model
         self.concepts = concepts
-        self.level = level
+        self.evidence = evidence
         self.steer = sorted(steerable_concepts(concepts, steer)) if steer is not None else None
         self.reasoning: Reasoning | None = None
         self.ruleset: RuleSet = parse_rules("")
@@ -129,19 +138,26 @@ class RuleEditor(Widget, bundle="editor"):
 
     @traitlets.validate("max_new_tokens")
     def _check_max_new_tokens(self, proposal: dict) -> int:
-        n = proposal["value"]
-        if not 1 <= n <= MAX_NEW_TOKENS_LIMIT:
-            raise traitlets.TraitError(f"max_new_tokens must be in 1..{MAX_NEW_TOKENS_LIMIT}, got {n}")
-        return n
+        try:
+            return check_max_new_tokens(proposal["value"], limit=MAX_NEW_TOKENS_LIMIT)
+        except ValueError as err:
+            raise traitlets.TraitError(str(err)) from None
+
+    @traitlets.validate("strength")
+    def _check_strength(self, proposal: dict) -> float:
+        try:
+            return check_strength(proposal["value"])
+        except ValueError as err:
+            raise traitlets.TraitError(str(err)) from None
 
     def _check_rules(self) -> None:
         """Diagnostics for the rules; without errors, re-infer over the current detection."""
         started = time.perf_counter()
         source = self.rules
         try:
-            found = check_rules(source, known=self.concepts.names)
-            if not any(d.severity == "error" for d in found):
-                self.ruleset = parse_rules(source, known=self.concepts.names)
+            found, ruleset = checked_rules(source, known=self.concepts.names)
+            if ruleset is not None:
+                self.ruleset = ruleset
                 self._infer()
             self._clear_error("check rules")
         except Exception as exc:  # the widget stays usable: the banner explains, the editor goes on
@@ -156,7 +172,7 @@ class RuleEditor(Widget, bundle="editor"):
         try:
             if self.text.strip():
                 with self.working("detecting concepts"):
-                    self.reasoning = reason(self.model, self.text, self.concepts, self.ruleset, level=self.level)
+                    self.reasoning = reason(self.model, self.text, self.concepts, self.ruleset, evidence=self.evidence)
                 self.inference = self.reasoning.inference
             else:
                 self.reasoning = None
@@ -188,30 +204,27 @@ class RuleEditor(Widget, bundle="editor"):
                 "in_scope": detection.in_scope[0].nonzero().squeeze(-1).tolist()}
 
     def _publish_inference(self, source: str, started: float) -> None:
-        """Send the inference to the browser, tagged with the rule text it answers (the editor
-        matches it to its document) and how long the kernel took."""
-        inference = self.inference
-        self._inference = {
-            "rules": source,
-            "stale": self.stale,
-            "diagnostics": self.diagnostics,
-            "given": sorted(inference.given),
-            "derived": [c for c in inference.proofs if c in inference.derived],
-            "suppressed": sorted(inference.suppressed),
-            "conflicts": sorted(inference.conflicts),
-            "proofs": {c: p.to_dict() for c, p in inference.proofs.items()},
-            "suppression_proofs": {c: p.to_dict() for c, p in inference.suppression_proofs.items()},
-            "elapsed_ms": round(1000 * (time.perf_counter() - started), 2),
-        }
+        """Send the inference to the browser (``Inference.to_dict``: flat proofs), tagged with the
+        rule text it answers (the editor matches it to its document) and how long the kernel took.
+        If that fails, the banner says so and the browser still gets the diagnostics, so the
+        editor never waits for an answer that will not come."""
+        try:
+            state = self.inference.to_dict()
+            self._clear_error("publish")
+        except Exception as exc:
+            self.record_error(exc, command="publish")
+            state = dict(NOTHING_INFERRED)
+        self._inference = {"rules": source, "stale": self.stale, "diagnostics": self.diagnostics, **state,
+                           "elapsed_ms": round(1000 * (time.perf_counter() - started), 2)}
 
     # --- generation --------------------------------------------------------------------------------
     def generate(self, strength: float | None = None, max_new_tokens: int | None = None) -> Generation:
         """Greedy continuations of the text without and with steering by what the rules infer
         (``il.reasoning.generate``); shown side by side in the widget and kept in ``generation``."""
         if strength is not None:
-            self.strength = float(strength)
+            self.strength = check_strength(strength)
         if max_new_tokens is not None:
-            self.max_new_tokens = max_new_tokens
+            self.max_new_tokens = check_max_new_tokens(max_new_tokens, limit=MAX_NEW_TOKENS_LIMIT)
         if not self.text.strip():
             raise ValueError("the text is empty: type a prompt in the text box (or set editor.text) to generate from")
         errors = [d for d in self.diagnostics if d["severity"] == "error"]
@@ -231,13 +244,7 @@ class RuleEditor(Widget, bundle="editor"):
     # --- commands from the browser -----------------------------------------------------------------
     @command
     def _generate(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        strength = msg.get("strength")
-        if not isinstance(strength, int | float) or isinstance(strength, bool):
-            raise ValueError(f"strength must be a number, got {strength!r}")
-        max_new_tokens = msg.get("max_new_tokens", self.max_new_tokens)
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool):
-            raise ValueError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
-        self.generate(float(strength), max_new_tokens)
+        self.generate(msg.get("strength"), msg.get("max_new_tokens", self.max_new_tokens))
         return self.generation, []
 
     def __repr__(self) -> str:

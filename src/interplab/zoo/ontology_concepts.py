@@ -49,7 +49,7 @@ from ..tasks import ontology
 
 HOPS = (1, 3, 5)
 ANSWER_CONCEPTS = ("answer_true", "answer_false")
-STRENGTHS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+STRENGTHS = (2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0)  # in units of 0.2 x the typical residual norm
 REPORT_FILE = "reasoning.json"
 
 
@@ -179,7 +179,7 @@ def run(folder: Path, *, n_search: int = 300, n_valid: int = 100, n_test: int = 
         strength = max(sweep, key=sweep.get)
         result = evaluate(model, test, concepts, rules, strength=strength, steer=ANSWER_CONCEPTS)
         quality = detection_quality(model, concepts, held_out)
-        entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_json()["accuracy"],
+        entry = {"strength": strength, "validation_accuracy": sweep, "test": result.to_dict()["accuracy"],
                  "detection": family_means(quality),
                  "detection_per_concept": quality[["concept", "precision", "recall", "f1"]].round(4)
                  .to_dict("records"),

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from interplab.reasoning.errors import Diagnostic, RuleError, RuleSyntaxError, UnknownConceptError
-from interplab.reasoning.formula import (
+from .errors import Diagnostic, RuleError, RuleSyntaxError, UnknownConceptError
+from .formula import (
     KEYWORDS,
     NAME_PATTERN,
     Atom,
@@ -50,8 +51,8 @@ from interplab.reasoning.formula import (
     conjunction,
     disjunction,
 )
-from interplab.reasoning.ruleset import RuleSet
-from interplab.reasoning.stratify import analyse
+from .ruleset import RuleSet
+from .stratify import analyse
 
 _GRAMMAR = rf"""
 start: disj ARROW head
@@ -91,6 +92,12 @@ def check_rules(text: str, known: Iterable[str] | None = None) -> list[Diagnosti
     """Every problem in rule text, for an editor: syntax errors (one per bad line; the other
     lines are still checked), unknown names, cycles through `not` (one diagnostic per rule on
     the cycle) and, as warnings, repeated rules. Sorted by position."""
+    return checked_rules(text, known)[0]
+
+
+def checked_rules(text: str, known: Iterable[str] | None = None) -> tuple[list[Diagnostic], RuleSet | None]:
+    """``check_rules``'s diagnostics and, when none is an error, the RuleSet ``parse_rules``
+    would return, from one reading of the text (what an editor needs on every edit)."""
     rules, errors = _read(text, known)
     found = [diagnostic for error in errors for diagnostic in error.diagnostics()]
     lines = text.split("\n")
@@ -107,7 +114,8 @@ def check_rules(text: str, known: Iterable[str] | None = None) -> list[Diagnosti
             )  # fmt: skip
         else:
             first_line[rule] = rule.line
-    return sorted(found, key=lambda d: (d.line, d.column, d.severity))
+    found.sort(key=lambda d: (d.line, d.column, d.severity))
+    return found, (None if errors else RuleSet(rules))
 
 
 def _read(text: str, known: Iterable[str] | None) -> tuple[list[Rule], list[RuleError]]:
@@ -131,8 +139,14 @@ def _read(text: str, known: Iterable[str] | None) -> tuple[list[Rule], list[Rule
 
 
 def parse_line(line: str, number: int = 1) -> Rule | None:
-    """One line of rule text as a Rule, or None for a blank or comment line."""
-    code = line.split("#", 1)[0]
+    """One line of rule text as a Rule, or None for a blank or comment line. Lines that parse
+    are remembered (rules are immutable), so re-reading a long text after an edit parses only
+    the lines that changed."""
+    return _parse_code(line.split("#", 1)[0], number)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_code(code: str, number: int) -> Rule | None:
     if not code.strip():
         return None
     _check_nesting(code, number)

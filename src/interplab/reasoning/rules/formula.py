@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from interplab.reasoning.errors import RuleError
+from .errors import RuleError
 
 KEYWORDS = frozenset({"and", "or", "not", "suppress"})
 NAME_PATTERN = r"[^\W\d]\w*"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from interplab.reasoning.chainer import Inference, Program
-from interplab.reasoning.formula import Rule, atoms
-from interplab.reasoning.stratify import stratify
+from .chainer import Inference, Program
+from .formula import Rule, atoms
+from .stratify import stratify
 
 
 class RuleSet:
@@ -66,7 +67,8 @@ class RuleSet:
             raise TypeError(f"fact names must be strings, got {bad[0]!r}")
         return self._program.run(given)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the canonical text, each rule as data, the concepts, heads, suppressions and strata."""
         return {
             "text": str(self),
             "rules": [rule.to_dict() for rule in self._rules],
@@ -75,6 +77,10 @@ class RuleSet:
             "suppressions": sorted(self.suppressions),
             "strata": [sorted(group) for group in self.strata],
         }
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict())
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self._rules)

@@ -15,8 +15,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from interplab.reasoning.errors import StratificationError
-from interplab.reasoning.formula import Rule, literals
+from .errors import StratificationError
+from .formula import Rule, literals
 
 # concept -> [(premise, negated, rule index)] for each premise that a rule concludes
 Dependencies = dict[str, list[tuple[str, bool, int]]]

@@ -19,15 +19,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..residual import Site
+
 __all__ = ["SAE", "Site"]
 
-Site = Literal["output", "input"]
 ACTIVATIONS = ("relu", "topk", "jumprelu")
 _HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)$")
 

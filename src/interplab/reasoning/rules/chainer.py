@@ -13,13 +13,14 @@ inference is linear in the size of the rule set, however deep the derivations go
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from interplab.reasoning.formula import And, Atom, Formula, Not, Rule
+from .formula import And, Atom, Formula, Not, Rule
 
 ProofKind = Literal["given", "derived", "absent", "suppressed"]
 Leaf = tuple[int, str, bool]  # node, concept name, positive
@@ -163,8 +164,9 @@ class Inference:
             raise KeyError(f"'{concept}' is neither a fact nor suppressed in this inference")
         return "\n".join(parts)
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain data with flat proofs: each premise refers to another entry by concept name."""
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with flat proofs: each premise refers to another entry by concept name
+        (``{"concept", "holds"}``; a premise that does not hold is an absent concept)."""
         return {
             "given": sorted(self.given),
             "derived": [concept for concept in self.proofs if concept in self.derived],
@@ -174,6 +176,10 @@ class Inference:
             "proofs": {concept: _flat(proof) for concept, proof in self.proofs.items()},
             "suppression_proofs": {c: _flat(proof) for c, proof in self.suppression_proofs.items()},
         }
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict())
 
 
 def _flat(proof: Proof) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from interplab.reasoning.formula import Rule
+    from .formula import Rule
 
 Severity = Literal["error", "warning"]
 
@@ -113,7 +113,7 @@ class StratificationError(RuleError):
 
     def diagnostics(self) -> list[Diagnostic]:
         """One diagnostic per rule on the cycle, marking the premise that closes the loop."""
-        from interplab.reasoning.formula import atoms
+        from .formula import atoms
 
         found = []
         for concept, premise, negated, rule in self.steps:
