@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -183,17 +182,19 @@ def generate(model: Model, prompt: str, concepts: Concepts, rules: RuleSet | str
 
 
 def _generate(model: Model, enc: dict, reasoner: Reasoner, max_new_tokens: int, kwargs: dict) -> list[torch.Tensor]:
-    """Run the generation trace; the greedy token of each step, ``[batch]`` each."""
+    """Run the generation trace; the greedy token of each step, ``[batch]`` each.
+
+    The loop over the steps is bounded: generation runs all ``max_new_tokens`` steps (it does not
+    stop at end-of-sequence tokens, ``eos_token_id=None``) and ``_decode`` cuts each row at its
+    first one, which gives the same tokens as stopping there."""
     tok = model.tokenizer
-    kwargs = {"pad_token_id": tok.pad_token_id, **kwargs, "do_sample": False, "max_new_tokens": max_new_tokens}
-    with warnings.catch_warnings():
-        # The open loop below ends when generation does; nnsight warns that it asked for one step more.
-        warnings.filterwarnings("ignore", message=".*was never reached.*")
-        with torch.no_grad(), model.generate(**enc, **kwargs) as tracer:
-            tokens = list().save()
-            for _ in tracer.iter[:]:
-                reasoner.step(model)
-                tokens.append(model.unembed.output[:, -1].argmax(-1).cpu())
+    kwargs = {"pad_token_id": tok.pad_token_id, **kwargs, "do_sample": False, "max_new_tokens": max_new_tokens,
+              "eos_token_id": None}
+    with torch.no_grad(), model.generate(**enc, **kwargs) as tracer:
+        tokens = list().save()
+        for _ in tracer.iter[:max_new_tokens]:
+            reasoner.step(model)
+            tokens.append(model.unembed.output[:, -1].argmax(-1).cpu())
     return tokens
 
 
