@@ -75,11 +75,12 @@ def test_atp_matches_hand_written_autograd(family_model):
 
 
 def test_relp_is_the_same_product_with_the_rules_in_the_backward(family_model):
-    """RelP through nnsight = (clean - corrupt) x gradient of a plain torch backward under the rules."""
+    """RelP through nnsight = (clean - corrupt) x gradient of a plain torch backward under the rules
+    (by default the LN, identity and half rules: the AH-rule is off unless asked for)."""
     model = family_model
     prompts = prompts_for(model, TEXTS)
     sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
-    with lrp.rules(model):
+    with lrp.rules(model, enable=("norm", "identity", "half")):
         expected = atp_reference(model, prompts, sites)
     att = attribute(model, il_task(model, prompts), method="relp")
     plain = attribute(model, il_task(model, prompts), method="atp")
@@ -127,20 +128,23 @@ def test_runs_through_nnsights_serialising_backend():
     base = tiny("gpt2")
     remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
     prompts = prompts_for(base, TEXTS)
-    for method, level in (("atp", "component"), ("patch", "head"), ("atp", "edge")):
-        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False)
-        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False)
+    runs = (("atp", "component", {}), ("patch", "head", {}), ("atp", "edge", {}), ("ig", "component", {}),
+            ("ig", "head", {}), ("ig", "edge", {}), ("ig", "component", {"interpolate": "activations"}))
+    for method, level, options in runs:
+        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False, **options)
+        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False, **options)
         for component in here.scores:
             torch.testing.assert_close(there.scores[component], here.scores[component])
-    with pytest.raises(ValueError, match="RelP runs its LRP rules"):
-        attribute(remote, il_task(remote, prompts), method="relp")
+    for method in ("relp", "ig"):
+        with pytest.raises(ValueError, match="LRP rules run as hooks on a local model"):
+            attribute(remote, il_task(remote, prompts), method=method, rules=("norm",))
 
 
 def test_bad_arguments_are_clear_errors():
     model = tiny("gpt2")
     task = il_task(model, prompts_for(model, TEXTS))
-    with pytest.raises(ValueError, match="unknown method 'ig'"):
-        attribute(model, task, method="ig")
+    with pytest.raises(ValueError, match="unknown method 'eap'"):
+        attribute(model, task, method="eap")
     with pytest.raises(ValueError, match="unknown level"):
         attribute(model, task, level="neuron")
     with pytest.raises(ValueError, match="edge scores come from gradients"):

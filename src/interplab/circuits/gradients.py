@@ -1,20 +1,32 @@
-"""Attribution patching (AtP) and RelP scores of nodes: one forward and one backward for all nodes.
+"""Gradient scores of nodes: attribution patching (AtP), RelP and integrated gradients (IG).
 
-One nnsight session holds two traces: the clean prompts without gradients (their activations stay
-where the model runs, remote or not), then the corrupted prompts, whose metric (mean logit
-difference) is back-propagated. Each node scores ``sum over features of (clean - corrupt) *
-d metric / d activation`` at the corrupted run, the first-order estimate of denoising patching;
-the products are reduced inside the trace, so only the scores come back. RelP is the same pass
-with the LRP rules of ``lrp`` switched on, so the backward carries relevance instead of the plain
-gradient.
+One nnsight session holds two traces. AtP: the clean prompts without gradients (their activations
+stay where the model runs, remote or not), then the corrupted prompts, whose metric is
+back-propagated. Each node scores ``sum over features of (clean - corrupt) * d metric / d
+activation`` at the corrupted run, the first-order estimate of denoising patching; the products
+are reduced inside the trace, so only the scores come back. RelP is the same pass with the LRP
+rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient.
+
+Integrated gradients (``IntegratedGradients``) replace the gradient at the corrupted run by its
+average along a straight path from the corrupted to the clean run (EAP-IG; Hanna et al. 2024):
+the first trace runs the clean and the corrupted prompts together without gradients, the second
+runs ``steps`` interpolated copies of the prompts in one batch and back-propagates the weighted
+sum of their metrics, so each activation's gradient, summed over the copies, is the path average.
+The path interpolates the embeddings (``interpolate="inputs"``: every later activation is the
+model's own function of the interpolated input) or every scored activation as well
+(``"activations"``: each is held at its own interpolation ``corrupt + a (clean - corrupt)`` while
+the gradient still flows through the module that computed it). The rules of ``lrp`` may be on
+during the interpolated pass too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import nnsight
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,7 +34,33 @@ from ..tasks.contrast import EncodedTask
 from . import lrp
 from .nodes import site_envoy
 
-__all__ = ["gradient_scores", "gradients_on_activations", "prompt_inputs", "session"]
+__all__ = ["INTERPOLATIONS", "IntegratedGradients", "both_inputs", "gradient_scores", "gradients_on_activations",
+           "path_points", "prompt_inputs", "session"]
+
+INTERPOLATIONS = ("inputs", "activations")
+
+
+@dataclass(frozen=True)
+class IntegratedGradients:
+    """The path of integrated gradients: ``steps`` points and what is interpolated.
+
+    The points are the Gauss-Legendre nodes of ``[0, 1]`` with their weights (exact for a metric
+    that is a polynomial of degree ``2 * steps - 1`` along the path).
+    """
+
+    steps: int = 5
+    interpolate: str = "inputs"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive number of points on the path, got {self.steps!r}")
+        if self.interpolate not in INTERPOLATIONS:
+            raise ValueError(f"interpolate must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolate!r}")
+
+    def points(self) -> tuple[Tensor, Tensor]:
+        """(alphas, weights) ``[steps]`` each: where on the path, and how much each point counts."""
+        nodes, weights = np.polynomial.legendre.leggauss(self.steps)
+        return torch.tensor((nodes + 1) / 2, dtype=torch.float32), torch.tensor(weights / 2, dtype=torch.float32)
 
 
 @contextmanager
@@ -47,11 +85,13 @@ def _sites(model, level: str) -> list[tuple[str, int, str]]:
     return [(component, layer, kind) for layer in range(model.anatomy.n_layers) for component, kind in kinds]
 
 
-def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, positions: bool = True,
-                    batch_size: int | None = None, rules: tuple[str, ...] = lrp.RULES,
+def gradient_scores(model, enc: EncodedTask, level: str, *, rules: tuple[str, ...] | None = None,
+                    ig: IntegratedGradients | None = None, positions: bool = True, batch_size: int | None = None,
                     ) -> tuple[dict[str, Tensor], float, float]:
     """Per component, scores ``[layers, (heads,) positions]`` (or without positions), and the
-    clean and corrupt metrics. ``batch_size`` = prompts per forward (default: all)."""
+    clean and corrupt metrics. ``rules``: LRP rules on in the backward (none: plain gradients);
+    ``ig``: integrated gradients along this path (``None``: the gradient at the corrupted run,
+    i.e. AtP or RelP). ``batch_size`` = prompts per forward (default: all)."""
     sites = _sites(model, level)
     a = model.anatomy
     per = enc.n if batch_size is None else max(1, batch_size)
@@ -59,7 +99,7 @@ def gradient_scores(model, enc: EncodedTask, level: str, *, relp: bool, position
     clean = corrupt = 0.0
     for start in range(0, enc.n, per):
         idx = slice(start, min(start + per, enc.n))
-        part_totals, part_clean, part_corrupt = _one_pass(model, enc, idx, sites, relp, rules)
+        part_totals, part_clean, part_corrupt = _one_pass(model, enc, idx, sites, rules, ig)
         weight = (idx.stop - idx.start) / enc.n
         clean += part_clean * weight
         corrupt += part_corrupt * weight
@@ -83,15 +123,33 @@ def session(model):
     return model.nn.session(**({"remote": model.remote} if model.remote else {}))
 
 
-def prompt_inputs(enc: EncodedTask, part: str, idx: slice) -> dict[str, Tensor]:
-    """Model inputs of some clean or corrupted prompts."""
+def prompt_inputs(enc: EncodedTask, part: str, idx: slice, copies: int = 1) -> dict[str, Tensor]:
+    """Model inputs of some clean or corrupted prompts (``copies`` stacked copies of them)."""
     ids = enc.clean_ids if part == "clean" else enc.corrupt_ids
-    return {"input_ids": ids[idx], "attention_mask": enc.attention_mask[idx], "position_ids": enc.position_ids[idx]}
+    inputs = {"input_ids": ids[idx], "attention_mask": enc.attention_mask[idx], "position_ids": enc.position_ids[idx]}
+    return {key: value.repeat(copies, 1) for key, value in inputs.items()} if copies > 1 else inputs
 
 
-def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool,
-              rules: tuple[str, ...]) -> tuple[list[Tensor], float, float]:
-    """One nnsight session: a clean forward without gradients, then the corrupted forward and backward."""
+def both_inputs(enc: EncodedTask, idx: slice) -> dict[str, Tensor]:
+    """The clean prompts, then the corrupted ones, in one batch."""
+    clean, corrupt = prompt_inputs(enc, "clean", idx), prompt_inputs(enc, "corrupt", idx)
+    return {key: torch.cat([clean[key], corrupt[key]]) for key in clean}
+
+
+def path_points(ig: IntegratedGradients | None, n: int, device) -> tuple[int, Tensor | None, Tensor | None]:
+    """(copies, alpha per row ``[copies * n, 1, 1]`` copy-major, weight per copy) of the pass with
+    gradients: one copy at the corrupted run without ``ig``."""
+    if ig is None:
+        return 1, None, None
+    alphas, weights = ig.points()
+    return ig.steps, alphas.to(device).repeat_interleave(n)[:, None, None], weights.to(device)
+
+
+def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...] | None,
+              ig: IntegratedGradients | None) -> tuple[list[Tensor], float, float]:
+    """One nnsight session. AtP/RelP: a clean forward without gradients, then the corrupted
+    forward and backward. IG: a clean and corrupted forward without gradients, then the forward
+    and backward of the interpolated copies."""
     n = idx.stop - idx.start
     answer = enc.answer_ids[idx][:, None]
     distractor = enc.distractor_ids[idx][:, None]
@@ -102,32 +160,59 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, relp: bool,
         envoy, reads_input = site_envoy(model, layer, kind)
         reads.append((envoy, reads_input, component == "head"))
     embed, unembed = model.embed, model.unembed
-    ruled = lrp.rules(model, enable=rules) if relp else nullcontext()
+    steps, alpha, weights = path_points(ig, n, model.device)
+    held = ig is not None and ig.interpolate == "activations"
+    ruled = lrp.rules(model, enable=rules) if rules else nullcontext()
     with gradients_on_activations(model), ruled, session(model):
-        with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
-            cleans = []
+        first_inputs = prompt_inputs(enc, "clean", idx) if ig is None else both_inputs(enc, idx)
+        with torch.no_grad(), model.nn.trace(**first_inputs, logits_to_keep=1):
+            if ig is not None:
+                e = embed.output
+                e_corrupt = e[n:]
+                e_delta = e[:n] - e_corrupt
+            refs = []
+            corrupts = []
             for envoy, reads_input, _ in reads:
-                cleans.append(envoy.input if reads_input else envoy.output)
+                h = envoy.input if reads_input else envoy.output
+                refs.append(h if ig is None else h[:n] - h[n:])
+                if held:
+                    corrupts.append(h[n:])
             logits = unembed.output[:, -1].float()
-            clean_metric = enc.measure(logits, answer, distractor).mean()
-        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
-            first = embed.output
-            if not first.requires_grad:
-                first.requires_grad_(True)
+            rows = 1 if ig is None else 2
+            first_metrics = enc.measure(logits, answer.repeat(rows, 1), distractor.repeat(rows, 1))
+            first_metrics = first_metrics.view(rows, n).mean(1)
+        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx, steps), logits_to_keep=1):
+            if ig is None:
+                first = embed.output
+                if not first.requires_grad:
+                    first.requires_grad_(True)
+            else:
+                path = e_corrupt.repeat(steps, 1, 1) + alpha * e_delta.repeat(steps, 1, 1)
+                embed.output = path.requires_grad_(True)
             acts = []
             deltas = []
             for i in range(len(reads)):
                 envoy, reads_input, _ = reads[i]
                 h = envoy.input if reads_input else envoy.output
+                if held:  # the value on the path; the gradient through the module that computed h
+                    h = corrupts[i].repeat(steps, 1, 1) + alpha * refs[i].repeat(steps, 1, 1) + (h - h.detach())
+                    if reads_input:
+                        envoy.input = h
+                    else:
+                        envoy.output = h
                 acts.append(h)
-                deltas.append(cleans[i] - h.detach())
+                deltas.append(refs[i] - h.detach() if ig is None else refs[i])
             logits = unembed.output[:, -1].float()
-            metric = enc.measure(logits, answer, distractor).mean()
-            metrics = torch.stack([clean_metric, metric.detach()]).save()
+            values = enc.measure(logits, answer.repeat(steps, 1), distractor.repeat(steps, 1)).view(steps, n).mean(1)
+            objective = values[0] if ig is None else (weights * values).sum()
+            metrics = (torch.cat([first_metrics, values.detach()]) if ig is None else first_metrics).save()
             totals = nnsight.save([])
-            with metric.backward():
+            with objective.backward():
                 for i in range(len(acts) - 1, -1, -1):
-                    product = deltas[i].float() * acts[i].grad.float()
+                    grad = acts[i].grad.float()
+                    if steps > 1:  # the weights are in the objective: the path integral is the sum
+                        grad = grad.view(steps, n, *grad.shape[1:]).sum(0)
+                    product = deltas[i].float() * grad
                     if reads[i][2]:
                         product = product.view(n, product.shape[1], heads, d_head)
                     totals.append(product.sum(-1).sum(0).float())
