@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from circuit_reference import atp_reference, il_task, patch_reference, token_id
+from circuit_reference import atp_reference, ig_reference, il_task, patch_reference, token_id
 from conftest import DENSE_FAMILIES
 
 import interplab as il
@@ -183,3 +183,55 @@ def test_relp_with_a_chosen_rule_set():
     torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
     with pytest.raises(ValueError, match="unknown LRP rules"):
         attribute(model, task, method="relp", rules=("softmax",))
+
+
+# Gauss-Legendre with 3 points on [0, 1], written out: nodes 1/2 -+ sqrt(15)/10, 1/2; weights 5/18, 8/18, 5/18
+GAUSS3 = ([0.5 - 15 ** 0.5 / 10, 0.5, 0.5 + 15 ** 0.5 / 10], [5 / 18, 8 / 18, 5 / 18])
+
+
+@pytest.mark.parametrize("metric", ["logit_diff", "logprob"])
+def test_ig_matches_hand_written_integrated_gradients(family_model, metric):
+    model = family_model
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts, metric=metric)
+    sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
+    expected = ig_reference(model, prompts, sites, *GAUSS3, metric=metric)
+    att = attribute(model, task, method="ig", steps=3)
+    for component, layer in sites:
+        torch.testing.assert_close(att.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    heads = attribute(model, task, method="ig", level="head", steps=3)
+    expected = ig_reference(model, prompts, [("head", 0), ("head", 1)], *GAUSS3, metric=metric)
+    for layer in range(2):
+        torch.testing.assert_close(heads.scores["head"][layer], expected[("head", layer)].cpu(), rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_ig_on_the_activation_path_and_with_rules():
+    model = tiny("llama")
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts)
+    sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
+    held = attribute(model, task, method="ig", steps=3, interpolate="activations")
+    expected = ig_reference(model, prompts, sites, *GAUSS3, held=True)
+    for component, layer in sites:
+        torch.testing.assert_close(held.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    chosen = ("norm", "identity", "half")
+    ruled = attribute(model, task, method="ig", steps=3, rules=chosen)
+    with lrp.rules(model, enable=chosen):
+        expected = ig_reference(model, prompts, sites, *GAUSS3)
+    for component, layer in sites:
+        torch.testing.assert_close(ruled.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    plain = attribute(model, task, method="ig", steps=3)
+    assert not torch.allclose(ruled.scores["resid"], plain.scores["resid"], rtol=1e-3, atol=1e-6)
+
+
+def test_ig_converges_to_the_total_effect_at_the_embeddings():
+    """Completeness: the embedding's IG scores sum to the metric's change from corrupt to clean."""
+    model = tiny("gpt2")
+    task = il_task(model, prompts_for(model, TEXTS))
+    att = attribute(model, task, method="ig", steps=24)
+    total = float(att.scores["resid"][0].sum())
+    assert total == pytest.approx(att.clean_metric - att.corrupt_metric, rel=1e-3, abs=1e-5)

@@ -30,54 +30,73 @@ def reader(model, node):
     return model.blocks[node.layer].module("ln_attn" if node.component == "attn" else "ln_mlp")
 
 
-def hand_eap(model, prompts, sources, targets):
-    """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy."""
+def hand_eap(model, prompts, sources, targets, points=None):
+    """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy.
+
+    With ``points`` (alphas, weights): EAP-IG, the gradient is ``sum_k weights[k] * gradient`` at
+    the corrupted run whose embeddings are ``corrupt + alphas[k] (clean - corrupt)``.
+    """
     scores = torch.zeros(len(sources), len(targets))
+    embed = model.module("embed")
+
+    def run(text, embedding=None):
+        writes, inputs, handles = {}, {}, []
+        if embedding is not None:
+            handles.append(embed.register_forward_hook(lambda m, a, o: embedding + 0 * o))
+        else:
+            handles.append(embed.register_forward_hook(lambda m, a, o: writes.__setitem__("embedding", o.detach())))
+        for u in sources:
+            module, reads_input = writer(model, u)
+            if reads_input:
+                handles.append(module.register_forward_pre_hook(
+                    lambda m, a, u=u, writes=writes: writes.__setitem__(u, a[0])))
+            else:
+                handles.append(module.register_forward_hook(
+                    lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
+        for d in targets:
+            def own_copy(m, args, d=d, inputs=inputs):
+                x = args[0].clone()
+                x.retain_grad()
+                inputs[d] = x
+                return (x, *args[1:])
+            handles.append(reader(model, d).register_forward_pre_hook(own_copy))
+        logits = model.hf(input_ids=ids_of(model, text)).logits
+        for h in handles:
+            h.remove()
+        return writes, inputs, logits
+
     for clean, corrupt, answer, distractor in prompts:
-        runs = {}
-        for text in (clean, corrupt):
-            writes, inputs, handles = {}, {}, []
-            for u in sources:
-                module, reads_input = writer(model, u)
-                if reads_input:
-                    handles.append(module.register_forward_pre_hook(
-                        lambda m, a, u=u, writes=writes: writes.__setitem__(u, a[0])))
-                else:
-                    handles.append(module.register_forward_hook(
-                        lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
-            for d in targets:
-                def own_copy(m, args, d=d, inputs=inputs):
-                    x = args[0].clone()
-                    x.retain_grad()
-                    inputs[d] = x
-                    return (x, *args[1:])
-                handles.append(reader(model, d).register_forward_pre_hook(own_copy))
-            logits = model.hf(input_ids=ids_of(model, text)).logits
-            for h in handles:
-                h.remove()
-            runs[text] = (writes, inputs, logits)
-        writes, inputs, logits = runs[corrupt]
-        metric = (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
-        metric.backward()
-        for i, u in enumerate(sources):
-            delta = (runs[clean][0][u] - writes[u]).detach()
-            for j, d in enumerate(targets):
-                scores[i, j] += float((delta * inputs[d].grad).sum())
-    model.hf.zero_grad(set_to_none=True)
+        clean_run, corrupt_run = run(clean), run(corrupt)
+        alphas, weights = points if points is not None else ([None], [1.0])
+        for alpha, weight in zip(alphas, weights):
+            if alpha is None:
+                _, inputs, logits = corrupt_run
+            else:
+                e_clean, e_corrupt = clean_run[0]["embedding"], corrupt_run[0]["embedding"]
+                _, inputs, logits = run(corrupt, e_corrupt + alpha * (e_clean - e_corrupt))
+            metric = weight * (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
+            metric.backward()
+            for i, u in enumerate(sources):
+                delta = (clean_run[0][u] - corrupt_run[0][u]).detach()
+                for j, d in enumerate(targets):
+                    scores[i, j] += float((delta * inputs[d].grad).sum())
+            model.hf.zero_grad(set_to_none=True)
     return scores
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "gemma2"])
-@pytest.mark.parametrize("method", ["atp", "relp"])
+@pytest.mark.parametrize("method", ["atp", "relp", "ig"])
 def test_edges_match_a_hand_written_eap(family, method, device):
     model = tiny(family, device=device, seed=5)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
-    att = attribute(model, il_task(model, prompts), method=method, level="edge")
+    att = attribute(model, il_task(model, prompts), method=method, level="edge", **({"steps": 3} if method == "ig" else {}))
     if method == "relp":
         with lrp.rules(model):
             expected = hand_eap(model, prompts, att.sources, att.targets)
     else:
-        expected = hand_eap(model, prompts, att.sources, att.targets)
+        # Gauss-Legendre with 3 points on [0, 1], written out
+        points = ([0.5 - 15 ** 0.5 / 10, 0.5, 0.5 + 15 ** 0.5 / 10], [5 / 18, 8 / 18, 5 / 18])
+        expected = hand_eap(model, prompts, att.sources, att.targets, points if method == "ig" else None)
     valid = ~torch.isnan(att.edge_scores)
     torch.testing.assert_close(att.edge_scores[valid], expected[valid], rtol=1e-4, atol=1e-6)
 
@@ -98,11 +117,11 @@ def test_edge_set_follows_the_block_structure():
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_outgoing_edges_sum_to_the_node_score(family):
-    """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP node score."""
+    """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP/IG node score."""
     model = tiny(family, seed=6)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
     task = il_task(model, prompts)
-    for method in ("atp", "relp"):
+    for method in ("atp", "relp", "ig"):
         edges = attribute(model, task, method=method, level="edge")
         nodes = attribute(model, task, method=method, positions=False)
         outgoing = torch.nan_to_num(edges.edge_scores).sum(1)
