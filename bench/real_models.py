@@ -43,7 +43,7 @@ from interplab.circuits.nodes import Node
 from interplab.circuits.patching import patch_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
-from circuits import pearson, seconds  # noqa: E402  (bench/circuits.py)
+from circuits import pearson, seconds  # bench/circuits.py
 
 TASKS = {
     "ioi": lambda model, n, seed: il.tasks.ioi(model, n=n, seed=seed, corruption="third"),
@@ -171,7 +171,7 @@ def measure_task(model, model_name: str, task, runs: dict, head_positions: int, 
     return {
         "prompts": enc.n, "positions": enc.seq_len, "first_difference": enc.first_difference,
         "head_level_positions": positions["head"],
-        "metric": {"clean": round(truths["component"]["clean"], 4), "corrupt": round(truths["component"]["corrupt"], 4)},
+        "metric": {part: round(truths["component"][part], 4) for part in ("clean", "corrupt")},
         "nodes_patched": {level: truths[level]["nodes"] for level in positions},
         "pearson_with_patching": fidelity,
         "seconds": {"patch_all_component_nodes": round(patch_seconds, 2), "forward_backward": round(fb_seconds, 3),

@@ -188,7 +188,7 @@ def ig_reference(model, prompts, sites, alphas, weights, metric: str = "logit_di
     for (clean, corrupt, answer, distractor), length in zip(prompts, lengths):
         runs, embeds = [], []
         for text in (clean, corrupt):
-            with torch.no_grad(), hooked(embed, False, lambda t: embeds.append(t)):
+            with torch.no_grad(), hooked(embed, False, embeds.append):
                 runs.append(capture(model, ids_of(model, text), sites)[0])
         integral = {key: 0 for key in sites}
         for alpha, weight in zip(alphas, weights):
@@ -199,7 +199,7 @@ def ig_reference(model, prompts, sites, alphas, weights, metric: str = "logit_di
                 module, reads_input = site_module(model, component, layer)
                 key = (component, layer)
 
-                def at_point(t, key=key, alpha=alpha):
+                def at_point(t, key=key, alpha=alpha, runs=runs, found=found):
                     if held:
                         value = runs[1][key] + alpha * (runs[0][key] - runs[1][key])
                         t = value + (t - t.detach())

@@ -89,7 +89,8 @@ def hand_eap(model, prompts, sources, targets, points=None):
 def test_edges_match_a_hand_written_eap(family, method, device):
     model = tiny(family, device=device, seed=5)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
-    att = attribute(model, il_task(model, prompts), method=method, level="edge", **({"steps": 3} if method == "ig" else {}))
+    options = {"steps": 3} if method == "ig" else {}
+    att = attribute(model, il_task(model, prompts), method=method, level="edge", **options)
     if method == "relp":
         with lrp.rules(model):
             expected = hand_eap(model, prompts, att.sources, att.targets)
