@@ -6,7 +6,7 @@ from circuit_reference import atp_reference, ig_reference, il_task, patch_refere
 from conftest import DENSE_FAMILIES
 
 import interplab as il
-from interplab.circuits import attribute, lrp
+from interplab.circuits import Node, attribute, lrp
 from interplab.zoo.tiny import tiny
 
 TEXTS = [
@@ -235,3 +235,36 @@ def test_ig_converges_to_the_total_effect_at_the_embeddings():
     att = attribute(model, task, method="ig", steps=24)
     total = float(att.scores["resid"][0].sum())
     assert total == pytest.approx(att.clean_metric - att.corrupt_metric, rel=1e-3, abs=1e-5)
+
+
+def test_patching_skips_the_nodes_before_the_first_difference(monkeypatch):
+    """Causal skip: every prompt agrees up to the first differing position (4 here: the first prompt
+    starts at position 3 and differs at its second token), so nodes there are exactly 0, unpatched."""
+    from interplab.circuits import patching
+
+    model = tiny("llama")
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts)
+    enc = task.encode(model)
+    assert enc.first_difference == 4
+    copies = []
+    real = patching.replaced_metrics
+
+    def counted(model, enc, inputs, *args):
+        copies.append(inputs["input_ids"].shape[0] // enc.n)
+        return real(model, enc, inputs, *args)
+    monkeypatch.setattr(patching, "replaced_metrics", counted)
+    nodes = [Node(c, layer, None, p) for c in ("resid", "mlp") for layer in range(2) for p in range(9)]
+    skipped, clean, corrupt = patching.patch_scores(model, enc, nodes, progress=False)
+    assert copies == [2 + 2 * 2 * 5]  # clean, corrupt, and the nodes at positions 4..8 only
+    early = [i for i, n in enumerate(nodes) if n.position < 4]
+    assert skipped[early].eq(0).all()  # exactly zero
+    full, clean_all, _ = patching.patch_scores(model, enc, nodes, progress=False, causal_skip=False)
+    assert copies[-1] == 2 + len(nodes)
+    torch.testing.assert_close(skipped, full, rtol=0, atol=2e-6)
+    expected = patch_reference(model, prompts, [(n.component, n.layer, None, n.position) for n in nodes])
+    torch.testing.assert_close(skipped, torch.tensor(expected), rtol=0, atol=2e-5)
+    only_early, clean_only, corrupt_only = patching.patch_scores(model, enc, [nodes[i] for i in early], progress=False)
+    assert only_early.eq(0).all() and copies[-1] == 2  # nothing to patch: one forward for the metrics
+    assert (clean_only, corrupt_only) == pytest.approx((clean, corrupt), abs=1e-6)
+    assert clean == pytest.approx(clean_all, abs=1e-6)
