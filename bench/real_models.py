@@ -39,7 +39,7 @@ import torch
 
 import interplab as il
 from interplab.circuits import attribute, lrp
-from interplab.circuits.nodes import Node
+from interplab.circuits.nodes import Node, node_from_id
 from interplab.circuits.patching import patch_scores
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -158,16 +158,23 @@ def measure_task(model, model_name: str, task, runs: dict, head_positions: int, 
     fb_seconds = seconds(fb)
     fidelity = {level: {} for level in positions}
     timing = {}
+    largest = largest_effects(truths["component"]["scores"], positions["component"], enc.labels)
     for label, kwargs in runs.items():
         for level in positions:
             start = time.perf_counter()
             att = attribute(model, task, level=level, progress=False, **kwargs)
             if level == "component":
                 timing[label] = time.perf_counter() - start
+                scores = dict(att.node_scores())
+                for row in largest:
+                    row[label] = round(scores[node_from_id(row["node"])], 3)
             truth = truths[level]["scores"]
             fidelity[level][label] = {c: round(pearson(att.scores[c][..., positions[level]], truth[c]), 4)
                                       for c in truth}
     patch_seconds = truths["component"]["seconds"]
+    start = time.perf_counter()
+    checked = il.circuits.verify(model, task, 20, estimate=attribute(model, task, progress=False), progress=False)
+    verify_seconds = time.perf_counter() - start
     return {
         "prompts": enc.n, "positions": enc.seq_len, "first_difference": enc.first_difference,
         "head_level_positions": positions["head"],
@@ -178,7 +185,23 @@ def measure_task(model, model_name: str, task, runs: dict, head_positions: int, 
                     **{label: round(s, 3) for label, s in timing.items()}},
         "over_patching": {label: round(s / patch_seconds, 4) for label, s in timing.items()},
         "over_forward_backward": {label: round(s / fb_seconds, 2) for label, s in timing.items()},
+        "largest_effects": largest,
+        "verify_top20_of_default": {
+            "seconds": round(verify_seconds, 2), "method": checked.method,
+            "pearson": round(pearson(torch.tensor([checked.estimate[n] for n in checked.nodes]),
+                                     torch.tensor([checked.exact[n] for n in checked.nodes])), 4)},
     }
+
+
+def largest_effects(truth: dict, positions: list[int], labels, k: int = 2) -> list[dict]:
+    """Per component kind, the ``k`` nodes with the largest patching effects (each method's score is added)."""
+    out = []
+    for component, values in truth.items():
+        rows = [{"node": Node(component, layer, None, p).id, "token": labels[p],
+                 "patch": round(float(values[layer, i]), 3)}
+                for layer in range(values.shape[0]) for i, p in enumerate(positions)]
+        out += sorted(rows, key=lambda row: -abs(row["patch"]))[:k]
+    return out
 
 
 def main() -> None:
