@@ -27,7 +27,15 @@ from torch import Tensor
 
 from ..tasks.contrast import EncodedTask
 from . import lrp
-from .gradients import IntegratedGradients, both_inputs, gradients_on_activations, path_points, prompt_inputs, session
+from .gradients import (
+    IntegratedGradients,
+    gradients_on_activations,
+    on_path,
+    path_inputs,
+    path_points,
+    prompt_inputs,
+    session,
+)
 from .nodes import Node
 from .result import Attribution
 
@@ -139,42 +147,35 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
     k, alpha, weights = path_points(ig, n, model.device)
     held = ig is not None and ig.interpolate == "activations"
     with gradients_on_activations(model), ruled, copies, session(model):
-        first_inputs = prompt_inputs(enc, "clean", idx) if ig is None else both_inputs(enc, idx)
-        with torch.no_grad(), model.nn.trace(**first_inputs, logits_to_keep=1):
-            if ig is not None:
-                e = embed.output
-                e_corrupt, e_delta = e[n:], e[:n] - e[n:]
-            cleans = []
-            corrupts = []
-            for _, envoy, is_input in writes:
-                h = envoy.input if is_input else envoy.output
-                cleans.append(h if ig is None else h[:n] - h[n:])
-                if held:
-                    corrupts.append(h[n:])
-            logits = unembed.output[:, -1].float()
-            rows = 1 if ig is None else 2
-            first_metrics = enc.measure(logits, answer.repeat(rows, 1), distractor.repeat(rows, 1))
-            first_metrics = first_metrics.view(rows, n).mean(1)
-        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx, k), logits_to_keep=1):
+        if ig is None:
+            with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+                cleans = []
+                for _, envoy, is_input in writes:
+                    cleans.append(envoy.input if is_input else envoy.output)
+                logits = unembed.output[:, -1].float()
+                clean_metric = enc.measure(logits, answer, distractor).mean()
+        with model.nn.trace(**path_inputs(enc, idx, k), logits_to_keep=1):
+            first = embed.output
             if ig is None:
-                first = embed.output
                 if not first.requires_grad:
                     first.requires_grad_(True)
             else:
-                embed.output = (e_corrupt.repeat(k, 1, 1) + alpha * e_delta.repeat(k, 1, 1)).requires_grad_(True)
+                embed.output = on_path(first, n, alpha)[1].detach().requires_grad_(True)
             deltas = []
             reads = []
             for is_write, envoy, is_input in steps:
                 h = envoy.input if is_input else envoy.output
                 if is_write:
-                    i = len(deltas)
-                    if held:  # the write on the path; the gradient through the module that computed it
-                        h = corrupts[i].repeat(k, 1, 1) + alpha * cleans[i].repeat(k, 1, 1) + (h - h.detach())
-                        if is_input:
-                            envoy.input = h
-                        else:
-                            envoy.output = h
-                    deltas.append(cleans[i] - h.detach() if ig is None else cleans[i])
+                    if ig is None:
+                        deltas.append(cleans[len(deltas)] - h.detach())
+                    else:
+                        delta, held_h = on_path(h, n, alpha)
+                        deltas.append(delta)
+                        if held:  # the write on the path; the gradient through the module that computed it
+                            if is_input:
+                                envoy.input = held_h
+                            else:
+                                envoy.output = held_h
                 else:
                     if clone_in_trace:
                         h = h.clone()
@@ -183,8 +184,12 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
             stacked = torch.stack(deltas).float()
             logits = unembed.output[:, -1].float()
             values = enc.measure(logits, answer.repeat(k, 1), distractor.repeat(k, 1)).view(k, n).mean(1)
-            objective = values[0] if ig is None else (weights * values).sum()
-            metrics = (torch.cat([first_metrics, values.detach()]) if ig is None else first_metrics).save()
+            if ig is None:
+                objective = values[0]
+                metrics = torch.stack([clean_metric, objective.detach()]).save()
+            else:
+                objective = (weights * values).sum()
+                metrics = torch.stack([values[-1], values[0]]).detach().save()
             columns = nnsight.save([])
             with objective.backward():
                 for j in range(len(reads) - 1, -1, -1):

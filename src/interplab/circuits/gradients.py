@@ -8,15 +8,16 @@ are reduced inside the trace, so only the scores come back. RelP is the same pas
 rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient.
 
 Integrated gradients (``IntegratedGradients``) replace the gradient at the corrupted run by its
-average along a straight path from the corrupted to the clean run (EAP-IG; Hanna et al. 2024):
-the first trace runs the clean and the corrupted prompts together without gradients, the second
-runs ``steps`` interpolated copies of the prompts in one batch and back-propagates the weighted
-sum of their metrics, so each activation's gradient, summed over the copies, is the path average.
-The path interpolates the embeddings (``interpolate="inputs"``: every later activation is the
-model's own function of the interpolated input) or every scored activation as well
-(``"activations"``: each is held at its own interpolation ``corrupt + a (clean - corrupt)`` while
-the gradient still flows through the module that computed it). The rules of ``lrp`` may be on
-during the interpolated pass too.
+average along a straight path from the corrupted to the clean run (EAP-IG; Hanna et al. 2024), by
+the trapezoid rule on ``steps`` evenly spaced points, the corrupted and the clean run included.
+One trace runs every point as a copy of the prompts (the corrupted ones, the last copy the clean
+ones, whose embeddings give the path) and back-propagates the weighted sum of their metrics, so
+each activation's gradient, summed over the copies, is the path integral; the clean and corrupted
+activations come from the end copies of the same forward. The path interpolates the embeddings
+(``interpolate="inputs"``: every later activation is the model's own function of the interpolated
+input) or every scored activation as well (``"activations"``: each is held at its own
+interpolation ``corrupt + a (clean - corrupt)`` while the gradient still flows through the module
+that computed it). The rules of ``lrp`` may be on during the pass too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import nnsight
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -34,33 +34,32 @@ from ..tasks.contrast import EncodedTask
 from . import lrp
 from .nodes import site_envoy
 
-__all__ = ["INTERPOLATIONS", "IntegratedGradients", "both_inputs", "gradient_scores", "gradients_on_activations",
-           "path_points", "prompt_inputs", "session"]
+__all__ = ["INTERPOLATIONS", "IntegratedGradients", "gradient_scores", "gradients_on_activations", "on_path",
+           "path_inputs", "path_points", "prompt_inputs", "session"]
 
 INTERPOLATIONS = ("inputs", "activations")
 
 
 @dataclass(frozen=True)
 class IntegratedGradients:
-    """The path of integrated gradients: ``steps`` points and what is interpolated.
-
-    The points are the Gauss-Legendre nodes of ``[0, 1]`` with their weights (exact for a metric
-    that is a polynomial of degree ``2 * steps - 1`` along the path).
-    """
+    """The path of integrated gradients: ``steps`` points (both ends included) and what is interpolated."""
 
     steps: int = 5
     interpolate: str = "inputs"
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be a positive number of points on the path, got {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 2:
+            raise ValueError(f"steps must be a number of points on the path, both ends included (at least 2), "
+                             f"got {self.steps!r}")
         if self.interpolate not in INTERPOLATIONS:
             raise ValueError(f"interpolate must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolate!r}")
 
     def points(self) -> tuple[Tensor, Tensor]:
-        """(alphas, weights) ``[steps]`` each: where on the path, and how much each point counts."""
-        nodes, weights = np.polynomial.legendre.leggauss(self.steps)
-        return torch.tensor((nodes + 1) / 2, dtype=torch.float32), torch.tensor(weights / 2, dtype=torch.float32)
+        """(alphas, weights) ``[steps]`` each: evenly spaced from 0 (corrupt) to 1 (clean), trapezoid weights."""
+        alphas = torch.linspace(0, 1, self.steps)
+        weights = torch.full((self.steps,), 1 / (self.steps - 1))
+        weights[[0, -1]] /= 2
+        return alphas, weights
 
 
 @contextmanager
@@ -130,10 +129,12 @@ def prompt_inputs(enc: EncodedTask, part: str, idx: slice, copies: int = 1) -> d
     return {key: value.repeat(copies, 1) for key, value in inputs.items()} if copies > 1 else inputs
 
 
-def both_inputs(enc: EncodedTask, idx: slice) -> dict[str, Tensor]:
-    """The clean prompts, then the corrupted ones, in one batch."""
-    clean, corrupt = prompt_inputs(enc, "clean", idx), prompt_inputs(enc, "corrupt", idx)
-    return {key: torch.cat([clean[key], corrupt[key]]) for key in clean}
+def path_inputs(enc: EncodedTask, idx: slice, copies: int) -> dict[str, Tensor]:
+    """Model inputs of the pass with gradients: the corrupted prompts, ``copies`` times, the last
+    copy the clean prompts when there are several (the ends of the integrated-gradients path)."""
+    parts = [prompt_inputs(enc, "corrupt", idx, copies - 1), prompt_inputs(enc, "clean", idx)] if copies > 1 else [
+        prompt_inputs(enc, "corrupt", idx)]
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 
 def path_points(ig: IntegratedGradients | None, n: int, device) -> tuple[int, Tensor | None, Tensor | None]:
@@ -145,11 +146,21 @@ def path_points(ig: IntegratedGradients | None, n: int, device) -> tuple[int, Te
     return ig.steps, alphas.to(device).repeat_interleave(n)[:, None, None], weights.to(device)
 
 
+def on_path(h: Tensor, n: int, alpha: Tensor) -> tuple[Tensor, Tensor]:
+    """(clean - corrupt, value on the path) of an activation ``h`` of the path's copies: the
+    difference of the last and first copies, and ``corrupt + alpha (clean - corrupt)`` for every
+    copy, whose gradient still flows into ``h``."""
+    copies = h.shape[0] // n
+    corrupt = h[:n].detach()
+    delta = h[-n:].detach() - corrupt
+    return delta, corrupt.repeat(copies, *[1] * (h.ndim - 1)) + alpha * delta.repeat(copies, *[1] * (h.ndim - 1)) + (
+        h - h.detach())
+
+
 def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...] | None,
               ig: IntegratedGradients | None) -> tuple[list[Tensor], float, float]:
     """One nnsight session. AtP/RelP: a clean forward without gradients, then the corrupted
-    forward and backward. IG: a clean and corrupted forward without gradients, then the forward
-    and backward of the interpolated copies."""
+    forward and backward. IG: one forward and backward of the path's copies."""
     n = idx.stop - idx.start
     answer = enc.answer_ids[idx][:, None]
     distractor = enc.distractor_ids[idx][:, None]
@@ -160,58 +171,56 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
         envoy, reads_input = site_envoy(model, layer, kind)
         reads.append((envoy, reads_input, component == "head"))
     embed, unembed = model.embed, model.unembed
-    steps, alpha, weights = path_points(ig, n, model.device)
+    copies, alpha, weights = path_points(ig, n, model.device)
     held = ig is not None and ig.interpolate == "activations"
     ruled = lrp.rules(model, enable=rules) if rules else nullcontext()
     with gradients_on_activations(model), ruled, session(model):
-        first_inputs = prompt_inputs(enc, "clean", idx) if ig is None else both_inputs(enc, idx)
-        with torch.no_grad(), model.nn.trace(**first_inputs, logits_to_keep=1):
-            if ig is not None:
-                e = embed.output
-                e_corrupt = e[n:]
-                e_delta = e[:n] - e_corrupt
-            refs = []
-            corrupts = []
-            for envoy, reads_input, _ in reads:
-                h = envoy.input if reads_input else envoy.output
-                refs.append(h if ig is None else h[:n] - h[n:])
-                if held:
-                    corrupts.append(h[n:])
-            logits = unembed.output[:, -1].float()
-            rows = 1 if ig is None else 2
-            first_metrics = enc.measure(logits, answer.repeat(rows, 1), distractor.repeat(rows, 1))
-            first_metrics = first_metrics.view(rows, n).mean(1)
-        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx, steps), logits_to_keep=1):
+        if ig is None:
+            with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+                cleans = []
+                for envoy, reads_input, _ in reads:
+                    cleans.append(envoy.input if reads_input else envoy.output)
+                logits = unembed.output[:, -1].float()
+                clean_metric = enc.measure(logits, answer, distractor).mean()
+        with model.nn.trace(**path_inputs(enc, idx, copies), logits_to_keep=1):
+            first = embed.output
             if ig is None:
-                first = embed.output
                 if not first.requires_grad:
                     first.requires_grad_(True)
             else:
-                path = e_corrupt.repeat(steps, 1, 1) + alpha * e_delta.repeat(steps, 1, 1)
-                embed.output = path.requires_grad_(True)
+                embed.output = on_path(first, n, alpha)[1].detach().requires_grad_(True)
             acts = []
             deltas = []
             for i in range(len(reads)):
                 envoy, reads_input, _ = reads[i]
                 h = envoy.input if reads_input else envoy.output
-                if held:  # the value on the path; the gradient through the module that computed h
-                    h = corrupts[i].repeat(steps, 1, 1) + alpha * refs[i].repeat(steps, 1, 1) + (h - h.detach())
-                    if reads_input:
-                        envoy.input = h
-                    else:
-                        envoy.output = h
+                if ig is None:
+                    delta = cleans[i] - h.detach()
+                else:
+                    delta, held_h = on_path(h, n, alpha)
+                    if held:
+                        h = held_h
+                        if reads_input:
+                            envoy.input = h
+                        else:
+                            envoy.output = h
                 acts.append(h)
-                deltas.append(refs[i] - h.detach() if ig is None else refs[i])
+                deltas.append(delta)
             logits = unembed.output[:, -1].float()
-            values = enc.measure(logits, answer.repeat(steps, 1), distractor.repeat(steps, 1)).view(steps, n).mean(1)
-            objective = values[0] if ig is None else (weights * values).sum()
-            metrics = (torch.cat([first_metrics, values.detach()]) if ig is None else first_metrics).save()
+            values = enc.measure(logits, answer.repeat(copies, 1), distractor.repeat(copies, 1)).view(copies, n)
+            values = values.mean(1)
+            if ig is None:
+                objective = values[0]
+                metrics = torch.stack([clean_metric, objective.detach()]).save()
+            else:
+                objective = (weights * values).sum()
+                metrics = torch.stack([values[-1], values[0]]).detach().save()
             totals = nnsight.save([])
             with objective.backward():
                 for i in range(len(acts) - 1, -1, -1):
                     grad = acts[i].grad.float()
-                    if steps > 1:  # the weights are in the objective: the path integral is the sum
-                        grad = grad.view(steps, n, *grad.shape[1:]).sum(0)
+                    if copies > 1:  # the weights are in the objective: the path integral is the sum
+                        grad = grad.view(copies, n, *grad.shape[1:]).sum(0)
                     product = deltas[i].float() * grad
                     if reads[i][2]:
                         product = product.view(n, product.shape[1], heads, d_head)

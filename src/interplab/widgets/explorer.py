@@ -7,7 +7,7 @@ own), prunes it in the browser (top-k nodes and edges), and re-runs the model wh
 node to ablate it: the metric with the ablated nodes, and the faithfulness of the current circuit
 (the kept nodes minus the ablated ones). Everything it does is a method here too::
 
-    explorer = il.CircuitExplorer(model, task)          # method="atp"; "patch" and "relp" on request
+    explorer = il.CircuitExplorer(model, task)          # method="ig"; "patch", "atp", "relp" on request
     explorer.compute("relp")                             # switch method (the widget's method menu)
     explorer.keep(20)                                    # the circuit: top 20 nodes (the slider)
     explorer.toggle("mlp.1@16")                          # ablate a node (a click), or explorer.ablated = [...]
@@ -56,7 +56,7 @@ def _chunks(n: int, parts: int) -> list[list[int]]:
 class CircuitExplorer(Widget, bundle="explorer"):
     """An attribution graph of ``task`` (an ``il.circuits.ContrastTask``) on ``model``.
 
-    ``method``: the first method computed ("patch", "atp" or "relp"). ``level``: "component"
+    ``method``: the first method computed ("ig", the default, "patch", "atp" or "relp"). ``level``: "component"
     (resid, attn, mlp per layer and position) or "head" (heads and MLPs per layer and position).
     ``ablation``: what an ablated node is replaced with ("mean", "zero" or "corrupt"; see
     ``il.circuits.ablate``). ``top_k``: nodes kept in the circuit at first (default: the top 10%).
@@ -71,7 +71,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
     n_layers = traitlets.Int(0).tag(sync=True)
     n_heads = traitlets.Int(0).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    method = traitlets.Unicode("atp").tag(sync=True)
+    method = traitlets.Unicode("ig").tag(sync=True)
     ablation = traitlets.Unicode("mean").tag(sync=True)
     top_k = traitlets.Int(0).tag(sync=True)
     top_edges = traitlets.Int(0).tag(sync=True)
@@ -82,7 +82,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
     _scores = traitlets.Dict().tag(sync=True)
     _edges = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "atp", *, level: str = "component",
+    def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "ig", *, level: str = "component",
                  ablation: str = "mean", top_k: int | None = None,
                  attributions: Iterable[circuits.Attribution] = (), **kwargs: Any) -> None:
         if not isinstance(model, Model):
