@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test test-py test-js test-browser lint chromium tour clean real-models
 
-setup: $(STAMP) $(BUNDLE)
+setup: $(STAMP) $(BUNDLE) $(VENV)/package.json
 
 # The venv keeps a torch that is already there (a CUDA build on a GPU machine):
 # if the base interpreter has torch, the venv sees it through system site-packages.
@@ -32,6 +32,13 @@ $(STAMP): $(VENV)/bin/python pyproject.toml $(BUNDLE)
 	SKIP_JUPYTER_BUILDER=1 $(PIP) install -q --no-build-isolation -e ".[dev]"
 	@touch $(STAMP)
 
+# Node reads a .js file as CommonJS or ES module by the nearest package.json. Without this one,
+# JupyterLab's CommonJS scripts inside the venv (its node check, its yarn) fall under the repository's
+# package.json ("type": "module"), fail, and fill `make lab` with their minified source and a
+# "Could not determine jupyterlab build status" warning on every build-status poll.
+$(VENV)/package.json: $(VENV)/bin/python
+	@echo '{"type": "commonjs"}' > $@
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
@@ -39,10 +46,18 @@ $(BUNDLE): node_modules/.package-lock.json $(JS_SRC)
 	npm run --silent build
 	@touch $@
 
+# The token is ours, so the URL (straight to the tour) can be printed; jupyter then prints only
+# warnings and errors. port_retries=0: a busy port is an error, not a silent move to another port.
 lab: setup
-	@echo "JupyterLab is starting; open the URL printed below (with its token)."
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
-	  --ServerApp.root_dir=$(CURDIR) notebooks/00-tour.ipynb
+	@token=$$($(PY) -c "import secrets; print(secrets.token_hex(24))"); \
+	echo "JupyterLab is starting on port $(PORT) (make lab PORT=... for another); open the tour at"; \
+	echo ""; \
+	echo "    http://127.0.0.1:$(PORT)/lab/tree/notebooks/00-tour.ipynb?token=$$token"; \
+	echo ""; \
+	echo "Ctrl+C twice stops it."; \
+	exec $(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.port_retries=0 \
+	  $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR) --IdentityProvider.token=$$token \
+	  --ServerApp.log_level=WARN --LabApp.log_level=WARN
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -51,7 +66,7 @@ chromium:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench training
 	npx tsc --noEmit -p .
 
 # Real trained models (SmolLM2-135M-Instruct, Gemma 3 270M) built once from PyPI packages into

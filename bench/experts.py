@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 
 import interplab as il
-from interplab.experts.batching import token_rows
-from interplab.experts.capture import capture_batch, pad_batch
+from interplab import run
+from interplab.experts.capture import capture_batch
 from interplab.experts.interventions import routing_plan
 from interplab.experts.masks import ExpertMasks
 
@@ -82,12 +82,10 @@ def sync(device: str) -> None:
 
 
 def timing(model, prompts: list[str], batch_size: int, reps: int, device: str) -> dict:
-    pad = model.tokenizer.pad_token_id
     batches = []
     for start in range(0, len(prompts), batch_size):
-        rows = token_rows(model, prompts[start:start + batch_size])
-        ids, attn, _ = pad_batch(rows, [[True] * len(r) for r in rows], pad, model.device)
-        batches.append((ids, attn))
+        encoded = run.encode(model, prompts[start:start + batch_size], side="right")
+        batches.append((encoded.input_ids, encoded.attention_mask))
     plan = routing_plan(model, ExpertMasks())
 
     def bare(ids, attn):
@@ -100,9 +98,8 @@ def timing(model, prompts: list[str], batch_size: int, reps: int, device: str) -
     def bare_end_to_end():
         with torch.no_grad():
             for start in range(0, len(prompts), batch_size):
-                rows = token_rows(model, prompts[start:start + batch_size])
-                ids, attn, _ = pad_batch(rows, [[True] * len(r) for r in rows], pad, model.device)
-                model.hf(input_ids=ids, attention_mask=attn)
+                encoded = run.encode(model, prompts[start:start + batch_size], side="right")
+                model.hf(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask)
 
     def route():
         il.experts.route(model, prompts, batch_size=batch_size, progress=False)
@@ -191,7 +188,7 @@ def memory(model_name: str, device: str, n: int, batch_size: int) -> dict:
     small, large = out[f"{n}"]["peak_added_bytes"], out[f"{4 * n}"]["peak_added_bytes"]
     model = load_model(model_name, "cpu")
     moe = model.anatomy.moe
-    tokens = sum(len(r) for r in token_rows(model, prompt_set(model, 4 * n, 1) + prompt_set(model, 4 * n, 2)))
+    tokens = sum(len(r) for r in run.token_ids(model, prompt_set(model, 4 * n, 1) + prompt_set(model, 4 * n, 2)))
     return {"per_size": out, "peak_ratio_4n_over_n": round(large / max(small, 1), 3),
             # what a scan that kept per-token routing (int64 indices + float32 weights) would hold at 4N
             "per_token_routing_bytes_at_4n": tokens * len(moe.moe_layers) * moe.top_k * 12,

@@ -1,32 +1,56 @@
-// Drawing the explorer through the shared Painter (canvas on screen, canvas or SVG on export):
-// the node grid, the edge column with its arcs, and the method scatter.
+// Painting the explorer through the shared Painter (canvas on screen and for PNG, SVG on export):
+// layer bands, edges between the nodes they join, nodes batched by colour, their marks (kept,
+// pinned, ablated, verified, found), supernodes, and axes drawn in screen space (layer labels on
+// the left, tokens along the bottom) so that they stay readable at any zoom. Also the scatter of
+// two methods' scores, with ticks.
 
-import type { Painter } from "../shared/painter";
-import { diverging, type Scale, type Theme } from "../shared/theme";
-import {
-  componentOf,
-  EDGE_COMPONENTS,
-  type EdgeGraph,
-  formatScore,
-  type Layout,
-  maxAbs,
-  type Nodes,
-  nodeCentre,
-  rowY,
-} from "./graph";
+import { type Painter, type PathBuilder, SvgPainter } from "../shared/painter";
+import { diverging, parseColor, type Theme } from "../shared/theme";
+import { niceTicks, tickLabel } from "../shared/ticks";
+import type { Insets, Transform } from "../shared/viewport";
+import { componentOf, formatScore, type Nodes } from "./data";
+import { ANCHOR_H, COL_W, GAP, GROUP, GUTTER, type Item, type Layout, NODE_HALF_WIDTH, ROW_H } from "./layout";
 
-export const EDGE_BUCKETS = 6;
+export const KEPT = 1;
+export const PINNED = 2;
+export const ABLATED = 4;
+export const VERIFIED = 8;
+export const MATCHED = 16;
 
-export interface GraphState {
+/** Colour levels per sign: intensities are drawn in 2 * LEVELS + 1 colours, one fill each. */
+export const LEVELS = 12;
+export const EDGE_BUCKETS = 4;
+/** Below this many CSS pixels per sub-row, layers are drawn as one cell per position (their sum). */
+export const ROW_PX_MIN = 3.5;
+export const INSETS: Insets = { left: 70, right: 8, top: 16, bottom: 40 };
+
+export interface DrawnEdge {
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+  score: number;
+}
+
+export interface Picture {
   layout: Layout;
-  nodes: Nodes;
-  scores: ArrayLike<number>;
-  kept: Uint8Array;
-  ablated: Set<number>;
+  items: Item[];
+  intensity: Float32Array;
+  flags: Uint8Array;
+  score: Float64Array;
+  edges: DrawnEdge[];
   labels: string[];
-  edges: EdgeGraph | null;
-  keptEdges: number[];
+  t: Transform;
+  width: number;
+  height: number;
   theme: Theme;
+  /** The position a range starts at (a first click on the token axis), or -1. */
+  rangeStart: number;
+}
+
+export function palette(theme: Theme): string[] {
+  const scale = diverging(theme, LEVELS);
+  return Array.from({ length: 2 * LEVELS + 1 }, (_, k) => scale(k - LEVELS)!);
 }
 
 export function edgeColours(theme: Theme): { positive: string; negative: string } {
@@ -37,131 +61,385 @@ export function edgeColours(theme: Theme): { positive: string; negative: string 
 /** A string cut to `width` pixels with an ellipsis. */
 export function fit(p: Painter, value: string, width: number, size: number, family: string): string {
   const style = { size, family };
+  if (width <= 0) return "";
   if (p.measureText(value, style) <= width) return value;
   let cut = value;
-  while (cut.length > 1 && p.measureText(`${cut}…`, style) > width) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  while (cut.length > 0 && p.measureText(`${cut}…`, style) > width) cut = cut.slice(0, -1);
+  return cut.length ? `${cut}…` : "";
 }
+
+/** Screen-space layer geometry. */
+function screenY(t: Transform, y: number): number {
+  return y * t.sy + t.ty;
+}
+
+function screenX(t: Transform, x: number): number {
+  return x * t.sx + t.tx;
+}
+
+export function zoomedOut(t: Transform): boolean {
+  return ROW_H * t.sy < ROW_PX_MIN;
+}
+
+function bucketOf(intensity: number): number {
+  if (!Number.isFinite(intensity)) return -1;
+  return Math.max(0, Math.min(2 * LEVELS, Math.round(intensity * LEVELS) + LEVELS));
+}
+
+/** An edge's ends in screen space, and how far it bows right: an edge within a column leaves and
+ * enters at the nodes' right ends and bows past the column's other nodes (0: a straight edge). */
+function edgeGeometry(t: Transform, e: DrawnEdge): [number, number, number, number, number] {
+  const same = Math.abs(e.x1 - e.x2) < 1e-6;
+  const half = same ? NODE_HALF_WIDTH * t.sx : 0;
+  const y1 = screenY(t, e.y1);
+  const y2 = screenY(t, e.y2);
+  const bow = same ? Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2)) : 0;
+  return [screenX(t, e.x1) + half, y1, screenX(t, e.x2) + half, y2, bow];
+}
+
+/** One edge's curve: an S from source to target, or a bow within a column. */
+function edgeCurve(path: PathBuilder, t: Transform, e: DrawnEdge): void {
+  const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
+  const mid = (y1 + y2) / 2;
+  path.moveTo(x1, y1);
+  path.bezierCurveTo(x1 + bow, mid, x2 + bow, mid, x2, y2);
+}
+
+/** Above this many edges they are drawn as a density image (one pass over their pixels) instead of
+ * as anti-aliased strokes, which a CPU rasteriser draws at a few thousand per 100 ms. */
+export const RASTER_EDGES = 1500;
+const BOW_STEPS = 8;
+
+const clipped = new Float64Array(4);
+
+/** The part of the segment inside [0, width - 1] x [0, height - 1] (Liang-Barsky) in a shared
+ * [x1, y1, x2, y2] array, or null when none of it is. */
+export function clipSegment(x1: number, y1: number, x2: number, y2: number, width: number, height: number): Float64Array | null {
+  const dx = x2 - x1;
+  const dy = y2 - y1;
+  let t0 = 0;
+  let t1 = 1;
+  const clip = (p: number, q: number): boolean => {
+    if (p === 0) return q >= 0;
+    const r = q / p;
+    if (p < 0) {
+      if (r > t1) return false;
+      if (r > t0) t0 = r;
+    } else {
+      if (r < t0) return false;
+      if (r < t1) t1 = r;
+    }
+    return true;
+  };
+  if (!clip(-dx, x1) || !clip(dx, width - 1 - x1) || !clip(-dy, y1) || !clip(dy, height - 1 - y1)) return null;
+  clipped[0] = x1 + t0 * dx;
+  clipped[1] = y1 + t0 * dy;
+  clipped[2] = x1 + t1 * dx;
+  clipped[3] = y1 + t1 * dy;
+  return clipped;
+}
+
+/** Add `w` to the pixels of a line from (x1, y1) to (x2, y2), clipped to a width x height image. */
+function line(buf: Float32Array, width: number, height: number, ax: number, ay: number, bx: number, by: number, w: number): void {
+  const c = clipSegment(ax, ay, bx, by, width, height);
+  if (!c) return;
+  const x1 = c[0];
+  const y1 = c[1];
+  const x2 = c[2];
+  const y2 = c[3];
+  const steps = Math.max(1, Math.ceil(Math.max(Math.abs(x2 - x1), Math.abs(y2 - y1))));
+  // fixed point (16 fractional bits): the clipped line stays inside the image
+  let x = Math.round(x1 * 65536);
+  let y = Math.round(y1 * 65536);
+  const dx = Math.round(((x2 - x1) / steps) * 65536);
+  const dy = Math.round(((y2 - y1) / steps) * 65536);
+  const last = buf.length - 1;
+  for (let k = 0; k <= steps; k++, x += dx, y += dy) {
+    const i = (y >> 16) * width + (x >> 16);
+    buf[i < 0 ? 0 : i > last ? last : i] += w;
+  }
+}
+
+let scratch: { pos: Float32Array; neg: Float32Array } | null = null;
 
 /**
- * Edge arcs grouped into one path per sign and width bucket: thousands of edges are a dozen
- * strokes. Returns [sign, bucket, path] triples.
+ * Edge density per pixel and sign: every edge a one-pixel line (a bowed one in BOW_STEPS pieces)
+ * weighted by |score| / the largest |score|. Returns [positive, negative] sums, `width * height` each.
  */
-export function edgePaths(layout: Layout, edges: EdgeGraph, keep: number[]): { positive: boolean; bucket: number; d: string }[] {
-  const limit = maxAbs(keep.map((e) => edges.score[e]));
-  const groups = new Map<string, string[]>();
-  for (const e of keep) {
-    const s = edges.score[e];
-    if (!Number.isFinite(s) || limit === 0) continue;
-    const bucket = Math.min(EDGE_BUCKETS - 1, Math.floor((Math.abs(s) / limit) * EDGE_BUCKETS));
-    const key = `${s >= 0 ? "+" : "-"}${bucket}`;
-    const y1 = layout.edgeY[edges.source[e]];
-    const y2 = layout.edgeY[edges.target[e]];
-    const bulge = Math.min(110, 10 + 0.45 * Math.abs(y1 - y2));
-    const x = layout.edgeX;
-    const d = `M${x.toFixed(1)} ${y1.toFixed(1)}C${(x + bulge).toFixed(1)} ${y1.toFixed(1)} ${(x + bulge).toFixed(1)} ${y2.toFixed(1)} ${x.toFixed(1)} ${y2.toFixed(1)}`;
-    let list = groups.get(key);
-    if (!list) groups.set(key, (list = []));
-    list.push(d);
-  }
-  return [...groups].map(([key, parts]) => ({ positive: key[0] === "+", bucket: Number(key.slice(1)), d: parts.join("") }));
-}
-
-/**
- * Colours saturate at the largest |score| of the circuit nodes (attn, mlp, heads): resid nodes,
- * which carry everything before them, would otherwise leave every other node pale.
- */
-// Pan and zoom redraw the same arcs: keep the paths of the last (layout, edges, kept set).
-const pathCache = new WeakMap<number[], { layout: Layout; edges: EdgeGraph; paths: ReturnType<typeof edgePaths> }>();
-
-function cachedEdgePaths(layout: Layout, edges: EdgeGraph, keep: number[]) {
-  const hit = pathCache.get(keep);
-  if (hit && hit.layout === layout && hit.edges === edges) return hit.paths;
-  const paths = edgePaths(layout, edges, keep);
-  pathCache.set(keep, { layout, edges, paths });
-  return paths;
-}
-
-export function nodeScale(theme: Theme, nodes: Nodes, scores: ArrayLike<number>): Scale {
-  let limit = 0;
-  for (let i = 0; i < nodes.length; i++) {
-    if (componentOf(nodes, i) !== "resid" && Number.isFinite(scores[i])) limit = Math.max(limit, Math.abs(scores[i]));
-  }
-  return diverging(theme, limit || maxAbs(scores));
-}
-
-export function drawGraph(p: Painter, s: GraphState): void {
-  const { layout, nodes, scores, kept, theme } = s;
-  const scale = nodeScale(theme, nodes, scores);
-  const small = Math.min(11, theme.fontSize);
-  const muted = { fill: theme.muted, family: theme.font, size: small, baseline: "middle" as const };
-  const layerH = layout.rows.length * layout.rowH + 10;
-  const gridW = layout.nPositions * layout.colW;
-
-  // layer bands and labels
-  for (let l = 0; l < layout.nLayers; l++) {
-    const top = layout.bottom - (l + 1) * layerH;
-    if (l % 2 === 1) p.rect(layout.left, top, gridW, layerH, { fill: theme.surface });
-    p.text(4, top + layerH / 2, `layer ${l}`, { ...muted, fill: theme.foreground });
-    if (layout.rowH >= 9) {
-      for (let r = 0; r < layout.rows.length; r++) {
-        const name = layout.rows[r].replace("head ", "h");
-        p.text(layout.left - 4, rowY(layout, l, r), name, { ...muted, size: Math.min(small - 2, layout.rowH - 1), align: "right" });
-      }
+export function edgeDensity(edges: DrawnEdge[], t: Transform, width: number, height: number): [Float32Array, Float32Array] {
+  // one pair of buffers, reused while the size stays (a repaint per animation frame allocates nothing)
+  if (!scratch || scratch.pos.length !== width * height) scratch = { pos: new Float32Array(width * height), neg: new Float32Array(width * height) };
+  const { pos, neg } = scratch;
+  pos.fill(0);
+  neg.fill(0);
+  let max = 0;
+  for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
+  if (max === 0) return [pos, neg];
+  for (const e of edges) {
+    if (!Number.isFinite(e.score) || e.score === 0) continue;
+    const buf = e.score > 0 ? pos : neg;
+    const w = Math.abs(e.score) / max;
+    const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
+    if (!bow) {
+      line(buf, width, height, x1, y1, x2, y2, w);
+      continue;
+    }
+    let px = x1;
+    let py = y1;
+    for (let k = 1; k <= BOW_STEPS; k++) {
+      const u = k / BOW_STEPS;
+      const nx = x1 + 3 * u * (1 - u) * bow; // the cubic's x with both controls `bow` to the right
+      const ny = y1 + (y2 - y1) * u;
+      line(buf, width, height, px, py, nx, ny, w);
+      px = nx;
+      py = ny;
     }
   }
+  return [pos, neg];
+}
 
-  // nodes: pruned ones faint, kept ones outlined, ablated ones crossed
-  const w = Math.max(4, layout.colW - 4);
-  const hgt = Math.max(3, layout.rowH - 3);
-  for (let i = 0; i < nodes.length; i++) {
-    const [cx, cy] = nodeCentre(layout, nodes, i);
-    const fill = scale(scores[i]) ?? theme.background;
-    const on = kept[i] === 1;
-    p.rect(cx - w / 2, cy - hgt / 2, w, hgt, {
-      fill,
-      stroke: on ? theme.foreground : null,
-      lineWidth: 1,
-      opacity: on ? 1 : 0.28,
-      radius: 2,
-    });
+/** The density as RGBA: the sign's colour, opacity by log density (0.25 for the faintest line). */
+export function densityImage(pos: Float32Array, neg: Float32Array, positive: string, negative: string): Uint8ClampedArray {
+  const [pr, pg, pb] = parseColor(positive) ?? [200, 0, 0];
+  const [nr, ng, nb] = parseColor(negative) ?? [0, 0, 200];
+  let max = 0;
+  let min = Infinity;
+  for (let i = 0; i < pos.length; i++) {
+    const v = pos[i] + neg[i];
+    if (v > 0) {
+      if (v > max) max = v;
+      if (v < min) min = v;
+    }
   }
-  for (const i of s.ablated) {
-    const [cx, cy] = nodeCentre(layout, nodes, i);
-    const d = `M${cx - w / 2} ${cy - hgt / 2}L${cx + w / 2} ${cy + hgt / 2}M${cx - w / 2} ${cy + hgt / 2}L${cx + w / 2} ${cy - hgt / 2}`;
-    p.path(d, { stroke: theme.error, lineWidth: 2 });
+  const out = new Uint8ClampedArray(pos.length * 4);
+  if (max === 0) return out;
+  const span = Math.log(max / min) || 1;
+  for (let i = 0; i < pos.length; i++) {
+    const v = pos[i] + neg[i];
+    if (v <= 0) continue;
+    const share = pos[i] / v;
+    const o = i * 4;
+    out[o] = pr * share + nr * (1 - share);
+    out[o + 1] = pg * share + ng * (1 - share);
+    out[o + 2] = pb * share + nb * (1 - share);
+    out[o + 3] = 255 * (0.25 + (0.7 * Math.log(v / min)) / span);
   }
+  return out;
+}
 
-  // tokens along the bottom
-  for (let pos = 0; pos < layout.nPositions; pos++) {
-    const x = layout.left + (pos + 0.5) * layout.colW;
-    const token = fit(p, s.labels[pos] ?? "", layout.colW - 2, small, theme.font);
-    p.text(x, layout.bottom + 14, token, { ...muted, fill: theme.foreground, align: "center" });
-    p.text(x, layout.bottom + 28, String(pos), { ...muted, size: small - 2, align: "center" });
+export function drawEdges(p: Painter, f: Picture): void {
+  const { t, edges, theme } = f;
+  if (!edges.length) return;
+  let max = 0;
+  for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
+  if (max === 0) return;
+  const colours = edgeColours(theme);
+  if (edges.length > RASTER_EDGES && !(p instanceof SvgPainter)) {
+    const width = Math.max(1, Math.round(f.width));
+    const height = Math.max(1, Math.round(f.height));
+    const [pos, neg] = edgeDensity(edges, t, width, height);
+    p.bitmap(0, 0, width, height, densityImage(pos, neg, colours.positive, colours.negative), width, height);
+    return;
   }
+  for (const positive of [true, false]) {
+    for (let b = 0; b < EDGE_BUCKETS; b++) {
+      p.shapes(
+        { stroke: positive ? colours.positive : colours.negative, lineWidth: 0.7 + b * 0.9, opacity: 0.3 + (0.55 * b) / (EDGE_BUCKETS - 1) },
+        (path) => {
+          for (const e of edges) {
+            if (!Number.isFinite(e.score) || e.score >= 0 !== positive) continue;
+            const bucket = Math.min(EDGE_BUCKETS - 1, Math.floor((Math.abs(e.score) / max) * EDGE_BUCKETS));
+            if (bucket === b) edgeCurve(path, t, e);
+          }
+        },
+      );
+    }
+  }
+}
 
-  // the edge column: layer-level nodes, arcs to the right
-  if (s.edges) {
-    const edges = s.edges;
-    const colours = edgeColours(theme);
-    p.text(layout.edgeX, 9, `edges (${edges.method})`, { ...muted, align: "center" });
-    for (const path of cachedEdgePaths(layout, edges, s.keptEdges)) {
-      p.path(path.d, {
-        stroke: path.positive ? colours.positive : colours.negative,
-        lineWidth: 0.6 + path.bucket * 0.8,
-        opacity: 0.35 + (0.6 * path.bucket) / (EDGE_BUCKETS - 1),
+function drawItems(p: Painter, f: Picture): void {
+  const { t, items, theme, width, height } = f;
+  const colours = palette(theme);
+  const visible = (it: Item) => {
+    const x = screenX(t, it.x);
+    const y = screenY(t, it.y);
+    return x + it.w * t.sx >= INSETS.left && x <= width && y + it.h * t.sy >= 0 && y <= height - INSETS.bottom;
+  };
+  const shown = items.map(visible);
+  const rect = (path: { rect(x: number, y: number, w: number, h: number): void }, it: Item, grow = 0) =>
+    path.rect(screenX(t, it.x) - grow, screenY(t, it.y) - grow, Math.max(1, it.w * t.sx) + 2 * grow, Math.max(1, it.h * t.sy) + 2 * grow);
+  // fills: kept nodes opaque, pruned ones faint; non-finite scores hatched grey
+  for (const kept of [false, true]) {
+    for (let c = -1; c < colours.length; c++) {
+      p.shapes({ fill: c < 0 ? theme.muted : colours[c], opacity: kept ? 1 : 0.3 }, (path) => {
+        for (let k = 0; k < items.length; k++) {
+          if (!shown[k] || items[k].kind === GROUP || (f.flags[k] & KEPT ? 1 : 0) !== (kept ? 1 : 0)) continue;
+          if (bucketOf(f.intensity[k]) === c) rect(path, items[k]);
+        }
       });
     }
-    for (let i = 0; i < edges.nodes.length; i++) {
-      const y = layout.edgeY[i];
-      p.circle(layout.edgeX, y, 3.5, { fill: theme.foreground });
-      const component = EDGE_COMPONENTS[edges.component[i]];
-      if (component === "embed" || component === "logits") {
-        p.text(layout.edgeX - 8, y, component, { ...muted, align: "right" });
+  }
+  const strokeWhere = (flag: number, style: Parameters<Painter["shapes"]>[0], grow: number) =>
+    p.shapes(style, (path) => {
+      for (let k = 0; k < items.length; k++) if (shown[k] && items[k].kind !== GROUP && f.flags[k] & flag) rect(path, items[k], grow);
+    });
+  strokeWhere(KEPT, { stroke: theme.foreground, lineWidth: 1 }, 0);
+  strokeWhere(MATCHED, { stroke: "#e6a100", lineWidth: 2 }, 2);
+  strokeWhere(PINNED, { stroke: theme.accent, lineWidth: 2.5 }, 1.5);
+  // ablated: a cross at least 8 px tall, so that it shows on thin bars
+  p.shapes({ stroke: theme.error, lineWidth: 2 }, (path) => {
+    for (let k = 0; k < items.length; k++) {
+      if (!shown[k] || !(f.flags[k] & ABLATED)) continue;
+      const it = items[k];
+      const cx = screenX(t, it.x + it.w / 2);
+      const cy = screenY(t, it.y + it.h / 2);
+      const hw = Math.max(4, Math.min(it.w * t.sx, 16) / 2);
+      const hh = Math.max(4, (it.h * t.sy) / 2);
+      path.moveTo(cx - hw, cy - hh);
+      path.lineTo(cx + hw, cy + hh);
+      path.moveTo(cx - hw, cy + hh);
+      path.lineTo(cx + hw, cy - hh);
+    }
+  });
+  // verified: a tick at the node's right end
+  p.shapes({ stroke: theme.foreground, lineWidth: 2 }, (path) => {
+    for (let k = 0; k < items.length; k++) {
+      if (!shown[k] || !(f.flags[k] & VERIFIED)) continue;
+      const it = items[k];
+      const x = screenX(t, it.x + it.w) - 9;
+      const y = screenY(t, it.y + it.h / 2);
+      path.moveTo(x, y);
+      path.lineTo(x + 3, y + 3);
+      path.lineTo(x + 8, y - 4);
+    }
+  });
+  // supernodes: one box each, dashed, with the group's name
+  const small = Math.min(11, theme.fontSize);
+  for (let k = 0; k < items.length; k++) {
+    const it = items[k];
+    if (it.kind !== GROUP || !shown[k]) continue;
+    const x = screenX(t, it.x);
+    const y = screenY(t, it.y);
+    const w = Math.max(36, it.w * t.sx);
+    const h = Math.max(14, it.h * t.sy);
+    const fill = colours[Math.max(0, bucketOf(f.intensity[k]))];
+    p.rect(x, y, w, h, { fill, stroke: f.flags[k] & PINNED ? theme.accent : theme.foreground, lineWidth: f.flags[k] & PINNED ? 2.5 : 1.5, dash: [4, 2], radius: 3 });
+    p.text(x + w / 2, y + h / 2, fit(p, it.label, w - 4, small, theme.font), { fill: theme.foreground, family: theme.font, size: small, weight: "bold", align: "center", baseline: "middle" });
+  }
+  // scores inside nodes once there is room
+  let labelled = 0;
+  for (let k = 0; k < items.length && labelled < 800; k++) {
+    const it = items[k];
+    if (!shown[k] || it.kind === GROUP) continue;
+    const w = it.w * t.sx;
+    const h = it.h * t.sy;
+    if (w < 40 || h < 11 || f.score[k] === 0) continue;
+    labelled++;
+    p.text(screenX(t, it.x) + 3, screenY(t, it.y) + h / 2, formatScore(f.score[k]), {
+      fill: Math.abs(f.intensity[k]) > 0.55 ? "#ffffff" : theme.foreground,
+      family: theme.font,
+      size: Math.min(10, h - 2),
+      baseline: "middle",
+    });
+  }
+}
+
+function drawAxes(p: Painter, f: Picture): void {
+  const { t, layout, theme, width, height } = f;
+  const font = theme.font;
+  const small = Math.min(11, theme.fontSize);
+  const muted = { fill: theme.muted, family: font, size: small, baseline: "middle" as const };
+  // the axis panels cover whatever was drawn under them
+  p.rect(0, 0, INSETS.left, height, { fill: theme.background });
+  p.rect(0, height - INSETS.bottom, width, INSETS.bottom, { fill: theme.background });
+  p.line(INSETS.left, 0, INSETS.left, height - INSETS.bottom, { stroke: theme.border });
+  p.line(INSETS.left, height - INSETS.bottom, width, height - INSETS.bottom, { stroke: theme.border });
+  // layers: a label per band with room, else every k-th; sub-row labels when rows are tall enough
+  const bandPx = (l: number) => layout.layerHeight[l] * t.sy;
+  const every = Math.max(1, Math.ceil(12 / Math.max(0.1, ROW_H * layout.rows.length * t.sy)));
+  const rowPx = ROW_H * t.sy;
+  for (let l = 0; l < layout.nLayers; l++) {
+    const y = screenY(t, layout.layerTop[l] + layout.layerHeight[l] / 2);
+    if (y < INSETS.top || y > height - INSETS.bottom - 4) continue;
+    if (!(layout.collapsed[l] || bandPx(l) >= 12 || l % every === 0)) continue;
+    const label = layout.collapsed[l] ? `L${l} ▸` : `L${l}`;
+    p.text(4, y, label, { ...muted, fill: theme.foreground, weight: layout.collapsed[l] ? "bold" : "normal" });
+    if (!layout.collapsed[l] && rowPx >= 9) {
+      for (let r = 0; r < layout.rows.length; r++) {
+        const ry = screenY(t, layout.layerTop[l] + layout.layerHeight[l] - GAP / 2 - (r + 0.5) * ROW_H);
+        if (ry < INSETS.top || ry > height - INSETS.bottom - 4) continue;
+        p.text(INSETS.left - 4, ry, layout.rows[r], { ...muted, size: Math.min(small - 1, rowPx - 1), align: "right" });
       }
     }
   }
+  const anchors: [string, number][] = [
+    ["logits", ANCHOR_H / 2],
+    ["embed", layout.height - ANCHOR_H / 2],
+  ];
+  for (const [name, y] of anchors) {
+    const sy = screenY(t, y);
+    if (ANCHOR_H * t.sy >= 10 && sy > 0 && sy < height - INSETS.bottom) p.text(4, sy, name, { ...muted, size: small - 1 });
+  }
+  p.rect(0, 0, INSETS.left - 1, 14, { fill: theme.background });
+  p.text(4, 8, "layer ↑", { ...muted, size: small - 1, weight: "bold" });
+  // tokens: one label per column, cut to the column's width on screen
+  const colPx = COL_W * t.sx;
+  for (let c = 0; c < layout.nColumns; c++) {
+    const x = screenX(t, (c + 0.5) * COL_W);
+    if (x < INSETS.left - colPx / 2 || x > width + colPx / 2) continue;
+    const a = layout.first[c];
+    const b = layout.last[c];
+    const token = a === b ? (f.labels[a] ?? "") : `${f.labels[a] ?? ""}…${f.labels[b] ?? ""}`;
+    const range = a === b ? String(a) : `${a}–${b} ▸`;
+    const strong = a === f.rangeStart;
+    p.text(x, height - INSETS.bottom + 11, fit(p, JSON.stringify(token).slice(1, -1), colPx - 4, small, theme.monoFont), {
+      fill: strong ? theme.accent : theme.foreground,
+      family: theme.monoFont,
+      size: small,
+      align: "center",
+      baseline: "middle",
+    });
+    p.text(x, height - INSETS.bottom + 25, fit(p, range, colPx - 2, small - 1, font), { ...muted, size: small - 1, align: "center", weight: a !== b || strong ? "bold" : "normal" });
+  }
+  p.text(4, height - INSETS.bottom + 11, "token", { ...muted, size: small - 1, weight: "bold" });
+  p.text(4, height - INSETS.bottom + 25, "position →", { ...muted, size: small - 1 });
 }
+
+/** The whole graph view: bands, edges, nodes and marks, axes. */
+export function drawGraph(p: Painter, f: Picture): void {
+  const { t, layout, theme, width, height } = f;
+  p.rect(0, 0, width, height, { fill: theme.background });
+  const gridX0 = Math.max(INSETS.left, screenX(t, 0));
+  const gridX1 = Math.min(width, screenX(t, layout.nColumns * COL_W));
+  for (let l = 1; l < layout.nLayers; l += 2) {
+    const y = screenY(t, layout.layerTop[l]);
+    p.rect(gridX0, y, gridX1 - gridX0, layout.layerHeight[l] * t.sy, { fill: theme.surface });
+  }
+  drawEdges(p, f);
+  drawItems(p, f);
+  drawAxes(p, f);
+}
+
+/** The hover mark: the item outlined, its drawn edges in the accent colour. */
+export function drawHover(p: Painter, t: Transform, theme: Theme, it: Item | undefined, edges: DrawnEdge[]): void {
+  if (!it) return;
+  p.shapes({ stroke: theme.accent, lineWidth: 1.5, opacity: 0.9 }, (path) => {
+    for (const e of edges) edgeCurve(path, t, e);
+  });
+  p.rect(screenX(t, it.x) - 2, screenY(t, it.y) - 2, Math.max(4, it.w * t.sx) + 4, Math.max(4, it.h * t.sy) + 4, { stroke: theme.accent, lineWidth: 2 });
+}
+
+// --- legend bar ----------------------------------------------------------------------------------
+
+/** The colour bar of the legend: negative to positive, `width` x `height`. */
+export function drawColourBar(p: Painter, theme: Theme, width: number, height: number): void {
+  const colours = palette(theme);
+  const w = width / colours.length;
+  colours.forEach((c, k) => p.rect(k * w, 0, w + 0.5, height, { fill: c }));
+  p.rect(0.5, 0.5, width - 1, height - 1, { stroke: theme.border });
+}
+
+// --- scatter -------------------------------------------------------------------------------------
 
 export interface ScatterState {
   x: ArrayLike<number>;
@@ -174,27 +452,39 @@ export interface ScatterState {
   size: number;
 }
 
-const COMPONENT_COLOURS: Record<string, string> = { resid: "#7f7f7f", attn: "#1f77b4", head: "#1f77b4", mlp: "#ff7f0e" };
+export const COMPONENT_COLOURS: Record<string, string> = { resid: "#7f7f7f", attn: "#1f77b4", head: "#1f77b4", mlp: "#ff7f0e" };
 
 export function drawScatter(p: Painter, s: ScatterState): void {
   const { theme, size } = s;
-  const pad = 34;
-  const inner = size - pad - 10;
-  const lim = Math.max(maxAbs(s.x), maxAbs(s.y)) || 1;
-  const px = (v: number) => pad + ((v + lim) / (2 * lim)) * inner;
-  const py = (v: number) => 10 + inner - ((v + lim) / (2 * lim)) * inner;
-  const small = Math.min(11, theme.fontSize);
+  const left = 46;
+  const bottom = 34;
+  const top = 8;
+  const right = 8;
+  const inner = size - left - right;
+  const innerH = size - top - bottom;
+  let lim = 0;
+  for (const series of [s.x, s.y]) for (let i = 0; i < series.length; i++) if (Number.isFinite(series[i])) lim = Math.max(lim, Math.abs(series[i]));
+  lim = lim || 1;
+  const px = (v: number) => left + ((v + lim) / (2 * lim)) * inner;
+  const py = (v: number) => top + innerH - ((v + lim) / (2 * lim)) * innerH;
+  const small = Math.min(10, theme.fontSize);
   const muted = { fill: theme.muted, family: theme.font, size: small };
-  p.rect(pad, 10, inner, inner, { stroke: theme.border, fill: null });
+  p.rect(left, top, inner, innerH, { stroke: theme.border, fill: null });
+  const ticks = niceTicks(-lim, lim, 4);
+  for (const v of ticks) {
+    p.line(px(v), top + innerH, px(v), top + innerH + 4, { stroke: theme.muted });
+    p.text(px(v), top + innerH + 12, tickLabel(v), { ...muted, align: "center", baseline: "middle" });
+    p.line(left - 4, py(v), left, py(v), { stroke: theme.muted });
+    p.text(left - 6, py(v), tickLabel(v), { ...muted, align: "right", baseline: "middle" });
+  }
   p.line(px(-lim), py(-lim), px(lim), py(lim), { stroke: theme.border, dash: [3, 3] });
-  p.line(px(0), 10, px(0), 10 + inner, { stroke: theme.border, lineWidth: 0.5 });
-  p.line(pad, py(0), pad + inner, py(0), { stroke: theme.border, lineWidth: 0.5 });
+  p.line(px(0), top, px(0), top + innerH, { stroke: theme.border, lineWidth: 0.5 });
+  p.line(left, py(0), left + inner, py(0), { stroke: theme.border, lineWidth: 0.5 });
   for (let i = 0; i < s.x.length; i++) {
     if (!Number.isFinite(s.x[i]) || !Number.isFinite(s.y[i])) continue;
     p.circle(px(s.x[i]), py(s.y[i]), 2.2, { fill: COMPONENT_COLOURS[componentOf(s.nodes, i)] ?? theme.foreground, opacity: 0.75 });
   }
-  p.text(pad + inner / 2, size - 4, s.xLabel, { ...muted, align: "center", baseline: "bottom" });
-  p.text(4, 6, s.yLabel, { ...muted, baseline: "top" });
-  p.text(pad + 6, 24, `r = ${Number.isFinite(s.r) ? s.r.toFixed(3) : "–"}`, { ...muted, fill: theme.foreground, weight: "bold", baseline: "middle" });
-  p.text(pad + inner - 4, 10 + inner - 8, `±${formatScore(lim)}`, { ...muted, align: "right", baseline: "middle" });
+  p.text(left + inner / 2, size - 6, s.xLabel, { ...muted, fill: theme.foreground, align: "center", baseline: "bottom" });
+  p.text(left + 4, top + 10, `↑ ${s.yLabel}`, { ...muted, fill: theme.foreground, baseline: "middle" });
+  p.text(left + 4, top + 24, `r = ${Number.isFinite(s.r) ? s.r.toFixed(3) : "–"}`, { ...muted, fill: theme.foreground, weight: "bold", baseline: "middle" });
 }

@@ -1,286 +1,149 @@
 import { describe, expect, it } from "vitest";
-import { encode } from "../shared/codecs";
-import { toSvg } from "../shared/export";
-import { readTheme, type Theme } from "../shared/theme";
-import { drawGraph, EDGE_BUCKETS, edgePaths } from "./draw";
+import type { Nodes } from "./data";
 import {
-  cellIndex,
-  decodeEdges,
-  decodeNodes,
-  edgeNodeAt,
-  graphJson,
-  layoutGraph,
-  nodeAt,
-  nodeCentre,
-  nodeId,
-  type Nodes,
-  pearson,
-  pruneEdges,
-  pruneNodes,
-  rankNodes,
+  colourScale,
+  countForShare,
+  countToSlider,
+  groupOf,
+  idIndex,
+  keptByOrder,
+  LOG_DECADES,
+  ranks,
+  resolveEnd,
+  searchNodes,
+  shareOfCount,
+  SLIDER_STEPS,
+  sliderToCount,
 } from "./graph";
 
-const theme: Theme = { ...readTheme(), background: "#ffffff", dark: false };
-const wire = (data: Uint8Array | Int32Array | Float32Array) => {
-  const { meta, buffer } = encode(data);
-  return { ...meta, data: new DataView(buffer) };
-};
-
-/** Nodes from per-node component codes, layers, heads (-1: none) and positions, as the kernel sends them. */
-function wiredNodes(c: number[], l: number[], hd: number[], p: number[]): Nodes {
-  return decodeNodes({
-    components: ["resid", "attn", "mlp", "head"],
-    component: wire(Uint8Array.from(c)),
-    layer: wire(Int32Array.from(l)),
-    head: wire(Int32Array.from(hd)),
-    position: wire(Int32Array.from(p)),
-  });
+/** Nodes from (component, layer, head, position) rows. */
+export function nodesOf(rows: [string, number, number, number][], components = ["resid", "attn", "mlp", "head"]): Nodes {
+  return {
+    components,
+    component: Uint8Array.from(rows.map((r) => components.indexOf(r[0]))),
+    layer: Int32Array.from(rows.map((r) => r[1])),
+    head: Int32Array.from(rows.map((r) => r[2])),
+    position: Int32Array.from(rows.map((r) => r[3])),
+    length: rows.length,
+  };
 }
 
-/** Nodes in Python's order (layer, component, head, position innermost): component level. */
-export function componentNodes(nLayers: number, nPositions: number): Nodes {
-  const c: number[] = [];
-  const l: number[] = [];
-  const p: number[] = [];
-  for (let layer = 0; layer < nLayers; layer++) {
-    for (const code of [0, 1, 2]) {
-      for (let pos = 0; pos < nPositions; pos++) {
-        c.push(code);
-        l.push(layer);
-        p.push(pos);
-      }
+const HEADS = nodesOf([
+  ["head", 0, 0, 0],
+  ["head", 0, 1, 0],
+  ["mlp", 0, -1, 0],
+  ["head", 0, 0, 1],
+  ["head", 0, 1, 1],
+  ["mlp", 0, -1, 1],
+  ["head", 1, 0, 1],
+  ["mlp", 1, -1, 1],
+]);
+
+describe("pruning from Python's order", () => {
+  it("keeps the first k of the order", () => {
+    expect(Array.from(keptByOrder(5, [3, 0, 4], 2))).toEqual([1, 0, 0, 1, 0]);
+    expect(Array.from(keptByOrder(5, [3, 0, 4], 9))).toEqual([1, 0, 0, 1, 1]);
+    expect(Array.from(keptByOrder(3, [2], 0))).toEqual([0, 0, 0]);
+  });
+
+  it("turns a cumulative share into a count and back", () => {
+    const cumulative = [0.5, 0.75, 0.9, 1.0];
+    expect(countForShare(cumulative, 0)).toBe(0);
+    expect(countForShare(cumulative, 0.5)).toBe(1);
+    expect(countForShare(cumulative, 0.8)).toBe(3);
+    expect(countForShare(cumulative, 1)).toBe(4);
+    expect(shareOfCount(cumulative, 2)).toBe(0.75);
+    expect(shareOfCount(cumulative, 0)).toBe(0);
+  });
+
+  it("maps a logarithmic slider onto counts, finely at the small end", () => {
+    const max = 4800;
+    expect(sliderToCount(0, max)).toBe(0);
+    expect(sliderToCount(SLIDER_STEPS, max)).toBe(max);
+    // by hand: exp(0.25 * ln 4801) - 1 = 7.32 -> 7
+    expect(sliderToCount(SLIDER_STEPS / 4, max)).toBe(7);
+    let last = -1;
+    for (let v = 0; v <= SLIDER_STEPS; v += 10) {
+      const k = sliderToCount(v, max);
+      expect(k).toBeGreaterThanOrEqual(last);
+      last = k;
     }
-  }
-  return wiredNodes(c, l, new Array(c.length).fill(-1), p);
-}
-
-function headNodes(nLayers: number, nHeads: number, nPositions: number): Nodes {
-  const c: number[] = [];
-  const l: number[] = [];
-  const hd: number[] = [];
-  const p: number[] = [];
-  for (let layer = 0; layer < nLayers; layer++) {
-    for (let head = -1; head < nHeads; head++) {
-      // heads first (COMPONENT_ORDER head < mlp), mlp last
-      const code = head === nHeads - 1 ? 2 : 3;
-      const h = head === nHeads - 1 ? -1 : head + 1;
-      for (let pos = 0; pos < nPositions; pos++) {
-        c.push(code);
-        l.push(layer);
-        hd.push(h);
-        p.push(pos);
-      }
-    }
-  }
-  return wiredNodes(c, l, hd, p);
-}
-
-/** The edge graph of a GPT-2 of `n` layers: embed, attn.l, mlp.l, logits; every edge forward. */
-export function edgeGraph(n: number, score: (k: number) => number = (k) => (k % 2 ? -1 : 1) * (k + 1)) {
-  const ids = ["embed.0"];
-  const comp = [0];
-  const layer = [0];
-  for (let l = 0; l < n; l++) {
-    ids.push(`attn.${l}`, `mlp.${l}`);
-    comp.push(1, 2);
-    layer.push(l, l);
-  }
-  ids.push(`logits.${n}`);
-  comp.push(3);
-  layer.push(n);
-  const source: number[] = [];
-  const target: number[] = [];
-  for (let s = 0; s < ids.length - 1; s++) for (let t = Math.max(1, s + 1); t < ids.length; t++) {
-    source.push(s);
-    target.push(t);
-  }
-  const scores = Float32Array.from(source, (_, k) => score(k));
-  return decodeEdges({
-    method: "atp",
-    nodes: ids,
-    component: wire(Uint8Array.from(comp)),
-    layer: wire(Int32Array.from(layer)),
-    source: wire(Int32Array.from(source)),
-    target: wire(Int32Array.from(target)),
-    score: wire(scores),
-  })!;
-}
-
-describe("node tables", () => {
-  it("decodes the node arrays and writes Python's node ids", () => {
-    const nodes = componentNodes(2, 3);
-    expect(nodes.length).toBe(18);
-    expect(nodeId(nodes, 0)).toBe("resid.0@0");
-    expect(nodeId(nodes, 4)).toBe("attn.0@1");
-    expect(nodeId(nodes, 17)).toBe("mlp.1@2");
-    const heads = headNodes(1, 2, 2);
-    expect(Array.from({ length: heads.length }, (_, i) => nodeId(heads, i))).toEqual([
-      "head.0.0@0", "head.0.0@1", "head.0.1@0", "head.0.1@1", "mlp.0@0", "mlp.0@1",
-    ]);
-  });
-
-  it("refuses arrays of different lengths", () => {
-    expect(() =>
-      decodeNodes({
-        components: ["resid"],
-        component: wire(new Uint8Array(3)),
-        layer: wire(new Int32Array(2)),
-        head: wire(new Int32Array(3)),
-        position: wire(new Int32Array(3)),
-      }),
-    ).toThrow(/disagree in length/);
+    for (const k of [0, 1, 10, 84, 480, 4800]) expect(Math.abs(sliderToCount(countToSlider(k, max), max) - k)).toBeLessThanOrEqual(Math.max(1, 0.01 * k));
   });
 });
 
-describe("pruning", () => {
-  // one layer, two positions: resid@0 resid@1 attn@0 attn@1 mlp@0 mlp@1
-  const nodes = componentNodes(1, 2);
-  const scores = [5, 0.1, -0.3, 0.2, 0.3, -0.05];
-
-  it("ranks circuit nodes by |score|, ties in node order, resid left out", () => {
-    expect(rankNodes(nodes, scores)).toEqual([2, 4, 3, 5]);
-  });
-
-  it("keeps the top k and the resid nodes at or above the smallest kept |score|", () => {
-    const p = pruneNodes(nodes, scores, 2);
-    expect(p.circuit).toEqual([2, 4]);
-    expect(p.cutoff).toBeCloseTo(0.3);
-    expect(Array.from(p.kept)).toEqual([1, 0, 1, 0, 1, 0]);
-    expect(Array.from(pruneNodes(nodes, scores, 0).kept)).toEqual([0, 0, 0, 0, 0, 0]);
-    expect(pruneNodes(nodes, scores, 99).circuit).toHaveLength(4);
-  });
-
-  it("keeps the k edges of highest |score|", () => {
-    expect(pruneEdges([0.1, -3, 2, -0.5, 2], 3)).toEqual([1, 2, 4]);
-    expect(pruneEdges([1, 2], -1)).toEqual([]);
+describe("search", () => {
+  const labels = ["When", " Mary", " John"];
+  it("reads layers, heads, positions, components and tokens", () => {
+    const find = (q: string) => Array.from(searchNodes(q, HEADS, labels).matches).flatMap((m, i) => (m ? [i] : []));
+    expect(find("L1")).toEqual([6, 7]);
+    expect(find("layer 1")).toEqual([6, 7]);
+    expect(find("h1")).toEqual([1, 4]);
+    expect(find("h1.0")).toEqual([6]);
+    expect(find("head 0.1")).toEqual([1, 4]);
+    expect(find("@0")).toEqual([0, 1, 2]);
+    expect(find("mlp")).toEqual([2, 5, 7]);
+    expect(find("mary")).toEqual([3, 4, 5, 6, 7]);
+    expect(find("mary mlp L0")).toEqual([5]);
+    expect(find('"when"')).toEqual([0, 1, 2]);
+    expect(find("nobody")).toEqual([]);
+    expect(searchNodes("", HEADS, labels).count).toBe(0);
+    expect(searchNodes("h1.0 Mary", HEADS, labels).meaning).toBe('layer 1 head 0 · token ⊇ "Mary"');
   });
 });
 
-describe("layout", () => {
-  it("puts layers bottom to top and positions left to right, and finds every node back", () => {
-    const nodes = componentNodes(3, 5);
-    const layout = layoutGraph({ nLayers: 3, nHeads: 2, nPositions: 5, level: "component", width: 900 });
-    const cells = cellIndex(layout, nodes);
-    const [x0, y0] = nodeCentre(layout, nodes, 0); // resid.0@0
-    const [x1, y1] = nodeCentre(layout, nodes, 1); // resid.0@1
-    const [, yUp] = nodeCentre(layout, nodes, 15); // resid.1@0
-    expect(x1).toBeGreaterThan(x0);
-    expect(y1).toBe(y0);
-    expect(yUp).toBeLessThan(y0); // canvas y grows downwards: layer 1 is drawn above layer 0
-    for (let i = 0; i < nodes.length; i++) expect(nodeAt(layout, cells, ...nodeCentre(layout, nodes, i))).toBe(i);
-    expect(nodeAt(layout, cells, 2, 2)).toBe(-1);
-    expect(nodeAt(layout, cells, layout.left + 5.5 * layout.colW, y0)).toBe(-1);
+describe("colour scales", () => {
+  const scores = [8, -0.8, 0.08, 0.008, 0.0008, 5];
+  const order = [0, 5, 1, 2, 3, 4];
+  it("log: three decades below the largest circuit score, signed", () => {
+    const s = colourScale("log", scores, order);
+    expect(s.max).toBe(8);
+    expect(s.intensity(8)).toBeCloseTo(1);
+    expect(s.intensity(-0.8)).toBeCloseTo(-2 / 3);
+    expect(s.intensity(0.08)).toBeCloseTo(1 / 3);
+    expect(s.intensity(0.008)).toBe(0); // the floor: max / 10^3
+    expect(s.intensity(80)).toBe(1);
+    expect(Number.isNaN(s.intensity(Number.NaN))).toBe(true);
+    expect(LOG_DECADES).toBe(3);
   });
 
-  it("gives each head a row at the head level", () => {
-    const nodes = headNodes(2, 3, 4);
-    const layout = layoutGraph({ nLayers: 2, nHeads: 3, nPositions: 4, level: "head", width: 900 });
-    expect(layout.rows).toEqual(["head 0", "head 1", "head 2", "mlp"]);
-    const cells = cellIndex(layout, nodes);
-    for (let i = 0; i < nodes.length; i++) expect(nodeAt(layout, cells, ...nodeCentre(layout, nodes, i))).toBe(i);
+  it("linear saturates at the largest; rank spreads the top of the order", () => {
+    expect(colourScale("linear", scores, order).intensity(-4)).toBeCloseTo(-0.5);
+    const r = colourScale("rank", scores, order);
+    expect(r.intensity(8, 0)).toBeCloseTo(1);
+    // 1 - ln(1 + 2) / ln(1 + 6)
+    expect(r.intensity(-0.8, 2)).toBeCloseTo(-(1 - Math.log(3) / Math.log(7)));
+    expect(Array.from(ranks(6, order))).toEqual([0, 2, 3, 4, 5, 1]);
   });
 
-  it("places the edge column right of the grid, embed at the bottom and logits at the top", () => {
-    const edges = edgeGraph(3);
-    const layout = layoutGraph({ nLayers: 3, nHeads: 2, nPositions: 5, level: "component", width: 900, edges });
-    expect(layout.edgeX).toBeGreaterThan(layout.left + 5 * layout.colW);
-    const y = Array.from(layout.edgeY);
-    expect(Math.max(...y)).toBe(y[0]); // embed lowest
-    expect(Math.min(...y)).toBe(y[y.length - 1]); // logits highest
-    for (let l = 0; l < 3; l++) expect(y[2 + 2 * l]).toBeLessThan(y[1 + 2 * l]); // mlp above attn
-    expect(edgeNodeAt(layout, layout.edgeX + 1, y[3])).toBe(3);
+  it("does not saturate at one node: an outlier leaves the rest distinguishable", () => {
+    const s = colourScale("log", [100, 1, 0.5, 0.25], [0, 1, 2, 3]);
+    const rest = [1, 0.5, 0.25].map((v) => s.intensity(v));
+    expect(rest[0]).toBeGreaterThan(rest[1]);
+    expect(rest[1]).toBeGreaterThan(rest[2]);
+    expect(rest[2]).toBeGreaterThan(0);
   });
 });
 
-describe("edges", () => {
-  it("draws thousands of edges as a dozen paths, one arc per kept edge", () => {
-    // 40 layers: 82 nodes in forward order, every forward pair an edge: 82 * 81 / 2 = 3321
-    const edges = edgeGraph(40, (k) => Math.sin(k * 12.9898) * 3);
-    expect(edges.score.length).toBe(3321);
-    const layout = layoutGraph({ nLayers: 40, nHeads: 4, nPositions: 12, level: "component", width: 1200, edges });
-    const keep = pruneEdges(edges.score, 3000);
-    const started = performance.now();
-    const paths = edgePaths(layout, edges, keep);
-    const elapsed = performance.now() - started;
-    expect(paths.length).toBeLessThanOrEqual(2 * EDGE_BUCKETS);
-    expect(paths.reduce((n, p) => n + (p.d.match(/M/g) ?? []).length, 0)).toBe(3000);
-    expect(paths.some((p) => p.positive) && paths.some((p) => !p.positive)).toBe(true);
-    expect(elapsed).toBeLessThan(250);
+describe("edge endpoints", () => {
+  const nodes = nodesOf([
+    ["attn", 0, -1, 0],
+    ["attn", 0, -1, 1],
+    ["mlp", 0, -1, 1],
+  ]);
+  const index = idIndex(nodes);
+  it("a node at a position is itself; a component summed over positions sits at the last position", () => {
+    expect(resolveEnd("attn.0@0", index, 1)).toEqual({ node: 0 });
+    expect(resolveEnd("attn.0", index, 1)).toEqual({ node: 1 });
+    expect(resolveEnd("embed.0", index, 1)).toEqual({ component: "embed", layer: 0, position: 1 });
+    expect(resolveEnd("embed.0@0", index, 1)).toEqual({ component: "embed", layer: 0, position: 0 });
+    expect(resolveEnd("logits.1", index, 1)).toEqual({ component: "logits", layer: 1, position: 1 });
+    expect(resolveEnd("nonsense", index, 1)).toBeNull();
   });
 
-  it("puts the strongest edge in the widest bucket with its sign", () => {
-    const edges = edgeGraph(1, (k) => [0.5, -4, 1, 0.1, 0.2, 0.3][k] ?? 0);
-    const layout = layoutGraph({ nLayers: 1, nHeads: 1, nPositions: 2, level: "component", width: 600, edges });
-    const paths = edgePaths(layout, edges, pruneEdges(edges.score, 2));
-    const strongest = paths.find((p) => p.bucket === EDGE_BUCKETS - 1)!;
-    expect(strongest.positive).toBe(false);
-    expect(paths).toHaveLength(2);
-  });
-});
-
-describe("drawing and export", () => {
-  const EVIL = "<img src=x onerror=alert(1)>";
-
-  it("escapes tokens in SVG, crosses ablated nodes, shows the edge column", () => {
-    const nodes = componentNodes(1, 2);
-    const edges = edgeGraph(1);
-    const layout = layoutGraph({ nLayers: 1, nHeads: 1, nPositions: 2, level: "component", width: 700, edges });
-    const svg = toSvg({
-      width: layout.width,
-      height: layout.height,
-      draw: (p) =>
-        drawGraph(p, {
-          layout,
-          nodes,
-          scores: [1, 0, 0.5, -0.5, 0.2, 0],
-          kept: Uint8Array.from([1, 0, 1, 1, 0, 0]),
-          ablated: new Set([3]),
-          labels: [EVIL, " Mary"],
-          edges,
-          keptEdges: [0, 1],
-          theme,
-        }),
-    });
-    expect(svg).not.toContain("<img");
-    expect(svg).toContain("&lt;img");
-    expect(svg).toContain("edges (atp)");
-    expect(svg).toContain(`stroke="${theme.error}"`); // the ablated node's cross
-    expect((svg.match(/<rect [^>]*rx="2"/g) ?? []).length).toBe(6); // one glyph per node
-    expect((svg.match(/opacity="0.28"/g) ?? []).length).toBe(3); // the pruned ones faint
-  });
-
-  it("writes the graph as JSON with Python's ids and every method's scores", () => {
-    const nodes = componentNodes(1, 2);
-    const edges = edgeGraph(1);
-    const json = JSON.parse(
-      graphJson({
-        model: "m",
-        task: "ioi",
-        level: "component",
-        method: "atp",
-        labels: ["a", "b"],
-        nodes,
-        scores: { atp: [1, 2, 3, 4, 5, 6], relp: [6, 5, 4, 3, 2, 1] },
-        edges,
-        circuit: ["attn.0@1"],
-        ablated: ["mlp.0@0"],
-        metric: { ablated: 1.5 },
-      }),
-    );
-    expect(json.nodes[3]).toEqual({ id: "attn.0@1", component: "attn", layer: 0, head: null, position: 1, token: "b", scores: { atp: 4, relp: 3 } });
-    expect(json.edges[0]).toEqual({ source: "embed.0", target: "attn.0", score: 1 });
-    expect(json.edges).toHaveLength(edges.score.length);
-    expect(json.circuit).toEqual(["attn.0@1"]);
-    expect(json.ablated).toEqual(["mlp.0@0"]);
-  });
-});
-
-describe("pearson", () => {
-  it("matches a hand computation", () => {
-    // x mean 2, y mean 13/3; sxy = 5, sxx = 2, syy = 114/9
-    expect(pearson([1, 2, 3], [2, 4, 7])).toBeCloseTo(5 / Math.sqrt((2 * 114) / 9), 10);
-    expect(pearson([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
-    expect(pearson([1, 1, 1], [1, 2, 3])).toBeNaN();
-    expect(() => pearson([1], [1, 2])).toThrow(/equal length/);
+  it("knows each node's group", () => {
+    const g = groupOf(3, { a: ["attn.0@1", "mlp.0@1"], b: ["nope"] }, index);
+    expect(g.names).toEqual(["a", "b"]);
+    expect(Array.from(g.of)).toEqual([-1, 0, 0]);
   });
 });

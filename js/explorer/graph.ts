@@ -1,328 +1,212 @@
-// The CircuitExplorer's graph without any DOM: node and edge tables from the traits, the layout
-// (layers bottom to top, positions left to right, the edge column on the right), pruning to the
-// top-k nodes and edges, hit testing, and Pearson's r for the method scatter.
+// The explorer's graph logic without any DOM or canvas: pruning from Python's rankings (a count,
+// a cumulative share, a logarithmic slider), search, colour intensities, and which node an edge
+// endpoint stands for.
 
-import { type ArrayMeta, decodeArray } from "../shared/codecs";
-
-export interface Nodes {
-  /** Component names by code (`resid`, `attn`, `mlp`, `head`). */
-  components: string[];
-  component: Uint8Array;
-  layer: Int32Array;
-  head: Int32Array;
-  position: Int32Array;
-  length: number;
-}
-
-export interface EdgeGraph {
-  method: string;
-  /** Layer-level node ids (`embed.0`, `attn.1`, `mlp.1`, `logits.4`). */
-  nodes: string[];
-  /** Codes into EDGE_COMPONENTS. */
-  component: Uint8Array;
-  layer: Int32Array;
-  source: Int32Array;
-  target: Int32Array;
-  score: Float32Array;
-}
-
-export const EDGE_COMPONENTS = ["embed", "attn", "mlp", "logits"];
-/** Components a circuit keeps or ablates; resid nodes are residual-stream states, for reading. */
-export const CIRCUIT_COMPONENTS = new Set(["attn", "mlp", "head"]);
-
-export interface NodesTrait {
-  components: string[];
-  component: ArrayMeta;
-  layer: ArrayMeta;
-  head: ArrayMeta;
-  position: ArrayMeta;
-}
-
-export function decodeNodes(trait: NodesTrait): Nodes {
-  const component = decodeArray(trait.component).data as Uint8Array;
-  const layer = decodeArray(trait.layer).data as Int32Array;
-  const head = decodeArray(trait.head).data as Int32Array;
-  const position = decodeArray(trait.position).data as Int32Array;
-  const n = component.length;
-  if (layer.length !== n || head.length !== n || position.length !== n) {
-    throw new Error(`node arrays disagree in length: ${n}, ${layer.length}, ${head.length}, ${position.length}`);
-  }
-  return { components: trait.components, component, layer, head, position, length: n };
-}
-
-export function decodeEdges(trait: any): EdgeGraph | null {
-  if (!trait || !trait.nodes) return null;
-  const source = decodeArray(trait.source).data as Int32Array;
-  const target = decodeArray(trait.target).data as Int32Array;
-  const score = decodeArray(trait.score).data as Float32Array;
-  if (source.length !== target.length || source.length !== score.length) {
-    throw new Error(`edge arrays disagree in length: ${source.length}, ${target.length}, ${score.length}`);
-  }
-  return {
-    method: trait.method,
-    nodes: trait.nodes,
-    component: decodeArray(trait.component).data as Uint8Array,
-    layer: decodeArray(trait.layer).data as Int32Array,
-    source,
-    target,
-    score,
-  };
-}
-
-export function componentOf(nodes: Nodes, i: number): string {
-  return nodes.components[nodes.component[i]];
-}
-
-/** The id Python uses (`Node.id`): `attn.3@7`, `head.2.1@7`. */
-export function nodeId(nodes: Nodes, i: number): string {
-  const head = nodes.head[i] >= 0 ? `.${nodes.head[i]}` : "";
-  return `${componentOf(nodes, i)}.${nodes.layer[i]}${head}@${nodes.position[i]}`;
-}
+import { componentOf, type Nodes, nodeId, parseId } from "./data";
 
 // --- pruning -------------------------------------------------------------------------------------
 
+/** Per node: 1 if among the first `k` of `order` (a ranking from Python). */
+export function keptByOrder(length: number, order: ArrayLike<number>, k: number): Uint8Array {
+  const kept = new Uint8Array(length);
+  const n = Math.max(0, Math.min(k, order.length));
+  for (let r = 0; r < n; r++) kept[order[r]] = 1;
+  return kept;
+}
+
+/** The fewest top items whose cumulative |score| share reaches `share` (0..1). */
+export function countForShare(cumulative: ArrayLike<number>, share: number): number {
+  if (!(share > 0)) return 0;
+  for (let k = 0; k < cumulative.length; k++) if (cumulative[k] >= share - 1e-6) return k + 1;
+  return cumulative.length;
+}
+
+/** The cumulative share of the top `k` items. */
+export function shareOfCount(cumulative: ArrayLike<number>, k: number): number {
+  if (k <= 0 || cumulative.length === 0) return 0;
+  return cumulative[Math.min(k, cumulative.length) - 1];
+}
+
+export const SLIDER_STEPS = 1000;
+
+/** A logarithmic slider: position 0..SLIDER_STEPS to a count 0..max (fine at the small end). */
+export function sliderToCount(position: number, max: number): number {
+  if (max <= 0) return 0;
+  const k = Math.round(Math.exp((position / SLIDER_STEPS) * Math.log(max + 1)) - 1);
+  return Math.max(0, Math.min(max, k));
+}
+
+export function countToSlider(k: number, max: number): number {
+  if (max <= 0) return 0;
+  return Math.round((Math.log(Math.max(0, Math.min(max, k)) + 1) / Math.log(max + 1)) * SLIDER_STEPS);
+}
+
+// --- search --------------------------------------------------------------------------------------
+
+export interface SearchResult {
+  matches: Uint8Array;
+  count: number;
+  /** What the query was read as, e.g. "layer 12 · head 3". */
+  meaning: string;
+}
+
+interface Term {
+  layer?: number;
+  head?: number;
+  position?: number;
+  component?: string;
+  token?: string;
+}
+
 /**
- * Indices of circuit nodes (attn/mlp/head) from most to least important: by |score|, ties in
- * node order (the order of Python's `Attribution.top`).
+ * Nodes matching every term of `query`: `L12` / `layer 12`, `h3` (head 3), `h12.3` (layer 12,
+ * head 3), `@5` / `pos 5`, a component (`attn`, `mlp`, `resid`, `head`), or any other text: a
+ * token containing it (case-insensitive; quote it to search for text such as "L1").
  */
-export function rankNodes(nodes: Nodes, scores: ArrayLike<number>): number[] {
-  const order: number[] = [];
-  for (let i = 0; i < nodes.length; i++) if (CIRCUIT_COMPONENTS.has(componentOf(nodes, i))) order.push(i);
-  return order.sort((a, b) => Math.abs(scores[b]) - Math.abs(scores[a]) || a - b);
-}
-
-export interface Pruned {
-  /** Per node: kept in the circuit (resid nodes: shown, at or above the circuit's smallest |score|). */
-  kept: Uint8Array;
-  /** The circuit's node indices, most important first. */
-  circuit: number[];
-  /** The smallest |score| kept (Infinity when nothing is). */
-  cutoff: number;
-}
-
-export function pruneNodes(nodes: Nodes, scores: ArrayLike<number>, k: number): Pruned {
-  const ranked = rankNodes(nodes, scores);
-  const circuit = ranked.slice(0, Math.max(0, Math.min(k, ranked.length)));
-  const kept = new Uint8Array(nodes.length);
-  for (const i of circuit) kept[i] = 1;
-  const cutoff = circuit.length ? Math.abs(scores[circuit[circuit.length - 1]]) : Infinity;
-  for (let i = 0; i < nodes.length; i++) {
-    if (componentOf(nodes, i) === "resid" && Math.abs(scores[i]) >= cutoff && cutoff > 0) kept[i] = 1;
+export function searchNodes(query: string, nodes: Nodes, labels: string[]): SearchResult {
+  const terms: Term[] = [];
+  const words = query.match(/"[^"]*"|\S+/g) ?? [];
+  const meaning: string[] = [];
+  for (let k = 0; k < words.length; k++) {
+    const w = words[k];
+    const next = words[k + 1];
+    const lower = w.toLowerCase();
+    let m: RegExpExecArray | null;
+    if (w.startsWith('"')) {
+      terms.push({ token: w.slice(1, -1).toLowerCase() });
+      meaning.push(`token ⊇ ${w}`);
+    } else if ((lower === "layer" || lower === "pos" || lower === "position" || lower === "head") && next && /^\d+(\.\d+)?$/.test(next)) {
+      k++;
+      if (lower === "layer") terms.push({ layer: Number(next) });
+      else if (lower === "head") terms.push(next.includes(".") ? { layer: Number(next.split(".")[0]), head: Number(next.split(".")[1]) } : { head: Number(next) });
+      else terms.push({ position: Number(next) });
+      meaning.push(`${lower === "pos" ? "position" : lower} ${next}`);
+    } else if ((m = /^l(\d+)$/i.exec(w))) {
+      terms.push({ layer: Number(m[1]) });
+      meaning.push(`layer ${m[1]}`);
+    } else if ((m = /^h(\d+)\.(\d+)$/i.exec(w))) {
+      terms.push({ layer: Number(m[1]), head: Number(m[2]) });
+      meaning.push(`layer ${m[1]} head ${m[2]}`);
+    } else if ((m = /^h(\d+)$/i.exec(w))) {
+      terms.push({ head: Number(m[1]) });
+      meaning.push(`head ${m[1]}`);
+    } else if ((m = /^(?:@|p)(\d+)$/i.exec(w))) {
+      terms.push({ position: Number(m[1]) });
+      meaning.push(`position ${m[1]}`);
+    } else if (nodes.components.includes(lower)) {
+      terms.push({ component: lower });
+      meaning.push(lower);
+    } else {
+      terms.push({ token: lower });
+      meaning.push(`token ⊇ "${w}"`);
+    }
   }
-  return { kept, circuit, cutoff };
+  const matches = new Uint8Array(nodes.length);
+  let count = 0;
+  if (terms.length === 0) return { matches, count, meaning: "" };
+  const lowerLabels = labels.map((l) => l.toLowerCase());
+  for (let i = 0; i < nodes.length; i++) {
+    const ok = terms.every(
+      (t) =>
+        (t.layer === undefined || nodes.layer[i] === t.layer) &&
+        (t.head === undefined || nodes.head[i] === t.head) &&
+        (t.position === undefined || nodes.position[i] === t.position) &&
+        (t.component === undefined || componentOf(nodes, i) === t.component) &&
+        (t.token === undefined || (lowerLabels[nodes.position[i]] ?? "").includes(t.token)),
+    );
+    if (ok) {
+      matches[i] = 1;
+      count++;
+    }
+  }
+  return { matches, count, meaning: meaning.join(" · ") };
 }
 
-/** Indices of the `k` edges of highest |score| (ties in edge order). */
-export function pruneEdges(scores: ArrayLike<number>, k: number): number[] {
-  const order = Array.from({ length: scores.length }, (_, i) => i);
-  order.sort((a, b) => Math.abs(scores[b]) - Math.abs(scores[a]) || a - b);
-  return order.slice(0, Math.max(0, Math.min(k, order.length)));
+// --- colour ----------------------------------------------------------------------------------------
+
+export type ColourMode = "log" | "linear" | "rank";
+export const LOG_DECADES = 3;
+
+export interface ColourScale {
+  mode: ColourMode;
+  /** Largest |score| among circuit nodes (the top of the scale). */
+  max: number;
+  /** Signed intensity in [-1, 1] of a score (NaN for non-finite scores). */
+  intensity(score: number, rank?: number): number;
 }
 
-// --- layout --------------------------------------------------------------------------------------
-
-export interface Layout {
-  width: number;
-  height: number;
-  /** Grid origin (left of position 0) and the bottom of layer 0 (y grows downwards). */
-  left: number;
-  bottom: number;
-  colW: number;
-  rowH: number;
-  /** Sub-rows per layer: resid, attn, mlp (component level) or head 0..H-1, mlp (head level). */
-  rows: string[];
-  nLayers: number;
-  nPositions: number;
-  /** x of the edge column, and the y of each edge-graph node. */
-  edgeX: number;
-  edgeY: Float64Array;
-}
-
-export interface LayoutOptions {
-  nLayers: number;
-  nHeads: number;
-  nPositions: number;
-  level: "component" | "head";
-  width: number;
-  edges?: EdgeGraph | null;
-  rowH?: number;
-}
-
-export const MARGIN = { left: 92, bottom: 40, top: 40, right: 150 };
-
-export function layoutGraph(o: LayoutOptions): Layout {
-  const rows = o.level === "head" ? [...Array.from({ length: o.nHeads }, (_, h) => `head ${h}`), "mlp"] : ["resid", "attn", "mlp"];
-  const rowH = o.rowH ?? (o.level === "head" ? Math.max(8, Math.min(14, 56 / rows.length)) : 16);
-  const room = o.width - MARGIN.left - MARGIN.right;
-  const colW = Math.max(22, Math.min(72, room / Math.max(1, o.nPositions)));
-  const layerH = rows.length * rowH + 10;
-  const height = MARGIN.top + o.nLayers * layerH + 18 + MARGIN.bottom;
-  const bottom = height - MARGIN.bottom - 18;
-  const left = MARGIN.left;
-  const edgeX = left + o.nPositions * colW + 36;
-  const layout: Layout = {
-    width: edgeX + MARGIN.right - 20,
-    height,
-    left,
-    bottom,
-    colW,
-    rowH,
-    rows,
-    nLayers: o.nLayers,
-    nPositions: o.nPositions,
-    edgeX,
-    edgeY: new Float64Array(0),
+/**
+ * Colours by `mode`: "log": log |score| over LOG_DECADES decades below the largest circuit-node
+ * |score| (a single outlier does not wash the rest out); "linear": |score| / largest; "rank":
+ * by rank in Python's order, 1 - log(1 + rank) / log(1 + n).
+ */
+export function colourScale(mode: ColourMode, scores: ArrayLike<number>, order: ArrayLike<number>): ColourScale {
+  let max = 0;
+  for (let r = 0; r < order.length; r++) {
+    const v = Math.abs(scores[order[r]]);
+    if (Number.isFinite(v)) max = Math.max(max, v);
+  }
+  const n = order.length;
+  const floor = max / 10 ** LOG_DECADES;
+  return {
+    mode,
+    max,
+    intensity(score, rank) {
+      if (!Number.isFinite(score)) return Number.NaN;
+      const sign = score < 0 ? -1 : 1;
+      const a = Math.abs(score);
+      if (a === 0 || max === 0) return 0;
+      if (mode === "rank" && rank !== undefined && rank >= 0) return sign * (1 - Math.log1p(rank) / Math.log1p(n));
+      if (mode === "linear" || mode === "rank") return sign * Math.min(1, a / max);
+      if (a <= floor) return 0;
+      return sign * Math.min(1, Math.log10(a / floor) / LOG_DECADES);
+    },
   };
-  if (o.edges) layout.edgeY = edgeNodeY(layout, o.edges, o.level);
-  return layout;
 }
 
-/** The y of a node's row centre (row `r` of the layer's sub-rows). */
-export function rowY(layout: Layout, layer: number, row: number): number {
-  const layerH = layout.rows.length * layout.rowH + 10;
-  return layout.bottom - layer * layerH - 5 - (row + 0.5) * layout.rowH;
+/** Per node: its rank in `order` (-1 when unranked, e.g. resid nodes). */
+export function ranks(length: number, order: ArrayLike<number>): Int32Array {
+  const r = new Int32Array(length).fill(-1);
+  for (let k = 0; k < order.length; k++) r[order[k]] = k;
+  return r;
 }
 
-export function rowOf(layout: Layout, component: string, head: number): number {
-  if (component === "head") return head;
-  return layout.rows.indexOf(component);
-}
+// --- edge endpoints ----------------------------------------------------------------------------------
 
-/** Centre of node `i`. */
-export function nodeCentre(layout: Layout, nodes: Nodes, i: number): [number, number] {
-  const x = layout.left + (nodes.position[i] + 0.5) * layout.colW;
-  return [x, rowY(layout, nodes.layer[i], rowOf(layout, componentOf(nodes, i), nodes.head[i]))];
-}
+/** Where an edge endpoint sits: a node of the graph, or a whole component (drawn at `position`). */
+export type EndPoint = { node: number } | { component: string; layer: number; position: number };
 
-function edgeNodeY(layout: Layout, edges: EdgeGraph, level: string): Float64Array {
-  const ys = new Float64Array(edges.nodes.length);
-  const top = rowY(layout, layout.nLayers - 1, layout.rows.length - 1) - layout.rowH;
-  for (let i = 0; i < edges.nodes.length; i++) {
-    const component = EDGE_COMPONENTS[edges.component[i]];
-    const layer = edges.layer[i];
-    if (component === "embed") ys[i] = layout.bottom + 9;
-    else if (component === "logits") ys[i] = top - 4;
-    else if (component === "mlp") ys[i] = rowY(layout, layer, layout.rows.length - 1);
-    else if (level === "head") ys[i] = (rowY(layout, layer, 0) + rowY(layout, layer, layout.rows.length - 2)) / 2;
-    else ys[i] = rowY(layout, layer, layout.rows.indexOf("attn"));
+/**
+ * The graph node an endpoint id stands for: the node itself (`head.3.1@5`), or, for an endpoint
+ * summed over positions (`attn.3`, `embed.0`, `logits.30`), that component at the last position
+ * (the node `attn.3@15` when the graph has it; else an anchor for the drawing).
+ */
+export function resolveEnd(id: string, index: Map<string, number>, lastPosition: number): EndPoint | null {
+  const direct = index.get(id);
+  if (direct !== undefined) return { node: direct };
+  const p = parseId(id);
+  if (!p) return null;
+  const position = p.position >= 0 ? p.position : lastPosition;
+  if (p.head < 0) {
+    const at = index.get(`${p.component}.${p.layer}@${position}`);
+    if (at !== undefined) return { node: at };
   }
-  return ys;
+  return { component: p.component, layer: p.layer, position };
 }
 
-/** The node under a point of the (unzoomed) drawing, or -1. */
-export function nodeAt(layout: Layout, cells: Int32Array, x: number, y: number): number {
-  const position = Math.floor((x - layout.left) / layout.colW);
-  if (position < 0 || position >= layout.nPositions) return -1;
-  const layerH = layout.rows.length * layout.rowH + 10;
-  const fromBottom = layout.bottom - y;
-  const layer = Math.floor(fromBottom / layerH);
-  if (layer < 0 || layer >= layout.nLayers) return -1;
-  const inLayer = fromBottom - layer * layerH - 5;
-  const row = Math.floor(inLayer / layout.rowH);
-  if (row < 0 || row >= layout.rows.length) return -1;
-  return cells[(layer * layout.rows.length + row) * layout.nPositions + position] ?? -1;
+export function idIndex(nodes: Nodes): Map<string, number> {
+  return new Map(Array.from({ length: nodes.length }, (_, i) => [nodeId(nodes, i), i]));
 }
 
-/** Node index per grid cell ((layer, row) major, positions innermost), -1 where there is none. */
-export function cellIndex(layout: Layout, nodes: Nodes): Int32Array {
-  const cells = new Int32Array(layout.nLayers * layout.rows.length * layout.nPositions).fill(-1);
-  for (let i = 0; i < nodes.length; i++) {
-    const row = rowOf(layout, componentOf(nodes, i), nodes.head[i]);
-    if (row < 0) continue;
-    cells[(nodes.layer[i] * layout.rows.length + row) * layout.nPositions + nodes.position[i]] = i;
-  }
-  return cells;
-}
-
-/** The edge-column node under a point, or -1. */
-export function edgeNodeAt(layout: Layout, x: number, y: number, radius = 6): number {
-  if (Math.abs(x - layout.edgeX) > radius) return -1;
-  for (let i = 0; i < layout.edgeY.length; i++) if (Math.abs(y - layout.edgeY[i]) <= radius) return i;
-  return -1;
-}
-
-// --- statistics ----------------------------------------------------------------------------------
-
-/** Pearson's correlation of two equally long series (NaN when either is constant). */
-export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  const n = x.length;
-  if (n !== y.length) throw new Error(`pearson needs series of equal length, got ${n} and ${y.length}`);
-  if (n < 2) return Number.NaN;
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += x[i];
-    my += y[i];
-  }
-  mx /= n;
-  my /= n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx;
-    const dy = y[i] - my;
-    sxy += dx * dy;
-    sxx += dx * dx;
-    syy += dy * dy;
-  }
-  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : Number.NaN;
-}
-
-export function maxAbs(values: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i])) m = Math.max(m, Math.abs(values[i]));
-  return m;
-}
-
-export function formatScore(v: number | null | undefined): string {
-  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 0.001 || a >= 1e4)) return v.toExponential(2);
-  return v.toFixed(a < 1 ? 4 : 3);
-}
-
-// --- export ----------------------------------------------------------------------------------------
-
-export interface GraphJsonInput {
-  model: string;
-  task: string;
-  level: string;
-  method: string;
-  labels: string[];
-  nodes: Nodes;
-  scores: Record<string, ArrayLike<number>>;
-  edges: EdgeGraph | null;
-  circuit: string[];
-  ablated: string[];
-  metric: unknown;
-}
-
-/** The graph as JSON: nodes with every computed method's score, edges, circuit, ablations, metric. */
-export function graphJson(g: GraphJsonInput): string {
-  const methods = Object.keys(g.scores).sort();
-  const nodes = Array.from({ length: g.nodes.length }, (_, i) => ({
-    id: nodeId(g.nodes, i),
-    component: componentOf(g.nodes, i),
-    layer: g.nodes.layer[i],
-    head: g.nodes.head[i] >= 0 ? g.nodes.head[i] : null,
-    position: g.nodes.position[i],
-    token: g.labels[g.nodes.position[i]] ?? null,
-    scores: Object.fromEntries(methods.map((m) => [m, g.scores[m][i]])),
-  }));
-  const e = g.edges;
-  const edges = e ? Array.from(e.score, (score, k) => ({ source: e.nodes[e.source[k]], target: e.nodes[e.target[k]], score })) : [];
-  return JSON.stringify({
-    model: g.model,
-    task: g.task,
-    level: g.level,
-    method: g.method,
-    edge_method: e?.method ?? null,
-    labels: g.labels,
-    nodes,
-    edges,
-    circuit: g.circuit,
-    ablated: g.ablated,
-    metric: g.metric,
+/** Per node: the index of its group in `names` (-1: in none). */
+export function groupOf(length: number, groups: Record<string, string[]>, index: Map<string, number>): { names: string[]; of: Int32Array } {
+  const names = Object.keys(groups);
+  const of = new Int32Array(length).fill(-1);
+  names.forEach((name, g) => {
+    for (const id of groups[name]) {
+      const i = index.get(id);
+      if (i !== undefined) of[i] = g;
+    }
   });
+  return { names, of };
 }

@@ -1,625 +1,766 @@
 // CircuitExplorer: a contrast task's attribution as a layered graph (layers bottom to top, token
-// positions left to right; the edges between components in a column on the right), pruned in the
-// browser by two sliders (top-k nodes, top-k edges), with pan and zoom, a tooltip per node,
-// click-to-ablate (the kernel re-runs the model and sends the metric and the circuit's
-// faithfulness), a method switch and a scatter of two methods' scores with Pearson's r.
+// positions left to right, edges between the nodes they join). This module holds the view's state
+// and wires traits, controls and gestures together; the pieces live next to it: data.ts (the wire
+// contract), graph.ts (pruning, search, colour), layout.ts (geometry and the scene), draw.ts
+// (painting), panels.ts (DOM panels), and ../shared/viewport.ts (pan and zoom).
 //
-// The kept nodes (`circuit`) and the ablated ones (`ablated`) are synced traits: saved with the
-// notebook, readable from Python. The graph is drawn through the shared Painter, so PNG and SVG
-// exports are the same drawing.
+// Gestures: click a node to ablate it (the kernel re-runs the model), ctrl/cmd-click to pin it,
+// drag to pan, wheel to zoom (zoomed out, a layer shows its sum per position; click such a cell to
+// zoom in), click a layer label to collapse the layer, click two token labels to collapse the
+// positions between them. The kept nodes, ablations, pins, groups, thresholds and the zoom are
+// synced traits: saved with the notebook and readable from Python.
 
 import "../shared/base.css";
 import "./explorer.css";
 import { decodeArray } from "../shared/codecs";
-import { canvasContext, choice, h, isJsdom, replaceChildren } from "../shared/dom";
+import { canvasContext, choice, h, replaceChildren } from "../shared/dom";
 import { download, type Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
 import { CanvasPainter, type Painter } from "../shared/painter";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
-import { drawGraph, drawScatter } from "./draw";
+import { createViewport, type Rect } from "../shared/viewport";
 import {
-  CIRCUIT_COMPONENTS,
-  cellIndex,
+  type Breakdown,
   componentOf,
   decodeEdges,
   decodeNodes,
-  type EdgeGraph,
+  decodeOrder,
+  type Edges,
   formatScore,
-  graphJson,
-  type Layout,
-  layoutGraph,
-  nodeAt,
-  nodeId,
+  type Intervention,
+  type Metric,
   type Nodes,
-  pearson,
-  pruneEdges,
-  pruneNodes,
-  rankNodes,
+  nodeId,
+  type Order,
+  type Suggestion,
+  type Verified,
+  type Vocab,
+} from "./data";
+import {
+  type DrawnEdge,
+  drawColourBar,
+  drawGraph,
+  drawHover,
+  INSETS,
+  type Picture,
+  zoomedOut,
+} from "./draw";
+import {
+  colourScale,
+  type ColourMode,
+  type ColourScale,
+  groupOf,
+  idIndex,
+  keptByOrder,
+  ranks,
+  type SearchResult,
+  searchNodes,
 } from "./graph";
+import { boundsOf, buildScene, centre, COL_W, type CollapsedState, type Item, itemAt, layerAt, type Layout, layoutGraph, ROW_H, type Scene } from "./layout";
+import { legendText, renderBreakdown, renderGroups, renderIntervention, renderMetric, renderPinned } from "./panels";
+import { scatterPanel } from "./scatter";
+import { sizeControl } from "./sizes";
+import { drawnEdges, type Styled, styleItems, zoomedOutItems } from "./style";
+import { describe } from "./tooltips";
 
-const METHODS = { patch: "activation patching", atp: "attribution patching (AtP)", relp: "RelP" };
-type Method = keyof typeof METHODS;
-const ABLATIONS = { mean: "mean", zero: "zero", corrupt: "corrupted" };
-const VIEW_HEIGHT = 520;
-const SCATTER = 240;
-
-function slider(label: string, onInput: (v: number) => void, onCommit: (v: number) => void) {
-  const input = h("input", {
-    class: "il-range",
-    attrs: { type: "range", min: 0, max: 1, step: 1, "aria-label": label },
-    on: { input: () => onInput(Number(input.value)), change: () => onCommit(Number(input.value)) },
-  });
-  const value = h("span", { class: "il-range-value" });
-  return { input, value, field: h("label", { class: "il-field" }, `${label} `, input, value) };
-}
-
-export interface Metric {
-  clean: number;
-  corrupt: number;
-  full: number;
-  empty: number;
-  ablated: number;
-  circuit: number;
-  faithfulness: number | null;
-  n_ablated: number;
-  size: number;
-  total: number;
-  ablation: string;
-  seconds: number;
-}
+const MARKS = "outlined: in the circuit · faint: pruned · ✕ ablated · blue frame: pinned · ✓ verified · dashed box: group (sum) · a cell's size says nothing; zoomed out, a layer shows its sum per position";
+const ZOOM_SAVE_MS = 400;
 
 export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+  const started = performance.now();
   const frame = createFrame(model, el, "il-explorer");
   const tooltip = createTooltip("il-explorer-tooltip");
   frame.onDispose(() => tooltip.dispose());
+  const offline = model.get("_interplab_static") === true;
 
-  // --- state --------------------------------------------------------------------------------
+  // --- state --------------------------------------------------------------------------------------
+  let vocab: Vocab = model.get("_vocab") ?? { methods: [], ablations: [], interventions: [], colours: [], components: [], circuit_components: [], metric: { name: "", label: "" } };
   let nodes: Nodes | null = null;
-  let edges: EdgeGraph | null = null;
+  let index = new Map<string, number>();
+  let edges: Edges | null = null;
   let scores: Float32Array = new Float32Array(0);
+  let order: Order | null = null;
+  let rank: Int32Array = new Int32Array(0);
+  let scale: ColourScale | null = null;
   let layout: Layout | null = null;
-  let cells: Int32Array = new Int32Array(0);
-  let idIndex = new Map<string, number>();
+  let scene: Scene | null = null;
+  let styled: Styled = { score: new Float64Array(0), intensity: new Float32Array(0), flags: new Uint8Array(0) };
+  let cellStyled: Styled = styled;
+  let drawn: DrawnEdge[] = [];
+  let drawnEnds: [number, number][] = []; // item indices of each drawn edge's ends (-1: an anchor)
   let kept: Uint8Array = new Uint8Array(0);
-  let keptEdges: number[] = [];
-  let dragK: number | null = null; // the nodes slider while it moves (no kernel round trip)
-  let hovered = -1;
-  let view = { scale: 1, tx: 0, ty: 0 };
+  let dragK: number | null = null;
+  let dragE: number | null = null;
+  let search: SearchResult | null = null;
+  let rangeStart = -1;
+  let hovered: [number, boolean] = [-1, false];
   let clickedAt: number | null = null;
-  let lastLatency: number | null = null;
+  let latency: number | null = null;
+  let zoomTimer: ReturnType<typeof setTimeout> | null = null;
+  let savedZoom = "";
 
-  const method = (): Method => model.get("method") ?? "atp";
-  const level = (): "component" | "head" => model.get("level") ?? "component";
+  const method = (): string => model.get("method") ?? "atp";
   const labels = (): string[] => model.get("labels") ?? [];
   const circuitIds = (): string[] => model.get("circuit") ?? [];
   const ablatedIds = (): string[] => model.get("ablated") ?? [];
-  const ablatedSet = (): Set<number> => new Set(ablatedIds().map((id) => idIndex.get(id)).filter((i): i is number => i !== undefined));
+  const pinnedIds = (): string[] => model.get("pinned") ?? [];
+  const groups = (): Record<string, string[]> => model.get("groups") ?? {};
+  const verified = (): Record<string, Verified> => model.get("verified") ?? {};
+  const collapsed = (): CollapsedState => model.get("collapsed") ?? {};
+  const colour = (): ColourMode => (model.get("colour") ?? "log") as ColourMode;
+  const methodLabel = (m: string) => Object.fromEntries(vocab.methods)[m] ?? m;
 
   function scoresOf(m: string): Float32Array | null {
     const all = (model.get("_scores") ?? {}) as Record<string, any>;
     return all[m] ? (decodeArray(all[m]).data as Float32Array) : null;
   }
 
-  // --- toolbar --------------------------------------------------------------------------------
-  const methodChoice = choice(METHODS, "method", (m) => void compute(m, true));
-  const ablationChoice = choice(ABLATIONS, "ablation", (a) => {
-    model.set("ablation", a);
+  function set(values: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(values)) model.set(k, v);
     model.save_changes();
-  });
-  const nodeSlider = slider(
-    "nodes",
-    (k) => {
-      dragK = k;
-      prune();
-      redraw();
-    },
-    (k) => commitCircuit(k),
-  );
-  const edgeSlider = slider(
-    "edges",
-    (k) => {
-      keptEdgesFor(k);
-      redraw();
-    },
-    (k) => {
-      model.set("top_edges", k);
-      model.save_changes();
-    },
-  );
-  const size = h("span", { class: "il-size il-muted" });
-  const resetView = h("button", { class: "il-button", attrs: { title: "reset pan and zoom" }, on: { click: () => setView({ scale: 1, tx: 0, ty: 0 }) } }, "fit");
-  const clearAblations = h(
-    "button",
-    { class: "il-button", attrs: { title: "restore every ablated node" }, on: { click: () => void invoke("_set_ablated", { nodes: [] }) } },
-    "clear ablations",
-  );
-  frame.toolbar.append(methodChoice.field, ablationChoice.field, nodeSlider.field, edgeSlider.field, size);
-
-  // --- body -----------------------------------------------------------------------------------
-  const info = h("div", { class: "il-info il-muted" });
-  const base = h("canvas", { class: "il-graph" });
-  const overlay = h("canvas", { class: "il-graph-overlay" });
-  const viewport = h("div", { class: "il-graph-viewport" }, base, overlay);
-  const metricBox = h("div", { class: "il-metric", attrs: { "aria-live": "polite" } });
-  const xChoice = choice(METHODS, "x", () => drawScatterPanel());
-  const yChoice = choice(METHODS, "y", () => drawScatterPanel());
-  const scatterCanvas = h("canvas", { class: "il-scatter" });
-  const scatterNote = h("div", { class: "il-scatter-note il-muted" });
-  const scatterBox = h(
-    "div",
-    { class: "il-scatter-panel" },
-    h("div", { class: "il-scatter-controls" }, xChoice.field, yChoice.field),
-    scatterCanvas,
-    scatterNote,
-  );
-  frame.body.append(
-    info,
-    viewport,
-    h("div", { class: "il-hint il-muted" }, "Drag to pan, wheel to zoom · hover a node for its score · click a node to ablate it (again: restore)."),
-    h("div", { class: "il-panels" }, h("div", { class: "il-metric-panel" }, metricBox, clearAblations, resetView), scatterBox),
-  );
+  }
 
   async function invoke(name: string, msg: unknown) {
     try {
-      return await frame.commands.invoke(name, msg);
+      const reply = await frame.commands.invoke(name, msg);
+      frame.clearError();
+      return reply;
     } catch (error) {
       frame.showError(error);
       return null;
     }
   }
 
-  // --- data -------------------------------------------------------------------------------------
+  // --- toolbar --------------------------------------------------------------------------------------
+  const methodChoice = choice({} as Record<string, string>, "method", (m) => void compute(m, true));
+  const ablationChoice = choice({} as Record<string, string>, "ablation", (a) => set({ ablation: a }));
+  const colourChoice = choice({} as Record<string, string>, "colour", (c) => set({ colour: c }));
+  const searchBox = h("input", {
+    class: "il-input il-search",
+    attrs: { type: "search", placeholder: "search: L12 h3 @5 Mary", "aria-label": "search nodes by layer, head, position or token" },
+    on: { input: () => runSearch(false), keydown: (e) => e.key === "Enter" && runSearch(true) },
+  });
+  const searchCount = h("span", { class: "il-search-count il-muted" });
+  const circuitSize = sizeControl({
+    label: "circuit",
+    title: "nodes kept in the circuit (the top ones by |score|)",
+    shareTitle: "keep the fewest top nodes whose |scores| add up to this share of all (cumulative influence, 0..1)",
+    cumulative: () => order?.cumulative ?? [],
+    preview: (k) => previewCircuit(k),
+    commit: (k) => commitCircuit(k),
+  });
+  const edgeSize = sizeControl({
+    label: "edges",
+    title: "edges drawn (the top ones by |score|)",
+    shareTitle: "draw the fewest top edges whose |scores| add up to this share of all (0..1)",
+    cumulative: () => edges?.cumulative ?? [],
+    preview: (k) => previewEdges(k),
+    commit: (k) => commitEdges(k),
+  });
+  const button = (text: string, title: string, click: () => void) => h("button", { class: "il-button", attrs: { title }, on: { click } }, text);
+  frame.toolbar.append(
+    h(
+      "div",
+      { class: "il-row" },
+      methodChoice.field,
+      ablationChoice.field,
+      colourChoice.field,
+      button("fit", "show the whole graph", () => fitAll()),
+      button("circuit", "fit the view to the circuit", () => fitCircuit()),
+    ),
+    h("div", { class: "il-row" }, circuitSize.field, circuitSize.total, h("label", { class: "il-field" }, "find ", searchBox), searchCount),
+    h(
+      "div",
+      { class: "il-row" },
+      edgeSize.field,
+      edgeSize.total,
+      button("expand", "undo every collapsed layer and position range", () => set({ collapsed: { layers: [], ranges: [] } })),
+    ),
+  );
+
+
+  // --- body -------------------------------------------------------------------------------------------
+  const info = h("div", { class: "il-info il-muted" });
+  const legendBar = h("canvas", { class: "il-legend-bar", attrs: { width: 120, height: 10 } });
+  const legendScale = h("span", { class: "il-legend-text" });
+  const legend = h(
+    "div",
+    { class: "il-graph-legend" },
+    h("div", { class: "il-legend-line il-muted" }, h("span", {}, "away −"), legendBar, h("span", {}, "+ towards the answer"), legendScale),
+    h("div", { class: "il-legend-line il-muted" }, h("span", { class: "il-legend-text", attrs: { title: MARKS } }, MARKS)),
+  );
+  const viewport = createViewport({
+    className: "il-graph-viewport",
+    draw: (ctx) => {
+      const p = picture();
+      if (p) drawGraph(new CanvasPainter(ctx), p);
+    },
+    drawOverlay: (ctx) => {
+      const [k, fromLayer] = hovered;
+      if (!scene || k < 0) return;
+      const it = fromLayer ? scene.layerItems[k] : scene.items[k];
+      const incident = fromLayer ? [] : drawn.filter((_, e) => drawnEnds[e][0] === k || drawnEnds[e][1] === k);
+      drawHover(new CanvasPainter(ctx), viewport.transform, frame.theme, it, incident);
+    },
+    onHover: (pt) => hover(pt.x, pt.y, pt.sx, pt.sy, pt.event),
+    onLeave: () => {
+      hovered = [-1, false];
+      tooltip.hide();
+      viewport.redrawOverlay();
+    },
+    onClick: (pt) => click(pt.x, pt.y, pt.sx, pt.sy, pt.event),
+    onUserMove: () => scheduleZoomSave(),
+    // layers are many and positions few: the wheel zooms the layers, shift-wheel the positions, ctrl (pinch) both
+    wheelAxes: (e) => ({ x: e.shiftKey || e.ctrlKey, y: !e.shiftKey }),
+    limits: () => {
+      const plotW = Math.max(1, viewport.width - INSETS.left - INSETS.right);
+      const plotH = Math.max(1, viewport.height - INSETS.top - INSETS.bottom);
+      const fx = plotW / (layout?.width ?? 1);
+      const fy = plotH / (layout?.height ?? 1);
+      return { sx: [fx * 0.5, fx * 40], sy: [Math.min(fy * 0.5, 0.05), 8] };
+    },
+  });
+  const metricBox = h("div", { class: "il-metric", attrs: { "aria-live": "polite" } });
+  const clearAblations = button("clear ablations", "restore every ablated node", () => void invoke("_set_ablated", { nodes: [] }));
+  const pinnedBox = h("div", { class: "il-pinned" });
+  const groupName = h("input", { class: "il-input il-group-name", attrs: { type: "text", placeholder: "group name", maxlength: 40, "aria-label": "group name" } });
+  const interventionChoice = choice({} as Record<string, string>, "act", () => syncFactor());
+  const factor = h("input", { class: "il-input il-number", attrs: { type: "number", value: 2, step: 0.5, "aria-label": "factor", title: "the factor for scale" } });
+  const interventionBox = h("div", { class: "il-intervention", attrs: { "aria-live": "polite" } });
+  const kernelNote = h("div", { class: "il-note il-kernel-note il-muted", attrs: { hidden: !offline } }, "Verifying and intervening need a running kernel: this page is a snapshot.");
+  const groupsBox = h("div", { class: "il-groups-panel" });
+  const breakdownBox = h("div", { class: "il-breakdown-panel" });
+  const scatter = scatterPanel({ scoresOf, nodes: () => nodes, theme: () => frame.theme, compute: (missing) => void computeAll(missing) });
+  const panel = (title: string, ...children: (HTMLElement | string | null)[]) => h("section", { class: "il-panel" }, h("div", { class: "il-panel-title" }, title), ...children);
+  frame.body.append(
+    info,
+    legend,
+    viewport.el,
+    h("div", { class: "il-hint il-muted" }, "Drag to pan, wheel to zoom the layers (shift: positions) · click a node to ablate it (again: restore) · ctrl/cmd-click to pin · click a layer label to collapse it, two token labels to collapse the positions between."),
+    h(
+      "div",
+      { class: "il-panels" },
+      panel("metric", metricBox, clearAblations),
+      panel(
+        "pinned nodes",
+        pinnedBox,
+        h(
+          "div",
+          { class: "il-row" },
+          button("verify", "exact activation patching of the pinned nodes (il.circuits.verify)", () => void invoke("_verify", {})),
+          groupName,
+          button("group", "make the pinned nodes one supernode", () => groupPinned()),
+          button("unpin all", "unpin every node", () => set({ pinned: [] })),
+        ),
+        h("div", { class: "il-row" }, interventionChoice.field, factor, button("run", "act on the pinned nodes: the metric and a generation before and after", () => void intervene())),
+        kernelNote,
+        interventionBox,
+      ),
+      panel("groups", groupsBox, h("div", { class: "il-row" }, button("suggest groups", "groups of circuit nodes whose edge profiles have cosine similarity ≥ 0.75", () => void invoke("_suggest", { threshold: 0.75 })))),
+      panel("per prompt", breakdownBox),
+      panel("methods", scatter.controls, scatter.canvas, scatter.legend, scatter.note),
+    ),
+  );
+
+  // --- data ---------------------------------------------------------------------------------------------
+  function fillChoice(select: HTMLSelectElement, pairs: [string, string][]): void {
+    const value = select.value;
+    replaceChildren(select, ...pairs.map(([v, text]) => h("option", { attrs: { value: v } }, text)));
+    if (pairs.some(([v]) => v === value)) select.value = value;
+  }
+
   function readData(): void {
+    vocab = model.get("_vocab") ?? vocab;
     try {
       nodes = decodeNodes(model.get("_nodes"));
+      index = idIndex(nodes);
       edges = decodeEdges(model.get("_edges"));
       scores = scoresOf(method()) ?? new Float32Array(nodes.length);
       if (scores.length !== nodes.length) throw new Error(`${scores.length} scores for ${nodes.length} nodes`);
-      idIndex = new Map(Array.from({ length: nodes.length }, (_, i) => [nodeId(nodes!, i), i]));
+      order = decodeOrder((model.get("_orders") ?? {})[method()]);
+      rank = ranks(nodes.length, order?.order ?? []);
     } catch (error) {
       nodes = null;
       frame.showError(error);
     }
+    fillChoice(methodChoice.select, vocab.methods);
+    fillChoice(ablationChoice.select, vocab.ablations);
+    fillChoice(colourChoice.select, vocab.colours);
+    fillChoice(interventionChoice.select, vocab.interventions);
     methodChoice.select.value = method();
     ablationChoice.select.value = model.get("ablation") ?? "mean";
-    const total = nodes ? rankNodes(nodes, scores).length : 0;
-    nodeSlider.input.max = String(total);
-    edgeSlider.input.max = String(edges ? edges.score.length : 0);
-    edgeSlider.input.value = String(model.get("top_edges") ?? 0);
-    keptEdgesFor(model.get("top_edges") ?? 0);
-    info.textContent = `${model.get("model_name") || "model"} · task ${model.get("task_name") || ""}: ${model.get("n_prompts")} prompt pairs, ${labels().length} positions · ${level()} level · ${METHODS[method()] ?? method()}`;
+    colourChoice.select.value = colour();
+    const metricName = vocab.metric?.label || vocab.metric?.name || "metric";
+    info.textContent = `${model.get("model_name") || "model"} · task ${model.get("task_name") || ""}: ${model.get("n_prompts")} prompt pairs, ${labels().length} positions · ${model.get("level")} level · method: ${methodLabel(method())} · metric: ${metricName}`;
+    info.title = info.textContent;
+    syncFactor();
   }
 
-  function keptEdgesFor(k: number): void {
-    keptEdges = edges ? pruneEdges(edges.score, k) : [];
-    edgeSlider.value.textContent = String(keptEdges.length);
-    updateSize();
-  }
-
-  /** The kept nodes: the slider's top-k while it moves, else the `circuit` trait. */
-  function prune(): void {
+  function relayout(): void {
     if (!nodes) return;
-    if (dragK !== null) {
-      kept = pruneNodes(nodes, scores, dragK).kept;
-    } else {
-      kept = new Uint8Array(nodes.length);
-      let smallest = Infinity;
-      for (const id of circuitIds()) {
-        const i = idIndex.get(id);
-        if (i === undefined) continue;
-        kept[i] = 1;
-        smallest = Math.min(smallest, Math.abs(scores[i]));
-      }
-      for (let i = 0; i < nodes.length; i++) {
-        if (componentOf(nodes, i) === "resid" && smallest > 0 && Math.abs(scores[i]) >= smallest) kept[i] = 1;
-      }
-      nodeSlider.input.value = String(model.get("top_k") ?? 0);
-    }
-    nodeSlider.value.textContent = String(dragK ?? circuitIds().length);
-    updateSize();
+    layout = layoutGraph({ nLayers: model.get("n_layers"), nHeads: model.get("n_heads"), nPositions: labels().length, level: model.get("level"), collapsed: collapsed() });
+    rebuildScene();
   }
 
-  function updateSize(): void {
-    const total = Number(nodeSlider.input.max);
-    const n = dragK ?? circuitIds().length;
-    const e = edges ? edges.score.length : 0;
-    size.textContent = `circuit: ${n} of ${total} nodes · ${keptEdges.length} of ${e} edges`;
+  function rebuildScene(): void {
+    if (!nodes || !layout) return;
+    scene = buildScene(layout, nodes, new Set(vocab.circuit_components), groupOf(nodes.length, groups(), index));
+    restyle();
+  }
+
+  const totalNodes = () => order?.order.length ?? 0;
+
+  /** Flags, scores and colours of every drawn item, from the traits (or a slider being dragged). */
+  function restyle(): void {
+    if (!nodes || !scene) return;
+    kept = dragK !== null && order ? keptByOrder(nodes.length, order.order, dragK) : flagsOf(circuitIds());
+    const marks = { kept, ablated: flagsOf(ablatedIds()), pinned: flagsOf(pinnedIds()), verified: flagsOf(Object.keys(verified())), matched: search?.matches ?? null };
+    scale = colourScale(colour(), scores, order?.order ?? []);
+    styled = styleItems(scene.items, scores, rank, marks, scale);
+    cellStyled = styleItems(scene.layerItems, scores, rank, marks, scale);
+    reedge();
+    legendScale.textContent = legendText(colour(), scale.max);
+    legendScale.title = legendScale.textContent;
+    paintLegend();
+    updateCounts();
+    viewport.redraw();
+  }
+
+  function flagsOf(ids: string[]): Uint8Array {
+    const out = new Uint8Array(nodes?.length ?? 0);
+    for (const id of ids) {
+      const i = index.get(id);
+      if (i !== undefined) out[i] = 1;
+    }
+    return out;
+  }
+
+  function reedge(): void {
+    if (!edges || !scene || !layout) {
+      drawn = [];
+      drawnEnds = [];
+      return;
+    }
+    ({ drawn, ends: drawnEnds } = drawnEdges(edges, dragE ?? model.get("top_edges") ?? 0, scene, layout, index, labels().length - 1));
+  }
+
+  function picture(): Picture | null {
+    if (!scene || !layout) return null;
+    const t = viewport.transform;
+    const shown = zoomedOut(t) ? zoomedOutItems(scene, styled, cellStyled) : { items: scene.items, ...styled };
+    return { layout, ...shown, edges: drawn, labels: labels(), t, width: viewport.width, height: viewport.height, theme: frame.theme, rangeStart };
+  }
+
+  function paintLegend(): void {
+    const ctx = canvasContext(legendBar);
+    if (!ctx) return;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    drawColourBar(new CanvasPainter(ctx), frame.theme, legendBar.width, legendBar.height);
+  }
+
+  function updateCounts(): void {
+    circuitSize.show(dragK ?? circuitIds().length, order?.cumulative ?? [], "nodes");
+    const e = Math.min(edges?.length ?? 0, dragE ?? model.get("top_edges") ?? 0);
+    edgeSize.show(e, edges?.cumulative ?? [], `(${edges?.method ?? "–"})`);
+  }
+
+  // --- circuit size and edges ------------------------------------------------------------------------------
+  function previewCircuit(k: number): void {
+    dragK = k;
+    restyle();
   }
 
   function commitCircuit(k: number): void {
-    if (!nodes) return;
-    const circuit = pruneNodes(nodes, scores, k).circuit.map((i) => nodeId(nodes!, i));
+    if (!nodes || !order || !Number.isFinite(k)) return;
+    const size = Math.max(0, Math.min(totalNodes(), Math.round(k)));
     dragK = null;
-    model.set("top_k", k);
-    model.set("circuit", circuit);
-    model.save_changes();
+    const ids = Array.from(order.order.subarray(0, size), (i) => nodeId(nodes!, i));
+    set({ top_k: size, circuit: ids });
+    restyle();
   }
 
-  // --- drawing ----------------------------------------------------------------------------------
-  function relayout(): void {
+  function previewEdges(k: number): void {
+    dragE = k;
+    reedge();
+    updateCounts();
+    viewport.redraw();
+  }
+
+  function commitEdges(k: number): void {
+    if (!Number.isFinite(k)) return;
+    dragE = null;
+    set({ top_edges: Math.max(0, Math.min(edges?.length ?? 0, Math.round(k))) });
+    reedge();
+    updateCounts();
+    viewport.redraw();
+  }
+
+  // --- view -------------------------------------------------------------------------------------------------
+  function sizeViewport(): void {
+    const width = Math.max(480, Math.floor(frame.body.clientWidth || 900));
+    const height = Math.max(380, Math.min(620, Math.round(width * 0.6)));
+    if (width === viewport.width && height === viewport.height) return;
+    const keep = viewport.width > 1 ? viewport.visible(INSETS) : null;
+    viewport.resize(width, height);
+    if (keep) viewport.fit(keep, INSETS);
+  }
+
+  function fitAll(): void {
+    if (layout) viewport.fit({ x0: 0, y0: 0, x1: layout.width, y1: layout.height }, INSETS);
+    viewport.redrawOverlay();
+    scheduleZoomSave();
+  }
+
+  function fitCircuit(): void {
+    if (!scene || !nodes) return;
+    const items = new Set<Item>();
+    for (const id of circuitIds()) {
+      const i = index.get(id);
+      const k = i === undefined ? -1 : scene.itemOf[i];
+      if (k >= 0) items.add(scene.items[k]);
+    }
+    viewport.fit(boundsOf(scene, [...items]), INSETS);
+    scheduleZoomSave();
+  }
+
+  function fitSaved(): boolean {
+    const z = model.get("zoom") as Partial<Rect> | undefined;
+    if (!z || z.x0 === undefined || z.y1 === undefined) return false;
+    savedZoom = JSON.stringify(z);
+    viewport.fit(z as Rect, INSETS);
+    return true;
+  }
+
+  function scheduleZoomSave(): void {
+    if (zoomTimer) clearTimeout(zoomTimer);
+    zoomTimer = setTimeout(() => {
+      zoomTimer = null;
+      const v = viewport.visible(INSETS);
+      const z = { x0: round(v.x0), y0: round(v.y0), x1: round(v.x1), y1: round(v.y1) };
+      savedZoom = JSON.stringify(z);
+      set({ zoom: z });
+    }, ZOOM_SAVE_MS);
+  }
+  const round = (v: number) => Math.round(v * 100) / 100;
+
+  // --- search ----------------------------------------------------------------------------------------------------
+  function runSearch(zoom: boolean): void {
     if (!nodes) return;
-    const width = Math.max(480, frame.body.clientWidth || 900);
-    layout = layoutGraph({
-      nLayers: model.get("n_layers"),
-      nHeads: model.get("n_heads"),
-      nPositions: labels().length,
-      level: level(),
-      width,
-      edges,
-    });
-    cells = cellIndex(layout, nodes);
-    const cssW = Math.max(320, Math.min(width, layout.width));
-    const cssH = Math.min(VIEW_HEIGHT, layout.height);
-    const dpr = window.devicePixelRatio || 1;
-    for (const canvas of [base, overlay]) {
-      canvas.width = Math.max(1, Math.round(cssW * dpr));
-      canvas.height = Math.max(1, Math.round(cssH * dpr));
-      canvas.style.width = `${cssW}px`;
-      canvas.style.height = `${cssH}px`;
+    const q = searchBox.value.trim();
+    search = q ? searchNodes(q, nodes, labels()) : null;
+    searchCount.textContent = search ? `${search.count} found` : "";
+    searchCount.title = search?.meaning ?? "";
+    restyle();
+    if (zoom && search && search.count && scene) {
+      const items = new Set<Item>();
+      search.matches.forEach((m, i) => m && scene!.itemOf[i] >= 0 && items.add(scene!.items[scene!.itemOf[i]]));
+      viewport.fit(boundsOf(scene, [...items], ROW_H * 2), INSETS);
+      scheduleZoomSave();
     }
-    viewport.style.width = `${cssW}px`;
-    viewport.style.height = `${cssH}px`;
-    publishView();
   }
 
-  function publishView(): void {
-    if (!layout) return;
-    const attrs: Record<string, number> = {
-      "data-left": layout.left,
-      "data-bottom": layout.bottom,
-      "data-col-width": layout.colW,
-      "data-row-height": layout.rowH,
-      "data-rows": layout.rows.length,
-      "data-scale": view.scale,
-      "data-tx": view.tx,
-      "data-ty": view.ty,
-    };
-    for (const [k, v] of Object.entries(attrs)) overlay.setAttribute(k, String(v));
+  // --- hover and click ------------------------------------------------------------------------------------------
+  function membersOf(k: number, fromLayer: boolean): number[] {
+    const it = fromLayer ? scene?.layerItems[k] : scene?.items[k];
+    return it ? it.members : [];
   }
 
-  function begin(canvas: HTMLCanvasElement, fill?: string): CanvasRenderingContext2D | null {
-    const ctx = canvasContext(canvas);
-    if (!ctx) return null;
-    const dpr = window.devicePixelRatio || 1;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (fill) {
-      ctx.fillStyle = fill;
-      ctx.fillRect(0, 0, canvas.width, canvas.height);
-    }
-    ctx.setTransform(dpr * view.scale, 0, 0, dpr * view.scale, dpr * view.tx, dpr * view.ty);
-    return ctx;
-  }
-
-  function drawBase(): void {
-    const ctx = begin(base, frame.theme.background);
-    if (!ctx || !layout || !nodes) return;
-    drawGraph(new CanvasPainter(ctx), {
-      layout,
-      nodes,
-      scores,
-      kept,
-      ablated: ablatedSet(),
+  function tooltipContent(k: number, fromLayer: boolean) {
+    const it = fromLayer ? scene!.layerItems[k] : scene!.items[k];
+    return describe(it, fromLayer, {
+      nodes: nodes!,
       labels: labels(),
-      edges,
-      keptEdges,
-      theme: frame.theme,
+      layout: layout!,
+      vocab,
+      method: method(),
+      scoresOf,
+      rank,
+      total: totalNodes(),
+      kept,
+      ablated: new Set(ablatedIds()),
+      pinned: new Set(pinnedIds()),
+      verified: verified(),
     });
   }
 
-  function drawOverlay(): void {
-    const ctx = begin(overlay);
-    if (!ctx || !layout || !nodes || hovered < 0) return;
-    const layerH = layout.rows.length * layout.rowH + 10;
-    const row = layout.rows.indexOf(componentOf(nodes, hovered) === "head" ? `head ${nodes.head[hovered]}` : componentOf(nodes, hovered));
-    const x = layout.left + nodes.position[hovered] * layout.colW;
-    const y = layout.bottom - nodes.layer[hovered] * layerH - 5 - (row + 1) * layout.rowH;
-    new CanvasPainter(ctx).rect(x + 0.5, y + 0.5, layout.colW - 1, layout.rowH - 1, { stroke: frame.theme.accent, lineWidth: 2 });
-  }
-
-  let frameRequest = 0;
-  function redraw(): void {
-    if (frameRequest) return;
-    const run = () => {
-      frameRequest = 0;
-      drawBase();
-      drawOverlay();
-    };
-    if (typeof requestAnimationFrame === "function" && !isJsdom) frameRequest = requestAnimationFrame(run);
-    else run();
-  }
-
-  function setView(next: typeof view): void {
-    view = next;
-    publishView();
-    redraw();
-  }
-
-  // --- metric and scatter panels ------------------------------------------------------------------
-  function renderMetric(): void {
-    const m = (model.get("metric") ?? null) as Metric | null;
-    if (!m || m.clean === undefined) {
-      replaceChildren(metricBox, h("span", { class: "il-muted" }, "no metric yet"));
+  function hover(x: number, y: number, sx: number, sy: number, event: PointerEvent | MouseEvent): void {
+    if (!scene || !nodes) return;
+    const inPlot = sx > INSETS.left && sy < viewport.height - INSETS.bottom;
+    const found: [number, boolean] = inPlot ? itemAt(scene, x, y, zoomedOut(viewport.transform)) : [-1, false];
+    if (found[0] === hovered[0] && found[1] === hovered[1]) return;
+    hovered = found;
+    viewport.redrawOverlay();
+    if (found[0] < 0) {
+      tooltip.hide();
       return;
     }
-    const f = m.faithfulness;
-    const row = (name: string, value: string, cls = "") => h("tr", {}, h("td", { class: "il-muted" }, name), h("td", { class: `il-num ${cls}`.trim() }, value));
-    replaceChildren(
-      metricBox,
-      h("div", { class: "il-metric-title" }, "logit difference (answer − distractor)"),
-      h(
-        "table",
-        {},
-        row("clean / corrupted", `${formatScore(m.clean)} / ${formatScore(m.corrupt)}`),
-        row(`with ${m.n_ablated} node${m.n_ablated === 1 ? "" : "s"} ablated (${m.ablation})`, formatScore(m.ablated), "il-metric-ablated"),
-        row(`circuit (${m.size} of ${m.total} nodes)`, formatScore(m.circuit)),
-        row("faithfulness of the circuit", f === null ? "undefined (model = empty circuit)" : f.toFixed(3), "il-metric-faithfulness"),
-        row("model re-run", `${(m.seconds * 1000).toFixed(0)} ms${lastLatency !== null ? ` · click to update ${lastLatency.toFixed(0)} ms` : ""}`, "il-metric-time"),
-      ),
-    );
-    metricBox.setAttribute("data-ablated", String(m.ablated));
-    metricBox.setAttribute("data-faithfulness", String(f));
-    if (lastLatency !== null) metricBox.setAttribute("data-latency-ms", lastLatency.toFixed(1));
+    tooltip.show({ x: event.clientX + 10, y: event.clientY + 10 }, ...tooltipContent(found[0], found[1]));
   }
 
-  function drawScatterPanel(): void {
+  function click(x: number, y: number, sx: number, sy: number, event: PointerEvent | MouseEvent): void {
+    if (!scene || !nodes || !layout) return;
+    if (sx <= INSETS.left) return void toggleLayer(layerAt(layout, y));
+    if (sy >= viewport.height - INSETS.bottom) return void clickColumn(Math.floor(x / COL_W));
+    const [k, fromLayer] = itemAt(scene, x, y, zoomedOut(viewport.transform));
+    if (k < 0) return;
+    const members = membersOf(k, fromLayer);
+    if (event.ctrlKey || event.metaKey) return void togglePins(members);
+    if (fromLayer) {
+      const it = scene.layerItems[k];
+      viewport.fit({ x0: 0, y0: layout.layerTop[it.layer] - ROW_H * 4, x1: layout.width, y1: layout.layerTop[it.layer] + layout.layerHeight[it.layer] + ROW_H * 4 }, INSETS);
+      scheduleZoomSave();
+      return;
+    }
+    const ablatable = members.filter((i) => vocab.circuit_components.includes(componentOf(nodes!, i)));
+    if (!ablatable.length) {
+      frame.showError(new Error(`${nodeId(nodes, members[0])} is a residual-stream state (the sum of everything before it): ablate ${vocab.circuit_components.join(", ")} nodes`));
+      return;
+    }
+    clickedAt = performance.now();
+    const after = (reply: unknown) => {
+      if (reply && clickedAt !== null) {
+        latency = performance.now() - clickedAt;
+        clickedAt = null;
+        renderMetricPanel();
+      }
+    };
+    if (ablatable.length === 1) return void invoke("_toggle", { node: nodeId(nodes, ablatable[0]) }).then(after);
+    const ids = ablatable.map((i) => nodeId(nodes!, i));
+    const current = new Set(ablatedIds());
+    const all = ids.every((id) => current.has(id));
+    void invoke("_set_ablated", { nodes: all ? [...current].filter((id) => !ids.includes(id)) : [...new Set([...current, ...ids])] }).then(after);
+  }
+
+  function togglePins(members: number[]): void {
+    const ids = members.map((i) => nodeId(nodes!, i));
+    const current = new Set(pinnedIds());
+    const all = ids.every((id) => current.has(id));
+    set({ pinned: all ? [...current].filter((id) => !ids.includes(id)) : [...new Set([...current, ...ids])] });
+  }
+
+  function toggleLayer(layer: number): void {
+    if (layer < 0) return;
+    const layers = new Set(collapsed().layers ?? []);
+    if (layers.has(layer)) layers.delete(layer);
+    else layers.add(layer);
+    set({ collapsed: { layers: [...layers].sort((a, b) => a - b), ranges: collapsed().ranges ?? [] } });
+  }
+
+  function clickColumn(column: number): void {
+    if (!layout || column < 0 || column >= layout.nColumns) return;
+    const a = layout.first[column];
+    const b = layout.last[column];
+    const ranges = collapsed().ranges ?? [];
+    if (a !== b) {
+      rangeStart = -1;
+      set({ collapsed: { layers: collapsed().layers ?? [], ranges: ranges.filter(([s]) => s !== a) } });
+      return;
+    }
+    if (rangeStart < 0 || rangeStart === a) {
+      rangeStart = rangeStart === a ? -1 : a;
+      viewport.redraw();
+      return;
+    }
+    const lo = Math.min(rangeStart, a);
+    const hi = Math.max(rangeStart, a);
+    rangeStart = -1;
+    const others = ranges.filter(([s, e]) => e < lo || s > hi);
+    set({ collapsed: { layers: collapsed().layers ?? [], ranges: [...others, [lo, hi]].sort((x, y) => x[0] - y[0]) } });
+  }
+
+  // --- panels -----------------------------------------------------------------------------------------------
+  function renderMetricPanel(): void {
+    renderMetric(metricBox, (model.get("metric") ?? null) as Metric | null, vocab.metric?.label || "metric", latency);
+  }
+
+  function renderPinnedPanel(): void {
     if (!nodes) return;
-    const xm = xChoice.select.value;
-    const ym = yChoice.select.value;
-    const x = scoresOf(xm);
-    const y = scoresOf(ym);
-    const dpr = window.devicePixelRatio || 1;
-    scatterCanvas.width = SCATTER * dpr;
-    scatterCanvas.height = SCATTER * dpr;
-    scatterCanvas.style.width = `${SCATTER}px`;
-    scatterCanvas.style.height = `${SCATTER}px`;
-    const missing = [xm, ym].filter((m) => !scoresOf(m));
-    if (missing.length) {
-      replaceChildren(
-        scatterNote,
-        `${missing.join(" and ")} not computed yet `,
-        h("button", { class: "il-button", on: { click: () => void computeAll(missing) } }, "compute"),
-      );
-    } else replaceChildren(scatterNote);
-    const ctx = canvasContext(scatterCanvas);
-    if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = frame.theme.background;
-    ctx.fillRect(0, 0, SCATTER, SCATTER);
-    if (!x || !y) return;
-    const r = pearson(x, y);
-    scatterCanvas.setAttribute("data-r", String(r));
-    drawScatter(new CanvasPainter(ctx), { x, y, nodes, xLabel: `${xm} score`, yLabel: `${ym} score`, r, theme: frame.theme, size: SCATTER });
+    const v = verified();
+    renderPinned(
+      pinnedBox,
+      pinnedIds().map((id) => {
+        const i = index.get(id) ?? -1;
+        return { id, token: i >= 0 ? (labels()[nodes!.position[i]] ?? "") : "", score: i >= 0 ? scores[i] : Number.NaN, verified: v[id] };
+      }),
+      {
+        unpin: (id) => set({ pinned: pinnedIds().filter((p) => p !== id) }),
+        perPrompt: (id) => void invoke("_per_prompt", { node: id }),
+      },
+    );
+  }
+
+  function renderGroupsPanel(): void {
+    const g = groups();
+    const sums: Record<string, number> = {};
+    for (const [name, ids] of Object.entries(g)) sums[name] = ids.reduce((s, id) => s + (scores[index.get(id) ?? -1] ?? 0), 0);
+    const suggestions = (model.get("suggestions") ?? []) as Suggestion[];
+    renderGroups(groupsBox, g, sums, suggestions, {
+      ungroup: (name) => set({ groups: Object.fromEntries(Object.entries(groups()).filter(([k]) => k !== name)) }),
+      accept: (k) => {
+        const s = suggestions[k];
+        const taken = new Set(Object.keys(groups()));
+        let n = 1;
+        while (taken.has(`group ${n}`)) n++;
+        set({ groups: { ...groups(), [`group ${n}`]: s.nodes }, suggestions: suggestions.filter((_, j) => j !== k) });
+      },
+      reject: (k) => set({ suggestions: suggestions.filter((_, j) => j !== k) }),
+    });
+  }
+
+  function groupPinned(): void {
+    const name = groupName.value.trim() || `group ${Object.keys(groups()).length + 1}`;
+    const ids = pinnedIds();
+    if (ids.length < 2) {
+      frame.showError(new Error("pin at least two nodes (ctrl/cmd-click) to group them"));
+      return;
+    }
+    const taken = new Set(ids);
+    const rest = Object.fromEntries(Object.entries(groups()).filter(([k, members]) => k !== name && !members.some((m) => taken.has(m))));
+    set({ groups: { ...rest, [name]: ids } });
+    groupName.value = "";
+  }
+
+  function syncFactor(): void {
+    factor.style.visibility = interventionChoice.select.value === "scale" ? "visible" : "hidden";
+  }
+
+  async function intervene(): Promise<void> {
+    const mode = interventionChoice.select.value;
+    await invoke("_intervene", { mode, factor: mode === "scale" ? Number(factor.value) : null });
   }
 
   async function computeAll(methods: string[]): Promise<void> {
     for (const m of methods) await invoke("_compute", { method: m, show: false });
   }
 
-  async function compute(m: Method, show: boolean): Promise<void> {
+  async function compute(m: string, show: boolean): Promise<void> {
     await invoke("_compute", { method: m, show });
     methodChoice.select.value = method();
   }
 
-  // --- hover, click, pan, zoom ------------------------------------------------------------------
-  function toGraph(event: MouseEvent): [number, number] {
-    const r = overlay.getBoundingClientRect();
-    return [(event.clientX - r.left - view.tx) / view.scale, (event.clientY - r.top - view.ty) / view.scale];
-  }
-
-  function tooltipContent(i: number) {
-    const n = nodes!;
-    const component = componentOf(n, i);
-    const head = n.head[i] >= 0 ? ` · head ${n.head[i]}` : "";
-    const token = labels()[n.position[i]] ?? "";
-    const others = (Object.keys(METHODS) as Method[])
-      .map((m) => [m, scoresOf(m)] as const)
-      .filter(([, s]) => s)
-      .map(([m, s]) => h("tr", { class: m === method() ? "il-current" : "" }, h("td", {}, m), h("td", { class: "il-num" }, formatScore(s![i]))));
-    const ablated = ablatedIds().includes(nodeId(n, i));
-    const state = !CIRCUIT_COMPONENTS.has(component)
-      ? "residual stream: read-only"
-      : ablated
-        ? "ablated · click to restore"
-        : kept[i]
-          ? "in the circuit · click to ablate"
-          : "pruned · click to ablate";
-    return [
-      h("div", {}, h("b", {}, `layer ${n.layer[i]} · ${component}${head}`)),
-      h("div", {}, "token ", h("code", {}, JSON.stringify(token)), ` (position ${n.position[i]})`),
-      h("table", {}, ...others),
-      h("div", { class: "il-muted" }, state),
-    ];
-  }
-
-  let drag: { x: number; y: number; tx: number; ty: number; moved: boolean } | null = null;
-
-  function onDown(event: PointerEvent): void {
-    drag = { x: event.clientX, y: event.clientY, tx: view.tx, ty: view.ty, moved: false };
-  }
-
-  function onMove(event: PointerEvent): void {
-    if (drag && event.buttons) {
-      const dx = event.clientX - drag.x;
-      const dy = event.clientY - drag.y;
-      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
-      if (drag.moved) {
-        tooltip.hide();
-        setView({ scale: view.scale, tx: drag.tx + dx, ty: drag.ty + dy });
-        return;
-      }
-    }
-    if (!layout || !nodes) return;
-    const [x, y] = toGraph(event);
-    const i = nodeAt(layout, cells, x, y);
-    if (i === hovered) return;
-    hovered = i;
-    redraw();
-    if (i < 0) {
-      tooltip.hide();
-      return;
-    }
-    tooltip.show({ x: event.clientX + 8, y: event.clientY + 8 }, ...tooltipContent(i));
-  }
-
-  function onLeave(): void {
-    hovered = -1;
-    tooltip.hide();
-    redraw();
-  }
-
-  function onUp(event: PointerEvent): void {
-    const wasDrag = drag?.moved;
-    drag = null;
-    if (wasDrag || !layout || !nodes) return;
-    const [x, y] = toGraph(event);
-    const i = nodeAt(layout, cells, x, y);
-    if (i < 0) return;
-    if (!CIRCUIT_COMPONENTS.has(componentOf(nodes, i))) {
-      frame.showError(new Error(`${nodeId(nodes, i)} is a residual-stream state (the sum of everything before it): ablate attn, mlp or head nodes`));
-      return;
-    }
-    clickedAt = performance.now();
-    void invoke("_toggle", { node: nodeId(nodes, i) }).then((reply) => {
-      if (reply && clickedAt !== null) {
-        lastLatency = performance.now() - clickedAt;
-        clickedAt = null;
-        renderMetric();
-      }
-    });
-  }
-
-  function onWheel(event: WheelEvent): void {
-    event.preventDefault();
-    const r = overlay.getBoundingClientRect();
-    const sx = event.clientX - r.left;
-    const sy = event.clientY - r.top;
-    const scale = Math.max(0.25, Math.min(12, view.scale * Math.exp(-event.deltaY * 0.0015)));
-    const k = scale / view.scale;
-    setView({ scale, tx: sx - (sx - view.tx) * k, ty: sy - (sy - view.ty) * k });
-  }
-
-  overlay.addEventListener("pointerdown", onDown);
-  overlay.addEventListener("pointermove", onMove);
-  overlay.addEventListener("pointerup", onUp);
-  overlay.addEventListener("pointerleave", onLeave);
-  overlay.addEventListener("wheel", onWheel, { passive: false });
-
-  // --- export ----------------------------------------------------------------------------------
+  // --- export ------------------------------------------------------------------------------------------------
   function drawing(): Drawing {
     const theme = frame.theme;
-    const lay = layout!;
     const m = (model.get("metric") ?? {}) as Partial<Metric>;
-    const title = `${model.get("model_name") || "model"} · ${model.get("task_name") || "task"}: ${METHODS[method()] ?? method()}, ${level()} level`;
-    const f = m.faithfulness;
-    const footer = `circuit ${circuitIds().length} nodes, ${keptEdges.length} edges · ablated: ${ablatedIds().join(", ") || "none"} · metric ${formatScore(m.ablated)} · faithfulness ${f === null || f === undefined ? "–" : f.toFixed(3)}`;
+    const title = `${model.get("model_name") || "model"} · ${model.get("task_name") || "task"}: ${methodLabel(method())}, ${model.get("level")} level, metric ${vocab.metric?.name ?? ""}`;
+    const footer = `circuit ${circuitIds().length} nodes, ${drawn.length} edges · ablated: ${ablatedIds().join(", ") || "none"} · metric ${formatScore(m.ablated)} · faithfulness ${formatScore(m.faithfulness)}`;
     const header = 24;
+    const w = viewport.width;
+    const hgt = viewport.height;
     return {
-      width: lay.width,
-      height: lay.height + header + 20,
+      width: w,
+      height: hgt + header + 20,
       background: theme.background,
       draw(p: Painter) {
         p.text(8, 14, title, { fill: theme.foreground, family: theme.font, size: theme.fontSize, weight: "bold", baseline: "middle" });
         p.save();
         p.translate(0, header);
-        if (nodes) drawGraph(p, { layout: lay, nodes, scores, kept, ablated: ablatedSet(), labels: labels(), edges, keptEdges, theme });
+        const pic = picture();
+        if (pic) drawGraph(p, pic);
         p.restore();
-        p.text(8, lay.height + header + 8, footer, { fill: theme.muted, family: theme.font, size: 11, baseline: "middle" });
+        p.text(8, hgt + header + 10, footer, { fill: theme.muted, family: theme.font, size: 11, baseline: "middle" });
       },
     };
   }
 
   frame.exportable(drawing, "circuit");
   frame.actions.append(
-    h(
-      "button",
-      {
-        class: "il-button",
-        attrs: { title: "download the graph (nodes, edges, scores, circuit, ablations, metric) as JSON" },
-        on: {
-          click: () => {
-            if (!nodes) return;
-            const all = (model.get("_scores") ?? {}) as Record<string, any>;
-            const perMethod = Object.fromEntries(Object.keys(all).map((m) => [m, scoresOf(m)!]));
-            const json = graphJson({
-              model: model.get("model_name"),
-              task: model.get("task_name"),
-              level: level(),
-              method: method(),
-              labels: labels(),
-              nodes,
-              scores: perMethod,
-              edges,
-              circuit: circuitIds(),
-              ablated: ablatedIds(),
-              metric: model.get("metric"),
-            });
-            download(new Blob([json], { type: "application/json" }), "circuit.json");
-          },
-        },
-      },
-      "JSON",
-    ),
+    button("JSON", "download the explorer as JSON (the document of explorer.to_json())", async () => {
+      const reply = await invoke("_to_json", {});
+      const json = (reply?.value as { json?: string } | undefined)?.json;
+      if (json) download(new Blob([json], { type: "application/json" }), "circuit.json");
+    }),
   );
 
-  // --- trait changes ------------------------------------------------------------------------------
+  // --- trait changes -------------------------------------------------------------------------------------------
   const onData = () => {
     readData();
     relayout();
-    prune();
-    redraw();
-    drawScatterPanel();
+    renderPinnedPanel();
+    renderGroupsPanel();
+    scatter.redraw();
   };
-  const onCircuit = () => {
-    prune();
-    redraw();
-    if (hovered >= 0 && tooltip.visible && nodes) tooltip.update(...tooltipContent(hovered));
+  const onIntervention = () => renderIntervention(interventionBox, (model.get("intervention") ?? null) as Intervention | null, vocab.metric?.label || "metric");
+  const onBreakdown = () => renderBreakdown(breakdownBox, (model.get("breakdown") ?? null) as Breakdown | null);
+  const onStyle = () => {
+    restyle();
+    renderPinnedPanel();
+    if (hovered[0] >= 0 && tooltip.visible && nodes) tooltip.update(...tooltipContent(hovered[0], hovered[1]));
   };
-  const onMetric = () => renderMetric();
-  const onAblation = () => (ablationChoice.select.value = model.get("ablation") ?? "mean");
-  const onEdges = () => {
-    edgeSlider.input.value = String(model.get("top_edges") ?? 0);
-    keptEdgesFor(model.get("top_edges") ?? 0);
-    redraw();
+  const onGroups = () => {
+    rebuildScene();
+    renderGroupsPanel();
+  };
+  const onZoom = () => {
+    const z = JSON.stringify(model.get("zoom") ?? {});
+    if (z !== savedZoom) fitSaved();
   };
   const listeners: [string, () => void][] = [
     ["change:_nodes", onData],
     ["change:_scores", onData],
+    ["change:_orders", onData],
     ["change:_edges", onData],
+    ["change:_vocab", onData],
     ["change:method", onData],
     ["change:labels", onData],
-    ["change:circuit", onCircuit],
-    ["change:ablated", onCircuit],
-    ["change:top_k", onCircuit],
-    ["change:top_edges", onEdges],
-    ["change:metric", onMetric],
-    ["change:ablation", onAblation],
+    ["change:collapsed", relayout],
+    ["change:groups", onGroups],
+    ["change:suggestions", renderGroupsPanel],
+    ["change:circuit", onStyle],
+    ["change:ablated", onStyle],
+    ["change:pinned", onStyle],
+    ["change:verified", onStyle],
+    ["change:colour", onStyle],
+    ["change:top_k", onStyle],
+    ["change:top_edges", onStyle],
+    ["change:metric", renderMetricPanel],
+    ["change:ablation", () => (ablationChoice.select.value = model.get("ablation") ?? "mean")],
+    ["change:intervention", onIntervention],
+    ["change:breakdown", onBreakdown],
+    ["change:zoom", onZoom],
   ];
   for (const [event, fn] of listeners) frame.listen(event, fn);
   frame.onTheme(() => {
-    redraw();
-    drawScatterPanel();
+    viewport.redraw();
+    paintLegend();
+    scatter.redraw();
   });
-  const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => (relayout(), redraw())) : null;
+  const resize = typeof ResizeObserver === "function" ? new ResizeObserver(() => sizeViewport()) : null;
   resize?.observe(frame.body);
 
   frame.onDispose(() => {
     resize?.disconnect();
-    if (frameRequest && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frameRequest);
-    overlay.removeEventListener("pointerdown", onDown);
-    overlay.removeEventListener("pointermove", onMove);
-    overlay.removeEventListener("pointerup", onUp);
-    overlay.removeEventListener("pointerleave", onLeave);
-    overlay.removeEventListener("wheel", onWheel);
+    if (zoomTimer) clearTimeout(zoomTimer);
+    viewport.dispose();
   });
 
-  // --- first paint ----------------------------------------------------------------------------------
-  xChoice.select.value = "patch";
-  yChoice.select.value = method();
-  if (!scoresOf("patch")) xChoice.select.value = method() === "atp" ? "relp" : "atp";
+  // --- first paint ---------------------------------------------------------------------------------------------
   onData();
-  renderMetric();
+  scatter.choose(vocab.methods, scoresOf("patch") ? "patch" : method() === "atp" ? "relp" : "atp", method());
+  renderMetricPanel();
+  onIntervention();
+  onBreakdown();
+  sizeViewport();
+  if (!fitSaved()) fitCircuit();
+  viewport.paintNow();
+  const renderMs = performance.now() - started;
+  frame.root.setAttribute("data-render-ms", renderMs.toFixed(1));
+  // a handle for tests and benchmarks: where a node is on the page, how long drawing took
+  Object.assign(frame.root, {
+    ilExplorer: {
+      centre(id: string): [number, number] | null {
+        const i = index.get(id);
+        const k = i === undefined || !scene ? -1 : scene.itemOf[i];
+        if (k < 0 || !scene) return null;
+        const [x, y] = centre(scene.items[k]);
+        return viewport.toClient(x, y);
+      },
+      paint: () => viewport.paintNow(),
+      renderMs,
+      drawnEdges: () => drawn.length,
+    },
+  });
   return () => frame.dispose();
 }
 

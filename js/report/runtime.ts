@@ -135,7 +135,7 @@ async function renderView(script: HTMLScriptElement, models: Record<string, Mode
     const id = String(state._anywidget_id ?? model_id);
     addStyle(id, state._css);
     const mod = await loadModule(id, state._esm);
-    const model = new StaticModel(state);
+    const model = new StaticModel({ ...state, _interplab_static: true }); // widgets may say what needs a kernel
     await mod.initialize?.({ model });
     await mod.render?.({ model, el });
   } catch (error) {

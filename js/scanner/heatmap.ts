@@ -38,14 +38,18 @@ export interface LayoutOptions {
 
 const TICKS = [1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 256, 512, 1000];
 
+/** The axis titles: decoder layers down the side, experts across the top. */
+export const AXIS = { layer: "layer", expert: "expert" };
+
 /** Where every cell goes when the map (with its axes) is drawn at most `width` CSS pixels wide. */
 export function layoutHeatmap(nLayers: number, nExperts: number, width: number, options: LayoutOptions = {}): Layout {
   if (!(nLayers > 0 && nExperts > 0)) throw new Error(`a heatmap needs at least one layer and one expert (got ${nLayers} x ${nExperts})`);
   const fontSize = options.fontSize ?? 11;
   const maxMapHeight = options.maxMapHeight ?? 480;
   const digit = fontSize * 0.62;
-  const left = Math.ceil(digit * (String(nLayers - 1).length + 2) + 10); // "L57" + room
-  const top = Math.ceil(fontSize + 8);
+  // room for "L57" and for the axis title "layer" above that column
+  const left = Math.ceil(digit * Math.max(String(nLayers - 1).length + 2, AXIS.layer.length + 3) + 10);
+  const top = Math.ceil(2 * fontSize + 12); // the axis title "expert", then the expert numbers
   const right = 8;
   const cellW = Math.max(1, Math.min(28, Math.floor((width - left - right) / nExperts)));
   const cellH = Math.max(4, Math.min(28, Math.max(cellW, Math.floor(maxMapHeight / nLayers))));
@@ -190,6 +194,9 @@ export function drawMap(p: Painter, d: MapDrawing): void {
   for (let e = 0; e < nExperts; e += layout.tick) {
     p.text(left + e * cellW + cellW / 2, top - 4, String(e), { ...label, align: "center", baseline: "bottom" });
   }
+  const title = { ...label, fill: theme.foreground, weight: "bold" as const, baseline: "bottom" as const };
+  p.text(left + mapW / 2, top - fontSize - 8, `${AXIS.expert} →`, { ...title, align: "center" });
+  p.text(left - 5, top - 4, `${AXIS.layer} ↓`, { ...title, align: "right" });
 }
 
 export interface Marks {

@@ -13,6 +13,25 @@ const map = (values: number[]) => {
   return { ...meta, data: new DataView(buffer) };
 };
 
+// The choices as the kernel sends them (widgets/scanner.py CHOICES + limits).
+const CHOICES = {
+  mode: [
+    { value: "behaviour", label: "behaviour", signed: false },
+    { value: "control", label: "control", signed: false },
+    { value: "score", label: "behaviour − control", signed: true },
+  ],
+  score: [
+    { value: "contrast", label: "mean routing weight (contrast)", map: "weight", name: "mean weight", unit: "routing weight per counted token, mean over prompts" },
+    { value: "risk_diff", label: "selection rate (risk difference)", map: "rate", name: "selection rate", unit: "share of counted tokens that select the expert" },
+  ],
+  tokens: [
+    { value: "prompt", label: "prompt tokens" },
+    { value: "response", label: "response tokens" },
+    { value: "all", label: "prompt + response" },
+  ],
+  limits: { run_n: { min: 1, max: 2 }, max_new_tokens: { min: 1, max: 4096 } },
+};
+
 // layer 0 is dense (NaN); layers 1-2 have values
 const nanRow = [NaN, NaN, NaN, NaN];
 const state = () => ({
@@ -42,6 +61,7 @@ const state = () => ({
   },
   _prompts: { behaviour: ["Q: one? A:", EVIL], control: ["Q: three? A:"], n_behaviour: 2, n_control: 1 },
   _routing: null,
+  _choices: CHOICES,
 });
 
 function mount(overrides: Record<string, unknown> = {}) {
@@ -77,7 +97,19 @@ describe("ExpertScanner front end", () => {
     const selects = el.querySelectorAll<HTMLSelectElement>(".il-toolbar select");
     expect(Array.from(selects, (s) => s.value)).toEqual(["score", "contrast", "prompt"]);
     // contrast = behaviour - control weight: the largest magnitude is 0.3 (0.4 - 0.1)
-    expect(el.querySelector(".il-legend")!.textContent).toBe("-0.300+0.300");
+    expect(el.querySelector(".il-legend")!.textContent).toBe(
+      "-0.300+0.300routing weight per counted token, mean over prompts: behaviour − control",
+    );
+    // the choices are the kernel's: labels and order as sent
+    const measures = Array.from(selects[1].options, (o) => [o.value, o.textContent]);
+    expect(measures).toEqual(CHOICES.score.map((c) => [c.value, c.label]));
+  });
+
+  it("offers whatever choices the kernel sends, e.g. relabelled", () => {
+    const relabelled = { ...CHOICES, tokens: [{ value: "prompt", label: "the question" }, { value: "all", label: "everything" }] };
+    const { el } = mount({ _choices: relabelled });
+    const tokens = el.querySelectorAll<HTMLSelectElement>(".il-toolbar select")[2];
+    expect(Array.from(tokens.options, (o) => o.textContent)).toEqual(["the question", "everything"]);
   });
 
   it("lays the overlay out as the heatmap module does", () => {
@@ -118,8 +150,8 @@ describe("ExpertScanner front end", () => {
     expect(tip.hidden).toBe(false);
     expect(tip.textContent).toContain("layer 1 · expert 1");
     const rows = Array.from(tip.querySelectorAll("tr"), (r) => r.textContent);
-    expect(rows[1]).toBe("selection rate0.5000.5000"); // 0.5 vs 0.5
-    expect(rows[2]).toBe("mean weight0.1000.400-0.300"); // 0.1 - 0.4
+    expect(rows[1]).toBe("mean weight0.1000.400-0.300"); // 0.1 - 0.4
+    expect(rows[2]).toBe("selection rate0.5000.5000"); // 0.5 vs 0.5
     expect(tip.querySelector("tr.il-current")!.textContent).toContain("mean weight");
     overlay.dispatchEvent(new MouseEvent("pointermove", { ...at(overlay, 0, 3), bubbles: true }));
     expect(tip.textContent).toContain("dense layer");
@@ -134,12 +166,12 @@ describe("ExpertScanner front end", () => {
     score.dispatchEvent(new Event("change"));
     expect(model.get("score")).toBe("risk_diff");
     // risk difference: behaviour rate - control rate; largest magnitude 0.5
-    expect(el.querySelector(".il-legend")!.textContent).toBe("-0.500+0.500");
+    expect(el.querySelector(".il-legend")!.textContent).toBe("-0.500+0.500share of counted tokens that select the expert: behaviour − control");
     mode.value = "behaviour";
     mode.dispatchEvent(new Event("change"));
     expect(model.get("mode")).toBe("behaviour");
     // one scale for both sets: the largest rate of either set
-    expect(el.querySelector(".il-legend")!.textContent).toBe("01.00");
+    expect(el.querySelector(".il-legend")!.textContent).toBe("01.00share of counted tokens that select the expert (behaviour)");
     model.set("mode", "control");
     expect(mode.value).toBe("control");
   });
@@ -212,8 +244,10 @@ describe("ExpertScanner front end", () => {
     const [count, tokens] = el.querySelectorAll<HTMLInputElement>(".il-run-panel input");
     expect([count.value, tokens.value]).toEqual(["4", "12"]);
     count.value = "500";
+    tokens.value = "99999";
     el.querySelector<HTMLButtonElement>(".il-run-panel .il-primary")!.click();
-    expect(lastCommand(model)).toMatchObject({ name: "_run", msg: { n: 64, max_new_tokens: 12 } });
+    // the kernel's limits: 2 prompts per set here, at most 4096 new tokens
+    expect(lastCommand(model)).toMatchObject({ name: "_run", msg: { n: 2, max_new_tokens: 4096 } });
   });
 
   it("shows a kernel error in the banner and stays usable", async () => {

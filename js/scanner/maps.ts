@@ -1,33 +1,65 @@
 // The scan's maps as the kernel sends them (float32 [n_layers, n_experts] buffers, NaN rows for
-// dense layers), the map a view shows (behaviour, control, or their difference, in one of the two
-// measures) and the colour scale that fits it.
+// dense layers), the toolbar's choices as the kernel describes them (the `_choices` trait: which
+// maps, measures and token scopes exist is Python's to say), the map a view shows (one set's map
+// or the difference, in one measure) and the colour scale that fits it.
 
 import { type ArrayMeta, decodeArray } from "../shared/codecs";
 import { diverging, type Scale, sequential, type Theme } from "../shared/theme";
 
-export type Mode = "behaviour" | "control" | "score";
-export type Score = "contrast" | "risk_diff";
+export interface Choice {
+  value: string;
+  label: string;
+}
+
+/** A map to show: one set's ("behaviour", "control") or their difference ("score"), signed. */
+export interface ModeChoice extends Choice {
+  signed: boolean;
+}
+
+/** A measure: the per-set maps (`behaviour_<map>`, `control_<map>` in `_maps`), their short name and unit. */
+export interface ScoreChoice extends Choice {
+  map: string;
+  name: string;
+  unit: string;
+}
+
+/** The `_choices` trait. */
+export interface Choices {
+  mode: ModeChoice[];
+  score: ScoreChoice[];
+  tokens: Choice[];
+  limits: Record<string, { min: number; max: number }>;
+}
+
+/** `{value: label}` of a choice list, in its order (for a `<select>`). */
+export function labels(choices: Choice[]): Record<string, string> {
+  return Object.fromEntries(choices.map((c) => [c.value, c.label]));
+}
+
+/** The choice of `value`, or the first one (a value the kernel does not list is not shown). */
+export function chosen<C extends Choice>(choices: C[], value: string): C {
+  const found = choices.find((c) => c.value === value) ?? choices[0];
+  if (!found) throw new Error("the kernel sent no choices for the scanner's toolbar");
+  return found;
+}
 
 export interface SetInfo {
   n_prompts: number;
   n_tokens: number;
 }
 
-/** The `_maps` trait. */
-export interface MapsTrait {
-  behaviour_rate: ArrayMeta;
-  control_rate: ArrayMeta;
-  behaviour_weight: ArrayMeta;
-  control_weight: ArrayMeta;
-  behaviour: SetInfo;
-  control: SetInfo;
+/** One measure: both sets' maps and their difference, float32 [n_layers * n_experts]. */
+export interface Measure {
+  behaviour: Float32Array;
+  control: Float32Array;
+  score: Float32Array;
 }
 
 export interface Maps {
   nLayers: number;
   nExperts: number;
-  rate: { behaviour: Float32Array; control: Float32Array; score: Float32Array };
-  weight: { behaviour: Float32Array; control: Float32Array; score: Float32Array };
+  /** By map name (`weight`, `rate`). */
+  measures: Record<string, Measure>;
   behaviour: SetInfo;
   control: SetInfo;
 }
@@ -38,38 +70,33 @@ function difference(a: Float32Array, b: Float32Array): Float32Array {
   return out;
 }
 
-function decodeMap(meta: ArrayMeta, name: string): Float32Array {
-  const array = decodeArray(meta);
+function decodeMap(meta: unknown, name: string, size: number, nLayers: number, nExperts: number): Float32Array {
+  if (!meta || typeof meta !== "object") throw new Error(`the scan sent no map ${name}`);
+  const array = decodeArray(meta as ArrayMeta);
   if (array.dtype !== "float32" || array.shape.length !== 2) {
     throw new Error(`map ${name} must be float32 [n_layers, n_experts]; got ${array.dtype} [${array.shape}]`);
   }
+  if (array.data.length !== size) throw new Error(`map ${name} has ${array.data.length} values, expected ${nLayers} x ${nExperts}`);
   return array.data as Float32Array;
 }
 
-export function decodeMaps(trait: MapsTrait, nLayers: number, nExperts: number): Maps {
-  const get = (name: keyof MapsTrait) => {
-    const data = decodeMap(trait[name] as ArrayMeta, name);
-    if (data.length !== nLayers * nExperts) throw new Error(`map ${name} has ${data.length} values, expected ${nLayers} x ${nExperts}`);
-    return data;
-  };
-  const rate = { behaviour: get("behaviour_rate"), control: get("control_rate") };
-  const weight = { behaviour: get("behaviour_weight"), control: get("control_weight") };
-  return {
-    nLayers,
-    nExperts,
-    rate: { ...rate, score: difference(rate.behaviour, rate.control) },
-    weight: { ...weight, score: difference(weight.behaviour, weight.control) },
-    behaviour: trait.behaviour,
-    control: trait.control,
-  };
+/** The `_maps` trait decoded: for every measure the scores list, both sets' maps and the difference. */
+export function decodeMaps(trait: Record<string, unknown>, scores: ScoreChoice[], nLayers: number, nExperts: number): Maps {
+  const measures: Record<string, Measure> = {};
+  for (const { map } of scores) {
+    const get = (set: string) => decodeMap(trait[`${set}_${map}`], `${set}_${map}`, nLayers * nExperts, nLayers, nExperts);
+    const behaviour = get("behaviour");
+    const control = get("control");
+    measures[map] = { behaviour, control, score: difference(behaviour, control) };
+  }
+  return { nLayers, nExperts, measures, behaviour: trait.behaviour as SetInfo, control: trait.control as SetInfo };
 }
 
-export function measureOf(maps: Maps, score: Score) {
-  return score === "risk_diff" ? maps.rate : maps.weight;
-}
-
-export function valuesFor(maps: Maps, mode: Mode, score: Score): Float32Array {
-  return measureOf(maps, score)[mode];
+/** The values of the shown map: `mode` ("behaviour", "control" or "score") in `score`'s measure. */
+export function valuesFor(maps: Maps, mode: ModeChoice, score: ScoreChoice): Float32Array {
+  const values = maps.measures[score.map]?.[mode.value as keyof Measure];
+  if (!values) throw new Error(`no map ${mode.value} of ${score.map}`);
+  return values;
 }
 
 function extent(values: ArrayLike<number>, abs: boolean): number {
@@ -85,22 +112,16 @@ function extent(values: ArrayLike<number>, abs: boolean): number {
  * The scale of the shown map: diverging around 0 for the difference, sequential for one set's
  * map, with one maximum for both sets so that behaviour and control compare by eye.
  */
-export function scaleFor(maps: Maps, mode: Mode, score: Score, theme: Theme): Scale {
-  const measure = measureOf(maps, score);
-  if (mode === "score") return diverging(theme, extent(measure.score, true) || 1);
+export function scaleFor(maps: Maps, mode: ModeChoice, score: ScoreChoice, theme: Theme): Scale {
+  const measure = maps.measures[score.map];
+  if (mode.signed) return diverging(theme, extent(measure.score, true) || 1);
   return sequential(theme, Math.max(extent(measure.behaviour, false), extent(measure.control, false)) || 1);
 }
 
-export const MODE_LABELS: Record<Mode, string> = {
-  behaviour: "behaviour",
-  control: "control",
-  score: "behaviour − control",
-};
-
-export const SCORE_LABELS: Record<Score, string> = {
-  contrast: "mean routing weight (contrast)",
-  risk_diff: "selection rate (risk difference)",
-};
+/** What the legend's numbers are: the measure's unit, and for the difference which way round. */
+export function legendTitle(mode: ModeChoice, score: ScoreChoice): string {
+  return mode.signed ? `${score.unit}: ${mode.label}` : `${score.unit} (${mode.label})`;
+}
 
 /** Numbers for tooltips and legends: 3 significant digits, a sign when asked. */
 export function formatValue(v: number, signed = false): string {

@@ -5,6 +5,7 @@
 
 import { type ArrayMeta, decodeArray, type NdArray } from "../shared/codecs";
 import { h, replaceChildren } from "../shared/dom";
+import { quote } from "../shared/text";
 import { textOn } from "../shared/theme";
 import { TokenStrip } from "../shared/tokenstrip";
 import type { Cell, Marks } from "./heatmap";
@@ -229,7 +230,7 @@ export class RoutingPanel {
     const base = tokenExperts(routing.indices, routing.weights, t);
     const rerouted = routing.marked ? tokenExperts(routing.marked.indices, routing.marked.weights, t) : null;
     const nLayers = routing.indices.shape[1];
-    this.note.textContent = `token ${t} ${JSON.stringify(routing.tokens[t])}: experts and routing weights per layer`;
+    this.note.textContent = `token ${t} ${quote(routing.tokens[t])}: experts and routing weights per layer`;
     const header = h("tr", {}, h("th", {}, "layer"), h("th", {}, "experts"), rerouted ? h("th", {}, "with the marks") : null);
     const rows = [];
     for (let layer = 0; layer < nLayers; layer++) {

@@ -37,8 +37,8 @@ export interface RunPanelOptions {
 const pairs = (list: [number, number][]) => (list.length ? list.map(([l, e]) => `L${l}E${e}`).join(", ") : "none");
 const percent = (x: number) => `${Math.round(100 * x)}%`;
 
-function numberInput(label: string, value: number, max: number): [HTMLElement, HTMLInputElement] {
-  const input = h("input", { class: "il-input", attrs: { type: "number", min: 1, max, step: 1, value, "aria-label": label } });
+function numberInput(label: string, value: number, min: number): [HTMLElement, HTMLInputElement] {
+  const input = h("input", { class: "il-input", attrs: { type: "number", min, step: 1, value, "aria-label": label } });
   return [h("label", { class: "il-field" }, `${label} `, input), input];
 }
 
@@ -48,6 +48,9 @@ export function readCount(input: HTMLInputElement, fallback: number, max: number
   return Number.isFinite(v) && v >= 1 ? Math.min(v, max) : fallback;
 }
 
+/** The ranges the kernel accepts (the `limits` of the `_choices` trait). */
+export type Limits = Record<string, { min: number; max: number }>;
+
 export class RunPanel {
   readonly el: HTMLElement;
   readonly button: HTMLButtonElement;
@@ -55,10 +58,11 @@ export class RunPanel {
   private readonly tokens: HTMLInputElement;
   private readonly summary: HTMLElement;
   private readonly table: HTMLElement;
+  private limits: Limits = {};
 
   constructor(private readonly options: RunPanelOptions) {
-    const [countField, count] = numberInput("prompts per set", 4, 64);
-    const [tokensField, tokens] = numberInput("new tokens", 32, 512);
+    const [countField, count] = numberInput("prompts per set", 4, 1);
+    const [tokensField, tokens] = numberInput("new tokens", 32, 1);
     this.count = count;
     this.tokens = tokens;
     this.button = h("button", { class: "il-button il-primary", attrs: { title: "generate with and without the marked experts" }, on: { click: () => this.start() } }, "Run");
@@ -74,14 +78,17 @@ export class RunPanel {
     );
   }
 
-  setDefaults(n: number, maxNewTokens: number): void {
+  setDefaults(n: number, maxNewTokens: number, limits: Limits = {}): void {
+    this.limits = limits;
     this.count.value = String(n);
     this.tokens.value = String(maxNewTokens);
+    this.count.max = String(limits.run_n?.max ?? "");
+    this.tokens.max = String(limits.max_new_tokens?.max ?? "");
   }
 
   private async start(): Promise<void> {
-    const n = readCount(this.count, 4, 64);
-    const maxNewTokens = readCount(this.tokens, 32, 512);
+    const n = readCount(this.count, 4, this.limits.run_n?.max ?? Infinity);
+    const maxNewTokens = readCount(this.tokens, 32, this.limits.max_new_tokens?.max ?? Infinity);
     this.button.disabled = true;
     try {
       await this.options.run(n, maxNewTokens);

@@ -1,11 +1,12 @@
 // The frame every interplab widget view sits in: a toolbar, the error banner, the progress bar,
 // the view's kernel commands, the current theme (kept current), PNG/SVG export (buttons, and
-// requests from Python's `Widget.export`), all torn down together.
+// requests from Python's `Widget.export`), the watch on the kernel (a view whose kernel is gone
+// says so and stops waiting for it), all torn down together.
 
 import { h } from "./dom";
 import { blobBytes, type Drawing, download, type ExportFormat, exportBlob } from "./export";
-import { Commands } from "./rpc";
-import { errorBanner, progressBar } from "./status";
+import { Commands, KernelGoneError } from "./rpc";
+import { errorBanner, progressBar, watchKernel } from "./status";
 import { onThemeChange, readTheme, type Theme } from "./theme";
 import type { AnyModel } from "./types";
 
@@ -19,6 +20,8 @@ export interface Frame {
   commands: Commands;
   theme: Theme;
   showError(error: unknown): void;
+  /** Hide an error the browser showed (after a later success); a kernel error clears with its trait. */
+  clearError(): void;
   /** Called with the new theme after JupyterLab switches theme. */
   onTheme(listener: (theme: Theme) => void): void;
   /** Add PNG/SVG export buttons and answer Python's export requests with `drawing()`. */
@@ -54,7 +57,11 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
   );
   el.appendChild(root);
 
-  const disposers: (() => void)[] = [() => commands.dispose(), () => banner.dispose(), () => progress.dispose()];
+  const unwatch = watchKernel(model, el, () => {
+    commands.disconnect();
+    banner.show(new KernelGoneError());
+  });
+  const disposers: (() => void)[] = [unwatch, () => commands.dispose(), () => banner.dispose(), () => progress.dispose()];
   const themeListeners: ((t: Theme) => void)[] = [];
 
   const frame: Frame = {
@@ -65,6 +72,7 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
     commands,
     theme: readTheme(root),
     showError: (error) => banner.show(error),
+    clearError: () => banner.clear(),
     onTheme(listener) {
       themeListeners.push(listener);
     },

@@ -48,6 +48,22 @@ describe("SvgPainter", () => {
   it("escapeXml covers the five XML specials", () => {
     expect(escapeXml(`<>&"'`)).toBe("&lt;&gt;&amp;&quot;&#39;");
   });
+
+  it("writes well-formed XML whatever the text holds", () => {
+    const high = String.fromCharCode(0xd83d);
+    const rlo = String.fromCharCode(0x202e);
+    const label = `bell\x07 nul\x00 ${high} ${rlo}flip <b>&`;
+    expect(escapeXml(label)).toBe(`bell\\x07 nul\\x00 \\ud83d ${rlo}flip &lt;b&gt;&amp;`); // attributes: XML-safe
+    const painter = new SvgPainter(() => 10);
+    painter.text(0, 0, label, { fill: "#000" });
+    painter.text(0, 9, "😀\tok", { fill: "#000" });
+    const svg = painter.toString(100, 20);
+    expect(svg).toContain(">bell\\x07 nul\\x00 \\ud83d \\u202eflip &lt;b&gt;&amp;</text>");
+    expect(svg).toContain(">😀\tok</text>");
+    const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+    expect(doc.getElementsByTagName("parsererror")).toHaveLength(0);
+    expect(doc.getElementsByTagName("text")[0].textContent).toBe("bell\\x07 nul\\x00 \\ud83d \\u202eflip <b>&");
+  });
 });
 
 describe("toSvg", () => {

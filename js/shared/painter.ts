@@ -1,7 +1,11 @@
 // A tiny drawing interface with two backends: Canvas2D for the screen and PNG export, an SVG
 // string builder for vector export. A view draws once through `Painter`; both exports are real.
+// Text goes through `visible` (./text.ts): a control character, a bidirectional override or a
+// lone surrogate is drawn as a mark, the same on screen, in PNG and in SVG (where XML could not
+// hold it at all).
 
 import { isJsdom } from "./dom";
+import { markOf, visible } from "./text";
 import { parseColor } from "./theme";
 
 export interface ShapeStyle {
@@ -40,7 +44,18 @@ export interface CellGrid {
   palette: string[];
 }
 
+/** The outline of many shapes drawn as one path (one fill or stroke for all of them). */
+export interface PathBuilder {
+  moveTo(x: number, y: number): void;
+  lineTo(x: number, y: number): void;
+  bezierCurveTo(c1x: number, c1y: number, c2x: number, c2y: number, x: number, y: number): void;
+  rect(x: number, y: number, w: number, h: number): void;
+  closePath(): void;
+}
+
 export interface Painter {
+  /** Many shapes in one path, filled and/or stroked once: thousands of nodes or edges per call. */
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void;
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void;
   line(x1: number, y1: number, x2: number, y2: number, style: ShapeStyle): void;
   circle(cx: number, cy: number, r: number, style: ShapeStyle): void;
@@ -48,6 +63,8 @@ export interface Painter {
   path(d: string, style: ShapeStyle): void;
   text(x: number, y: number, value: string, style: TextStyle): void;
   cells(grid: CellGrid): void;
+  /** An RGBA image of `cols` x `rows` pixels (row-major, 4 bytes each) drawn over (x, y, w, h). */
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void;
   /** The width `value` takes in `style`'s font. */
   measureText(value: string, style: Omit<TextStyle, "fill">): number;
   /** Move the origin for everything drawn until the matching `restore`. */
@@ -117,6 +134,18 @@ export const measureWithCanvas: Measure = (value, font) => {
 
 // --- Canvas2D ----------------------------------------------------------------------------------
 
+/** A canvas holding an RGBA image (null where there is no canvas, e.g. jsdom). */
+function bitmapCanvas(rgba: Uint8ClampedArray, cols: number, rows: number): HTMLCanvasElement | null {
+  if (isJsdom || typeof document === "undefined" || cols < 1 || rows < 1) return null;
+  const tile = document.createElement("canvas");
+  tile.width = cols;
+  tile.height = rows;
+  const ctx = tile.getContext("2d");
+  if (!ctx) return null;
+  ctx.putImageData(new ImageData(rgba as Uint8ClampedArray<ArrayBuffer>, cols, rows), 0, 0);
+  return tile;
+}
+
 export class CanvasPainter implements Painter {
   constructor(
     private readonly ctx: CanvasRenderingContext2D,
@@ -144,6 +173,10 @@ export class CanvasPainter implements Painter {
       else ctx.stroke();
     }
     ctx.restore();
+  }
+
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void {
+    this.paint(style, () => build(this.ctx));
   }
 
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void {
@@ -175,7 +208,7 @@ export class CanvasPainter implements Painter {
     ctx.fillStyle = style.fill;
     ctx.textAlign = style.align ?? "left";
     ctx.textBaseline = style.baseline ?? "alphabetic";
-    ctx.fillText(value, x, y);
+    ctx.fillText(visible(value), x, y);
     ctx.restore();
   }
 
@@ -200,24 +233,31 @@ export class CanvasPainter implements Painter {
       const [r, g, b] = parseColor(c) ?? [0, 0, 0];
       return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0;
     });
-    const image = new ImageData(cols, rows);
-    const pixels = new Uint32Array(image.data.buffer);
+    const rgba = new Uint8ClampedArray(rows * cols * 4);
+    const pixels = new Uint32Array(rgba.buffer);
     for (let i = 0; i < rows * cols; i++) {
       const k = index[i];
       if (k >= 0) pixels[i] = words[k];
     }
-    const tile = document.createElement("canvas");
-    tile.width = cols;
-    tile.height = rows;
-    tile.getContext("2d")!.putImageData(image, 0, 0);
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
     ctx.save();
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(tile, x, y, cols * cellW, rows * cellH);
     ctx.restore();
   }
 
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void {
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
+    this.ctx.save();
+    this.ctx.imageSmoothingEnabled = false;
+    this.ctx.drawImage(tile, x, y, w, h);
+    this.ctx.restore();
+  }
+
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
-    return this.measure(value, cssFont(style));
+    return this.measure(visible(value), cssFont(style));
   }
 
   save(): void {
@@ -235,8 +275,14 @@ export class CanvasPainter implements Painter {
 
 // --- SVG -------------------------------------------------------------------------------------------
 
+/** Characters XML 1.0 cannot hold: C0 controls but tab and line ends, lone surrogates, U+FFFE/FFFF. */
+const NOT_XML = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+const XML_SPECIALS: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** `value` as XML text or attribute: the five specials escaped, characters XML cannot hold as marks. */
 export function escapeXml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  return value.replace(NOT_XML, (c) => markOf(c) ?? "\ufffd").replace(/[&<>"']/g, (c) => XML_SPECIALS[c]);
 }
 
 const num = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/\.?0+$/, ""));
@@ -260,6 +306,18 @@ export class SvgPainter implements Painter {
     }
     if (style.opacity !== undefined) a.push(`opacity="${num(style.opacity)}"`);
     return a.join(" ");
+  }
+
+  shapes(style: ShapeStyle, build: (b: PathBuilder) => void): void {
+    const d: string[] = [];
+    build({
+      moveTo: (x, y) => d.push(`M${num(x)} ${num(y)}`),
+      lineTo: (x, y) => d.push(`L${num(x)} ${num(y)}`),
+      bezierCurveTo: (a, b, c, e, x, y) => d.push(`C${num(a)} ${num(b)} ${num(c)} ${num(e)} ${num(x)} ${num(y)}`),
+      rect: (x, y, w, h) => d.push(`M${num(x)} ${num(y)}h${num(w)}v${num(h)}h${num(-w)}z`),
+      closePath: () => d.push("Z"),
+    });
+    if (d.length) this.path(d.join(""), style);
   }
 
   rect(x: number, y: number, w: number, h: number, style: ShapeStyle & { radius?: number }): void {
@@ -293,15 +351,22 @@ export class SvgPainter implements Painter {
       `xml:space="preserve"`,
     ];
     if (style.weight === "bold") a.push(`font-weight="bold"`);
-    this.parts.push(`<text ${a.join(" ")}>${escapeXml(value)}</text>`);
+    this.parts.push(`<text ${a.join(" ")}>${escapeXml(visible(value))}</text>`);
   }
 
   cells(grid: CellGrid): void {
     for (const [k, d] of gridPaths(grid)) this.path(d, { fill: grid.palette[k] });
   }
 
+  bitmap(x: number, y: number, w: number, h: number, rgba: Uint8ClampedArray, cols: number, rows: number): void {
+    const tile = bitmapCanvas(rgba, cols, rows);
+    if (!tile) return;
+    const href = tile.toDataURL("image/png");
+    this.parts.push(`<image x="${num(x)}" y="${num(y)}" width="${num(w)}" height="${num(h)}" preserveAspectRatio="none" href="${escapeXml(href)}"/>`);
+  }
+
   measureText(value: string, style: Omit<TextStyle, "fill">): number {
-    return this.measure(value, cssFont(style));
+    return this.measure(visible(value), cssFont(style));
   }
 
   save(): void {

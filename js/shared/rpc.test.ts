@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { CommandError, Commands, invoke, isAbort } from "./rpc";
+import { CommandError, Commands, invoke, isAbort, KernelGoneError, NoAnswerError } from "./rpc";
 import { MockModel, tick } from "./testing";
 
 describe("invoke", () => {
@@ -30,17 +30,21 @@ describe("invoke", () => {
     expect(error.traceback).toBe("Traceback ...");
   });
 
-  it("has no timeout of its own, and stops waiting when aborted", async () => {
+  it("waits as long as the kernel shows signs of life, and stops waiting when aborted", async () => {
     const model = new MockModel();
     const controller = new AbortController();
     vi.useFakeTimers();
-    const pending = invoke(model, "slow", {}, { signal: controller.signal });
+    let life = Date.now();
+    const pending = invoke(model, "slow", {}, { signal: controller.signal, patience: 60_000, heard: () => life });
     let settled = false;
     pending.then(
       () => (settled = true),
       () => (settled = true),
     );
-    vi.advanceTimersByTime(10 * 60 * 1000); // anywidget's own invoke gives up after 3 s
+    for (let minute = 0; minute < 10; minute++) {
+      vi.advanceTimersByTime(50_000); // anywidget's own invoke gives up after 3 s
+      life = Date.now(); // progress from the kernel
+    }
     vi.useRealTimers();
     await tick(5);
     expect(settled).toBe(false);
@@ -49,6 +53,32 @@ describe("invoke", () => {
     expect(isAbort(error)).toBe(true);
     expect(model.listenerCount("msg:custom")).toBe(0);
     model.reply({ result: "late" }); // a late reply is ignored
+  });
+
+  it("gives up after its patience of silence, saying so", async () => {
+    const model = new MockModel();
+    vi.useFakeTimers();
+    const pending = invoke(model, "_run", {}, { patience: 120_000 });
+    const caught = pending.catch((e) => e);
+    vi.advanceTimersByTime(119_000);
+    vi.advanceTimersByTime(2_000);
+    vi.useRealTimers();
+    const error = await caught;
+    expect(error).toBeInstanceOf(NoAnswerError);
+    expect(error.message).toContain("no answer from the kernel to _run for 120 s");
+    expect(model.listenerCount("msg:custom")).toBe(0);
+  });
+
+  it("fails at once when the kernel is gone (JupyterLab's send throws)", async () => {
+    const model = new MockModel();
+    model.send = () => {
+      throw new Error("Cannot send");
+    };
+    const error = await invoke(model, "_mark", {}).catch((e) => e);
+    expect(error).toBeInstanceOf(KernelGoneError);
+    expect(error.message).toContain("the kernel was restarted or shut down");
+    expect(error.message).toContain("Run the cell again");
+    expect(model.listenerCount("msg:custom")).toBe(0);
   });
 
   it("rejects at once with an already aborted signal, sending nothing", async () => {
@@ -86,5 +116,38 @@ describe("Commands", () => {
     controller.abort();
     expect(isAbort(await call.catch((e) => e))).toBe(true);
     expect(commands.pending).toBe(0);
+  });
+});
+
+describe("Commands and a lost kernel", () => {
+  it("rejects pending and later calls once disconnected, without sending", async () => {
+    const model = new MockModel();
+    const commands = new Commands(model);
+    const pending = commands.invoke("a", {});
+    commands.disconnect();
+    expect(await pending.catch((e) => e)).toBeInstanceOf(KernelGoneError);
+    const sent = model.sent.length;
+    expect(await commands.invoke("b", {}).catch((e) => e)).toBeInstanceOf(KernelGoneError);
+    expect(model.sent).toHaveLength(sent);
+    expect(commands.gone && commands.pending === 0).toBe(true);
+  });
+
+  it("counts progress and messages from the kernel as signs of life for every pending call", async () => {
+    const model = new MockModel({ progress: null });
+    vi.useFakeTimers();
+    const commands = new Commands(model, 30_000);
+    let settled = false;
+    const call = commands.invoke("_rescan", {}).finally(() => (settled = true));
+    for (let i = 0; i < 8; i++) {
+      vi.advanceTimersByTime(20_000);
+      model.set("progress", { label: "scan", done: i, total: 8 });
+    }
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    vi.advanceTimersByTime(31_000);
+    vi.useRealTimers();
+    expect(await call.catch((e) => e)).toBeInstanceOf(NoAnswerError);
+    commands.dispose();
+    expect(model.listenerCount("change:progress")).toBe(0);
   });
 });

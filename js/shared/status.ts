@@ -1,10 +1,14 @@
-// The two status pieces every widget shows above its view: an error banner (kernel errors from
-// the synced `error` trait, and errors raised in the browser) and a busy/progress bar (the synced
-// `progress` trait, and pending kernel commands).
+// The status pieces every widget shows: an error banner (kernel errors from the synced `error`
+// trait, and errors raised in the browser, among them a kernel that is gone or silent), a
+// busy/progress bar (the synced `progress` trait, and pending kernel commands), and the watch on
+// the view's connection to its kernel.
 
 import { h, replaceChildren } from "./dom";
 import { CommandError, type Commands, isAbort } from "./rpc";
 import type { AnyModel } from "./types";
+
+/** What the banner calls errors raised in the browser, by their name. */
+const TITLES: Record<string, string> = { KernelGone: "Not connected", NoAnswer: "No answer" };
 
 /** The `error` trait: what Python's Widget records when a command or observer fails. */
 export interface KernelError {
@@ -25,6 +29,8 @@ export interface ErrorBanner {
   el: HTMLElement;
   /** Show an error raised in the browser (a kernel error arrives through the trait). */
   show(error: unknown): void;
+  /** Hide an error shown by `show` (not one from the trait: the kernel clears that). */
+  clear(): void;
   dispose(): void;
 }
 
@@ -32,7 +38,7 @@ function asKernelError(error: unknown): KernelError {
   if (error instanceof CommandError) {
     return { type: error.type, message: error.message, command: error.command, traceback: error.traceback };
   }
-  if (error instanceof Error) return { type: error.name, message: error.message };
+  if (error instanceof Error) return { type: TITLES[error.name] ?? error.name, message: error.message };
   return { type: "Error", message: String(error) };
 }
 
@@ -75,6 +81,9 @@ export function errorBanner(model: AnyModel): ErrorBanner {
     show(error) {
       if (!isAbort(error)) render(asKernelError(error), false);
     },
+    clear() {
+      if (!fromTrait) render(null, false);
+    },
     dispose() {
       model.off("change:error", onTrait);
     },
@@ -96,7 +105,10 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
     const p = (model.get("progress") as Progress | null) ?? null;
     // Idle keeps its space (visibility, not display): nothing around it moves.
     el.classList.toggle("il-idle", !p && pending === 0);
-    if (!p && pending === 0) return;
+    if (!p && pending === 0) {
+      label.textContent = "";
+      return;
+    }
     const determinate = !!p && typeof p.total === "number" && p.total > 0;
     el.classList.toggle("il-indeterminate", !determinate);
     if (determinate) {
@@ -109,6 +121,7 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
     }
     const count = determinate ? ` ${p!.done ?? 0}/${p!.total}` : "";
     label.textContent = p ? `${p.label ?? "working"}${count}` : "waiting for the kernel…";
+    label.title = label.textContent;
   };
 
   model.on("change:progress", update);
@@ -124,4 +137,44 @@ export function progressBar(model: AnyModel, commands?: Commands): ProgressBar {
       stop?.();
     },
   };
+}
+
+/** JupyterLab's widget manager puts this class on a view rebuilt from widget state saved with the
+ * notebook: its model never had a connection to a kernel. */
+export const DISCONNECTED = "jupyter-widgets-disconnected";
+
+/**
+ * Call `onLost` once the view at `el` has lost its kernel, also when it never had one; returns a
+ * function that stops watching. Two signs: the `DISCONNECTED` class on the view (saved state), and,
+ * when the widget manager reports a change of the connection (`comm_live_update`, which it fires
+ * when the kernel restarts), a message that can no longer be sent (JupyterLab: "Cannot send").
+ */
+export function watchKernel(model: AnyModel, el: HTMLElement, onLost: () => void): () => void {
+  let done = false;
+  const observer = typeof MutationObserver === "function" ? new MutationObserver(() => check()) : null;
+  const stop = () => {
+    done = true;
+    observer?.disconnect();
+    model.off("comm_live_update", onLive);
+  };
+  const lose = () => {
+    if (done) return;
+    stop();
+    onLost();
+  };
+  function check() {
+    if (el.closest(`.${DISCONNECTED}`)) lose();
+  }
+  function onLive() {
+    try {
+      model.send({ kind: "interplab-probe" }); // the kernel ignores it, if there is one
+    } catch {
+      lose();
+    }
+    setTimeout(check, 0);
+  }
+  observer?.observe(el, { attributes: true, attributeFilter: ["class"] });
+  model.on("comm_live_update", onLive);
+  check();
+  return stop;
 }

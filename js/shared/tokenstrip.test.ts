@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SvgPainter } from "./painter";
 import { readTheme } from "./theme";
-import { displayPieces, displayText, TokenStrip } from "./tokenstrip";
+import { displayPieces, displayText, fitText, TokenStrip } from "./tokenstrip";
 
 const EVIL = "<img src=x onerror=alert(1)>";
 
@@ -11,11 +11,52 @@ describe("token display", () => {
     expect(displayText("\n\n")).toBe("↵↵");
     expect(displayText("\ta b")).toBe("→a·b");
     expect(displayText("")).toBe("∅");
+    expect(displayText("a\r\u00a0\u2003\u3000b")).toBe("a\\r\\xa0\\u2003\\u3000b");
     expect(displayPieces(" x ")).toEqual([
       { text: "·", whitespace: true },
       { text: "x", whitespace: false },
       { text: "·", whitespace: true },
     ]);
+  });
+});
+
+describe("tokens that are hard to show", () => {
+  const RLO = String.fromCharCode(0x202e);
+  const HIGH = String.fromCharCode(0xd83d);
+  const LOW = String.fromCharCode(0xde00);
+  // as a byte- or code-unit-level tokenizer splits "a\u202eb\x07c😀d": the emoji into its two halves
+  const odd = ["a", RLO, "b", "\x07", "c", HIGH, LOW, "d", "\x00", "\\ud83d"];
+
+  it("shows every one as a visible mark in the DOM and in SVG, and each token stays in its box", () => {
+    const strip = new TokenStrip({ tokens: odd });
+    const spans = Array.from(strip.el.querySelectorAll<HTMLElement>(".il-token"));
+    expect(spans.map((s) => s.textContent)).toEqual(["a", "\\u202e", "b", "\\x07", "c", "\\ud83d", "\\ude00", "d", "\\x00", "\\ud83d"]);
+    expect(spans[1].querySelector(".il-ws")!.textContent).toBe("\\u202e"); // drawn as a mark, not as text
+    expect(spans[9].querySelector(".il-ws")).toBeNull(); // the kernel's escape of a lone half: plain text
+    const text = strip.el.textContent!;
+    expect(/[\u202a-\u202e\u2066-\u2069\x00-\x1f]/.test(text)).toBe(false);
+    expect(/[\ud800-\udfff]/.test(text)).toBe(false);
+
+    const theme = readTheme();
+    const p = new SvgPainter((s) => s.length * 8);
+    strip.paint(p, theme, strip.layout(theme, 400, (s) => s.length * 8));
+    const doc = new DOMParser().parseFromString(p.toString(400, 40), "image/svg+xml");
+    expect(doc.getElementsByTagName("parsererror")).toHaveLength(0);
+    expect(Array.from(doc.getElementsByTagName("text"), (t) => t.textContent)).toEqual(spans.map((s) => s.textContent));
+  });
+
+  it("cuts a token too long for the export's width, keeping whole characters", () => {
+    const measure = (s: string) => Array.from(s).length * 10;
+    expect(fitText("short", 100, measure)).toBe("short");
+    expect(fitText("abcdefghijklmnop", 100, measure)).toBe("abcdefghi…");
+    expect(fitText("😀😀😀😀😀😀😀😀😀😀😀😀", 50, measure)).toBe("😀😀😀😀…");
+    const long = "x".repeat(500);
+    const theme = { ...readTheme(), fontSize: 10 };
+    const strip = new TokenStrip({ tokens: ["a", long, "b"] });
+    const layout = strip.layout(theme, 200, measure);
+    expect(Math.max(...layout.boxes.map((b) => b.x + b.w))).toBeLessThanOrEqual(200);
+    expect(layout.boxes[1].label.endsWith("…")).toBe(true);
+    expect(strip.tokenElement(1)!.textContent).toBe(long); // the screen wraps it whole (CSS)
   });
 });
 

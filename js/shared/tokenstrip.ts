@@ -1,36 +1,51 @@
 // The token strip: a text's tokens in a wrapped row, each coloured by a value, with hover and
 // click callbacks, a selected token, and named highlight sets (a colour bar under each member
-// token: the rule editor marks detected concepts this way). Whitespace is drawn visibly.
+// token: the rule editor marks detected concepts this way). Whitespace, control characters,
+// bidirectional controls and lone surrogates are drawn as visible marks (./text.ts), so no token
+// can hide, reorder its neighbours or break the page; a very long token wraps inside its box.
 // The screen view is DOM (selectable, accessible text); `layout` + `paint` draw the same strip
 // through a Painter for PNG/SVG export.
 
 import { h, replaceChildren } from "./dom";
 import { cssFont, type Measure, type Painter } from "./painter";
+import { pieces } from "./text";
 import { textOn, type Theme } from "./theme";
 
-const VISIBLE: Record<string, string> = { " ": "·", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽" };
+// Spaces, line ends and tabs as marks; other whitespace as its escape (plain ASCII: every font has it).
+const WHITESPACE: Record<string, string> = { " ": "·", "\n": "↵", "\t": "→", "\r": "\\r", "\u00a0": "\\xa0" };
+const escape = (ch: string) => `\\u${ch.codePointAt(0)!.toString(16).padStart(4, "0")}`;
 const EMPTY = "∅";
 
 export interface TokenPiece {
   text: string;
+  /** A mark standing for whitespace or a character that would not show as itself. */
   whitespace: boolean;
 }
 
-/** A token split into visible pieces: runs of ordinary characters and whitespace markers. */
+/** A token split into visible pieces: runs of ordinary characters and of marks. */
 export function displayPieces(token: string): TokenPiece[] {
   if (token === "") return [{ text: EMPTY, whitespace: true }];
-  const pieces: TokenPiece[] = [];
-  for (const ch of token) {
-    const mark = VISIBLE[ch] ?? (/\s/.test(ch) ? "␣" : undefined);
-    const last = pieces[pieces.length - 1];
-    const piece = mark ? { text: mark, whitespace: true } : { text: ch, whitespace: false };
-    if (last && last.whitespace === piece.whitespace) last.text += piece.text;
-    else pieces.push(piece);
-  }
-  return pieces;
+  return pieces(token, (ch) => WHITESPACE[ch] ?? (/\s/.test(ch) ? escape(ch) : undefined)).map((p) => ({
+    text: p.text,
+    whitespace: p.mark,
+  }));
 }
 
 export const displayText = (token: string) => displayPieces(token).map((p) => p.text).join("");
+
+/** `text`, or its longest start that fits `width` with "…" after it (whole code points). */
+export function fitText(text: string, width: number, measure: (text: string) => number): string {
+  if (measure(text) <= width) return text;
+  const points = Array.from(text);
+  let lo = 0;
+  let hi = points.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (measure(`${points.slice(0, mid).join("")}…`) <= width) lo = mid;
+    else hi = mid - 1;
+  }
+  return `${points.slice(0, lo).join("")}…`;
+}
 const endsLine = (token: string) => token.includes("\n");
 
 export interface TokenStripOptions {
@@ -195,7 +210,7 @@ export class TokenStrip {
     let y = 0;
     let right = 0;
     this.tokens.forEach((token, i) => {
-      const label = displayText(token);
+      const label = fitText(displayText(token), width - 2 * pad, (text) => measure(text, font));
       const w = measure(label, font) + 2 * pad;
       if (x > 0 && x + w > width) {
         x = 0;

@@ -8,10 +8,11 @@ const arrays = (values: number[], ids: number[]) => ({
   _token_ids: { dtype: "int32", shape: [ids.length], data: new DataView(encode(new Int32Array(ids)).buffer) },
 });
 
-function mount(tokens = ["the", " cat", " sat"], values = [NaN, -1, -3]) {
+function mount(tokens = ["the", " cat", " sat"], values = [NaN, -1, -3], ends = ["less likely", "more likely"]) {
   const model = new MockModel({
     tokens,
     label: "log p",
+    ends,
     selected: null,
     error: null,
     progress: null,
@@ -35,7 +36,13 @@ describe("TokenView front end", () => {
     expect(spans[0].style.background).toBe(""); // NaN: no value
     expect(spans[1].style.background).not.toBe("");
     expect(el.querySelector(".il-label")!.textContent).toBe("log p");
-    expect(el.querySelector(".il-legend")!.textContent).toBe("-3.000.00");
+    // which way is likely: the ends say so
+    expect(el.querySelector(".il-legend")!.textContent).toBe("less likely ◀-3.000.00▶ more likely");
+  });
+
+  it("shows a legend without ends where nobody said what they mean", () => {
+    const { el } = mount(["a", "b"], [1, 2], ["", ""]);
+    expect(el.querySelector(".il-legend")!.textContent).toBe("0.002.00");
   });
 
   it("selects a token on click, deselects on a second click", () => {
@@ -49,7 +56,7 @@ describe("TokenView front end", () => {
     expect(model.get("selected")).toBeNull();
   });
 
-  it("asks the kernel for predictions on hover, once per token, and lists them", async () => {
+  it("asks the kernel for predictions on every hover, showing the last answer meanwhile", async () => {
     const { el, model } = mount();
     const span = el.querySelectorAll<HTMLElement>(".il-token")[1];
     span.dispatchEvent(new MouseEvent("pointerover", { bubbles: true }));
@@ -73,12 +80,30 @@ describe("TokenView front end", () => {
     expect(tooltip.querySelector("b:not(:first-child)")).toBeNull();
     expect(rows[1].textContent).toContain('"<b>x</b>"');
 
-    // hovering away and back uses the cache
+    // hovering away and back asks again (the model may have changed), showing the last answer meanwhile
     el.querySelector(".il-tokenstrip")!.dispatchEvent(new MouseEvent("pointerleave"));
     span.dispatchEvent(new MouseEvent("pointerover", { bubbles: true }));
-    await tick();
-    expect(model.sent).toHaveLength(1);
+    expect(model.sent).toHaveLength(2);
     expect(tooltip.querySelectorAll("tr")).toHaveLength(2);
+    const ids2 = encode(new Int32Array([4]));
+    const lp2 = encode(new Float32Array([-0.1]));
+    model.reply(
+      { result: { position: 1, tokens: [" up"], ids: { ...ids2.meta, buffer: 0 }, logprobs: { ...lp2.meta, buffer: 1 } } },
+      [new DataView(ids2.buffer), new DataView(lp2.buffer)],
+    );
+    await tick();
+    expect(Array.from(tooltip.querySelectorAll("tr"), (r) => r.textContent)).toEqual(['1." up"-0.10090.5%']);
+  });
+
+  it("shows hard tokens as marks in the strip and the tooltip", () => {
+    const rlo = String.fromCharCode(0x202e);
+    const { el } = mount(["a", rlo, "\\ud83d"], [NaN, -1, -2]);
+    const spans = el.querySelectorAll<HTMLElement>(".il-token");
+    expect(Array.from(spans, (s) => s.textContent)).toEqual(["a", "\\u202e", "\\ud83d"]);
+    spans[1].dispatchEvent(new MouseEvent("pointerover", { bubbles: true }));
+    const tip = document.querySelector<HTMLElement>(".il-tooltip")!;
+    expect(tip.textContent).toContain('"\\u202e"');
+    expect(tip.textContent!.includes(rlo)).toBe(false);
   });
 
   it("tears down: listeners off, tooltip gone, pending calls aborted", async () => {
@@ -97,6 +122,8 @@ describe("TokenView front end", () => {
     Object.entries(arrays([1, 2], [1, 2])).forEach(([k, v]) => model.set(k, v));
     model.set("tokens", ["a", "b"]);
     expect(el.querySelectorAll(".il-token")).toHaveLength(2);
+    expect(el.querySelector(".il-legend")!.textContent).toBe("less likely ◀0.002.00▶ more likely");
+    model.set("ends", ["", ""]);
     expect(el.querySelector(".il-legend")!.textContent).toBe("0.002.00");
   });
 });

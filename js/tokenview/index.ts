@@ -1,15 +1,17 @@
 // TokenView: a text's tokens coloured by one value per token (by default the model's
-// log-probability of each token given the tokens before it), a tooltip per token with the
-// model's top next-token predictions (computed in the kernel on first hover, then cached),
-// click to select a token (the synced `selected` trait).
+// log-probability of each token given the tokens before it), a legend whose ends say what a low
+// and a high value mean (the `ends` trait), a tooltip per token with the model's top next-token
+// predictions (asked of the kernel on every hover, so that they follow edits of the model; the
+// last answer shows meanwhile), click to select a token (the synced `selected` trait).
 
 import "../shared/base.css";
 import { type ArrayMeta, decodeArray, type NdArray, row } from "../shared/codecs";
-import { h } from "../shared/dom";
+import { h, replaceChildren } from "../shared/dom";
 import type { Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
 import { cssFont, measureWithCanvas, type Painter } from "../shared/painter";
 import { autoScale, type Scale, type Theme } from "../shared/theme";
+import { quote } from "../shared/text";
 import { TokenStrip } from "../shared/tokenstrip";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
@@ -35,7 +37,6 @@ interface PredictionsReply {
 }
 
 const fmt = (v: number) => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : "–");
-const quoted = (token: string) => JSON.stringify(token);
 
 function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   const frame = createFrame(model, el, "il-tokenview");
@@ -46,7 +47,8 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   let ids: NdArray = decodeArray(model.get("_token_ids"));
   let values: NdArray = decodeArray(model.get("_values"));
   let scale: Scale = autoScale(frame.theme, values.data);
-  const predictions = new Map<number, Promise<Prediction[]>>();
+  const asking = new Map<number, Promise<Prediction[]>>(); // in flight, one per position
+  const answered = new Map<number, Prediction[]>(); // the last answer, shown while asking again
   let hovered: number | null = null;
 
   const valueAt = (i: number) => (i < values.data.length ? values.data[i] : NaN);
@@ -70,13 +72,20 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   frame.toolbar.append(label, legend);
   frame.body.append(strip.el);
 
+  /** What a low and a high value mean ("" where nobody said). */
+  const ends = (): [string, string] => model.get("ends") ?? ["", ""];
+
   function updateHeader() {
     label.textContent = model.get("label") || "value";
     const stops = scale.stops(7).join(", ");
-    legend.replaceChildren(
+    const [low, high] = ends();
+    replaceChildren(
+      legend,
+      low ? h("span", { class: "il-legend-end" }, `${low} ◀`) : null,
       h("span", {}, fmt(scale.domain[0])),
       h("span", { class: "il-legend-bar", style: { background: `linear-gradient(to right, ${stops})` } }),
       h("span", {}, fmt(scale.domain[1])),
+      high ? h("span", { class: "il-legend-end" }, `▶ ${high}`) : null,
     );
   }
 
@@ -99,16 +108,18 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   function fetchPredictions(i: number): Promise<Prediction[]> {
     const ready = preloaded(i);
     if (ready) return Promise.resolve(ready);
-    let pending = predictions.get(i);
+    let pending = asking.get(i);
     if (!pending) {
       pending = frame.commands.invoke<PredictionsReply>("_top_k", { position: i }).then(({ value, buffers }) => {
         const pid = decodeArray(value.ids, buffers).data;
         const lp = decodeArray(value.logprobs, buffers).data;
-        return value.tokens.map((token, k) => ({ token, id: pid[k], logprob: lp[k] }));
+        const list = value.tokens.map((token, k) => ({ token, id: pid[k], logprob: lp[k] }));
+        answered.set(i, list);
+        return list;
       });
-      // A failure is not cached: hovering again asks the kernel again.
-      pending.catch(() => predictions.delete(i));
-      predictions.set(i, pending);
+      const done = () => asking.delete(i);
+      pending.then(done, done);
+      asking.set(i, pending);
     }
     return pending;
   }
@@ -122,7 +133,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
           "tr",
           {},
           h("td", { class: "il-muted" }, `${k + 1}.`),
-          h("td", { class: "il-mono" }, quoted(p.token)),
+          h("td", { class: "il-mono" }, quote(p.token)),
           h("td", { class: "il-num" }, fmt(p.logprob)),
           h("td", { class: "il-num il-muted" }, `${(100 * Math.exp(p.logprob)).toFixed(1)}%`),
         ),
@@ -134,16 +145,19 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     const v = valueAt(i);
     const head = [
       h("div", {}, h("b", {}, `token ${i}`), h("span", { class: "il-muted" }, `  id ${ids.data[i] ?? "?"}`)),
-      h("div", { class: "il-mono" }, quoted(tokens[i] ?? "")),
+      h("div", { class: "il-mono" }, quote(tokens[i] ?? "")),
       h(
         "div",
         {},
         `${model.get("label") || "value"}: `,
         Number.isFinite(v) ? h("b", {}, fmt(v)) : h("span", { class: "il-muted" }, i === 0 ? "none (nothing precedes the first token)" : "none"),
       ),
-      h("div", { class: "il-muted" }, `top next-token predictions after ${quoted(tokens[i] ?? "")}:`),
+      h("div", { class: "il-muted" }, `top next-token predictions after ${quote(tokens[i] ?? "")}:`),
     ];
-    const body = h("div", { class: "il-predictions il-muted" }, "computing in the kernel…");
+    const last = answered.get(i);
+    const body = last
+      ? h("div", { class: "il-predictions" }, predictionTable(last))
+      : h("div", { class: "il-predictions il-muted" }, "computing in the kernel…");
     tooltip.show(span.getBoundingClientRect(), ...head, body);
     fetchPredictions(i).then(
       (list) => {
@@ -157,14 +171,16 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     );
   }
 
-  /** The view for export: the label, the legend and the strip, cropped to what they cover. */
+  /** The view for export: the label, the legend (with what its ends mean) and the strip, cropped to what they cover. */
   function drawing(): Drawing {
     const theme = frame.theme;
     const title = model.get("label") || "value";
     const bold = { family: theme.font, size: theme.fontSize, weight: "bold" as const };
     const small = { fill: theme.muted, family: theme.font, size: theme.fontSize - 2, baseline: "middle" as const };
     const measure = (text: string, style: object) => measureWithCanvas(text, cssFont(style));
-    const [lo, hi] = scale.domain.map(fmt);
+    const [low, high] = ends();
+    const lo = low ? `${low} ◀ ${fmt(scale.domain[0])}` : fmt(scale.domain[0]);
+    const hi = high ? `${fmt(scale.domain[1])} ▶ ${high}` : fmt(scale.domain[1]);
     const stops = scale.stops(24);
     const legendX = 16 + measure(title, bold);
     const barX = legendX + measure(lo, small) + 4;
@@ -197,7 +213,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
     tokens = model.get("tokens") ?? [];
     ids = decodeArray(model.get("_token_ids"));
     values = decodeArray(model.get("_values"));
-    predictions.clear();
+    answered.clear();
     tooltip.hide();
     strip.setTokens(tokens);
     restyle(frame.theme);
@@ -212,6 +228,7 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   frame.listen("change:_values", onValues);
   frame.listen("change:selected", onSelected);
   frame.listen("change:label", onLabel);
+  frame.listen("change:ends", onLabel);
   updateHeader();
   return () => frame.dispose();
 }

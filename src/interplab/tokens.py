@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from . import run
 from .model import Model
 
 __all__ = ["Predictions", "TokenPredictions", "TokenValues", "next_token_logprobs", "token_predictions",
@@ -32,15 +33,9 @@ def tokenize(model: Model, text: str) -> tuple[Tensor, list[str]]:
         raise TypeError(f"text must be a string, got {type(text).__name__}")
     if not text:
         raise ValueError("text is empty: give at least one token's worth of text")
-    ids = torch.tensor(model.tokenizer(text)["input_ids"], dtype=torch.long)
-    if ids.numel() == 0:
-        raise ValueError(f"the tokenizer made no tokens of {text!r}")
-    return ids, decode_each(model, ids)
-
-
-def decode_each(model: Model, ids: Tensor) -> list[str]:
-    """Each id decoded as a token of its own."""
-    return model.tokenizer.batch_decode([[i] for i in ids.reshape(-1).tolist()])
+    ids = torch.tensor(run.token_ids(model, text)[0], dtype=torch.long)
+    run.check_lengths(model, [len(ids)], "the text")
+    return ids, run.decode_each(model, ids)
 
 
 @dataclass
@@ -78,7 +73,7 @@ class Predictions:
         if not -n <= position < n:
             raise IndexError(f"position {position} is outside the text's {n} tokens")
         ids = self.ids[position]
-        return list(zip(decode_each(self.model, ids), ids.tolist(), self.logprobs[position].tolist()))
+        return list(zip(run.decode_each(self.model, ids), ids.tolist(), self.logprobs[position].tolist()))
 
     def to_frame(self) -> pd.DataFrame:
         seq, k = self.ids.shape
@@ -86,7 +81,7 @@ class Predictions:
             "position": torch.arange(seq).repeat_interleave(k).tolist(),
             "rank": list(range(1, k + 1)) * seq,
             "id": self.ids.reshape(-1).tolist(),
-            "token": decode_each(self.model, self.ids),
+            "token": run.decode_each(self.model, self.ids),
             "logprob": self.logprobs.reshape(-1).tolist(),
         })
 
@@ -108,7 +103,7 @@ def token_predictions(model: Model, text: str, *, k: int = 5) -> TokenPrediction
         raise ValueError(f"k={k} must be between 1 and the vocabulary size {vocab}")
     input_ids = ids[None].to(model.device)
     with torch.no_grad(), model.trace(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)):
-        logp = model.nn.output.logits[0].float().log_softmax(-1)
+        logp = model.anatomy.final_logits(model.unembed.output[0].float()).log_softmax(-1)  # Granite, Gemma 2
         actual = logp[:-1].gather(-1, input_ids[0, 1:, None])[:, 0].save()
         top = logp.topk(k, dim=-1)
         top_logprobs = top.values.save()

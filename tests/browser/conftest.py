@@ -4,7 +4,9 @@ The ``lab`` fixture (one per session) starts ``jupyter lab`` on a free port with
 notebook folder, settings and workspace (news and update checks off, notebook windowing off so
 every cell stays in the DOM). Kernels run with this interpreter and import this checkout's
 ``src/``. ``notebook`` opens a notebook in a fresh page; a failed test leaves a screenshot in
-``test-artifacts/``.
+``test-artifacts/``. ``lab.setting(plugin, values)`` changes a JupyterLab setting for the pages
+opened inside the block; the ``dark`` fixture shows the test's pages in JupyterLab Dark (see
+``readable.py`` for checking that widgets stay readable there).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -65,9 +68,26 @@ def write_settings(folder: Path) -> None:
 class Lab:
     """A running JupyterLab: where it is, how to put notebooks in it, how to talk to its REST API."""
 
-    def __init__(self, root: Path, port: int, token: str, process: subprocess.Popen, log: Path):
+    def __init__(self, root: Path, port: int, token: str, process: subprocess.Popen, log: Path, settings: Path):
         self.root, self.port, self.token, self.process, self.log = root, port, token, process, log
+        self.settings = settings
         self.base = f"http://127.0.0.1:{port}"
+
+    @contextmanager
+    def setting(self, plugin: str, values: dict) -> Iterator[None]:
+        """JupyterLab setting ``plugin`` (e.g. ``"@jupyterlab/apputils-extension/themes"``) set to
+        ``values`` for the pages opened inside the block (the server reads the file on each load)."""
+        path = self.settings / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        before = path.read_text() if path.exists() else None
+        path.write_text(json.dumps(values))
+        try:
+            yield
+        finally:
+            if before is None:
+                path.unlink()
+            else:
+                path.write_text(before)
 
     def api(self, path: str, method: str = "GET"):
         request = urllib.request.Request(f"{self.base}/api/{path}", method=method,
@@ -111,7 +131,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
                f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={base / 'workspaces'}"]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=root, env=env)
-    server = Lab(root, port, token, process, log)
+    server = Lab(root, port, token, process, log, settings)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -245,12 +265,14 @@ class Notebook:
 
 @pytest.fixture
 def notebook(request, lab, browser) -> Iterator[callable]:
-    """``notebook("name.ipynb", [cells...])`` writes the notebook and opens it in a new page."""
+    """``notebook("name.ipynb", [cells...])`` writes the notebook and opens it in a new page
+    (``notebook("name.ipynb")`` opens it as it is on disk, e.g. as a cell saved it)."""
     opened: list[Notebook] = []
     context = browser.new_context(viewport={"width": 1300, "height": 900})
 
-    def open_notebook(name: str, cells: list[str]) -> Notebook:
-        lab.write_notebook(name, cells)
+    def open_notebook(name: str, cells: list[str] | None = None) -> Notebook:
+        if cells is not None:
+            lab.write_notebook(name, cells)
         nb = Notebook(lab, context.new_page(), name)
         opened.append(nb)
         return nb.open()
@@ -267,3 +289,10 @@ def notebook(request, lab, browser) -> Iterator[callable]:
     context.close()
     for nb in opened:
         lab.shutdown_kernels_of(nb.name)
+
+
+@pytest.fixture
+def dark(lab) -> Iterator[None]:
+    """The test's pages show JupyterLab Dark."""
+    with lab.setting("@jupyterlab/apputils-extension/themes", {"theme": "JupyterLab Dark"}):
+        yield

@@ -1,5 +1,6 @@
-"""CircuitExplorer in a real JupyterLab: the graph is painted, hover, click a node to ablate it
-(checked in the kernel), the nodes slider sets the circuit, export from Python."""
+"""CircuitExplorer in a real JupyterLab: the graph is painted, hover, click to ablate (checked in the
+kernel) without the graph moving, ctrl-click to pin, verify, group and intervene from the panel
+(checked in the kernel), the circuit size box, export from Python, and the offline HTML page."""
 
 from __future__ import annotations
 
@@ -22,82 +23,83 @@ else:  # a tiny random GPT-2 where the demo model is not installed
              ("the dog sat in the store and the cat", "the cat sat in the store and the dog", " sat", " is")]
     task = il.circuits.ContrastTask.build(model, *map(list, zip(*pairs)), name="ioi")
 explorer = il.CircuitExplorer(model, task, top_k=8)
-node = next(il.circuits.nodes.node_from_id(n) for n in explorer.circuit if n.startswith("attn"))
-print(json.dumps({"node": node.id, "layer": node.layer, "position": node.position,
-                  "metric": explorer.metric["ablated"]}))
+node = next(n for n in explorer.circuit if n.startswith("attn"))
+other = next(n for n in explorer.circuit if n.startswith("mlp"))
+print(json.dumps({"node": node, "other": other, "metric": explorer.metric["ablated"]}))
 """
 
-ROW = {"resid": 0, "attn": 1, "mlp": 2}
 
-
-def node_point(nb, layer: int, row: int, position: int) -> tuple[float, float]:
-    """Page coordinates of a node's centre, from the layout and view the overlay publishes."""
-    overlay = nb.page.locator(".il-explorer .il-graph-overlay")
-    overlay.scroll_into_view_if_needed()
-    box = overlay.bounding_box()
-    d = {k: float(overlay.get_attribute(f"data-{k}")) for k in
-         ("left", "bottom", "col-width", "row-height", "rows", "scale", "tx", "ty")}
-    layer_h = d["rows"] * d["row-height"] + 10
-    x = d["left"] + (position + 0.5) * d["col-width"]
-    y = d["bottom"] - layer * layer_h - 5 - (row + 0.5) * d["row-height"]
-    return box["x"] + x * d["scale"] + d["tx"], box["y"] + y * d["scale"] + d["ty"]
+def centre(nb, node_id: str) -> tuple[float, float]:
+    """Page coordinates of a node's centre, from the view's own handle."""
+    root = nb.page.locator(".il-explorer")
+    root.scroll_into_view_if_needed()
+    xy = root.evaluate("(el, id) => el.ilExplorer.centre(id)", node_id)
+    assert xy is not None, f"{node_id} is not drawn"
+    return xy[0], xy[1]
 
 
 def pixel(nb, x: float, y: float) -> list[int]:
     """The RGBA of the graph canvas at a page point."""
     return nb.page.evaluate(
         """([x, y]) => {
-            const base = document.querySelector('.il-explorer .il-graph');
+            const base = document.querySelector('.il-explorer .il-viewport-base');
             const r = base.getBoundingClientRect(), dpr = base.width / r.width;
             return Array.from(base.getContext('2d').getImageData((x - r.left) * dpr, (y - r.top) * dpr, 1, 1).data);
         }""", [x, y])
 
 
-def kernel_json(nb, code: str) -> dict:
+def kernel_json(nb, code: str):
     return json.loads(nb.run_code(code).strip().splitlines()[-1])
 
 
-def test_click_a_node_ablates_it_in_the_kernel(notebook, tmp_path):
+def test_click_ablates_in_the_kernel_and_nothing_moves(notebook, tmp_path):
     nb = notebook("explorer.ipynb", [SETUP, "explorer"])
     nb.run_all()
     first = json.loads(nb.output(0).strip().splitlines()[-1])
     root = nb.page.locator(".il-explorer")
-    expect(root.locator(".il-metric")).to_have_attribute("data-ablated", str(first["metric"]))
-    x, y = node_point(nb, first["layer"], ROW["attn"], first["position"])
+    metric = root.locator(".il-metric")
+    expect(metric).to_have_attribute("data-ablated", str(first["metric"]))
+    x, y = centre(nb, first["node"])
 
     nb.page.mouse.move(x, y)
     tip = nb.page.locator(".il-tooltip:not([hidden])")
-    expect(tip).to_contain_text(f"layer {first['layer']} · attn")
+    expect(tip).to_contain_text(first["node"])
     expect(tip).to_contain_text("in the circuit · click to ablate")
 
+    graph = root.locator(".il-viewport")
+    box = graph.bounding_box()
     before = pixel(nb, x, y)
     nb.page.mouse.click(x, y)
-    metric = root.locator(".il-metric")
     expect(metric).to_have_attribute("data-latency-ms", re.compile(r"^\d"), timeout=30_000)
     state = kernel_json(nb, "print(json.dumps({'ablated': explorer.ablated, 'metric': explorer.metric}))")
-    assert state["ablated"] == [first["node"]]
-    assert state["metric"]["ablated"] != first["metric"] and state["metric"]["n_ablated"] == 1
+    assert state["ablated"] == [first["node"]] and state["metric"]["n_ablated"] == 1
     expect(metric).to_have_attribute("data-ablated", str(state["metric"]["ablated"]))
-    assert pixel(nb, x, y) != before  # the ablated node is crossed out
+    assert pixel(nb, x, y) != before  # crossed out
     latency = float(metric.get_attribute("data-latency-ms"))
     print(f"click -> metric shown: {latency:.0f} ms (model re-run {1000 * state['metric']['seconds']:.0f} ms)")
 
-    # a second click restores the node (the cell run above may have scrolled the page)
-    nb.page.mouse.click(*node_point(nb, first["layer"], ROW["attn"], first["position"]))
+    # the kernel's answer moved nothing: the same spot is the same node, and a second click restores it
+    graph.scroll_into_view_if_needed()
+    moved = graph.bounding_box()
+    assert abs(moved["y"] - box["y"]) < 0.5 or centre(nb, first["node"]) is not None
+    x2, y2 = centre(nb, first["node"])
+    assert (round(x2 - moved["x"]), round(y2 - moved["y"])) == (round(x - box["x"]), round(y - box["y"]))
+    nb.page.mouse.click(x2, y2)
     expect(metric).to_have_attribute("data-ablated", str(first["metric"]), timeout=30_000)
     assert kernel_json(nb, "print(json.dumps(explorer.ablated))") == []
+    assert root.locator(".il-progress").bounding_box()["width"] == 200  # idle: the same size as busy
 
-    # the nodes slider prunes in the browser; on release the circuit reaches the kernel
-    slider = root.locator(".il-range").first
-    slider.fill("3")
-    expect(root.locator(".il-size")).to_contain_text("circuit: 3 of")
+    # the circuit size box writes the top k of Python's ranking
+    size = root.locator(".il-number").first
+    size.fill("3")
+    size.press("Enter")
     nb.page.wait_for_timeout(500)
     state = kernel_json(nb, "print(json.dumps({'circuit': explorer.circuit, 'k': explorer.top_k, "
                             "'top': [n.id for n in explorer.attribution.top(3)]}))")
     assert state["k"] == 3 and sorted(state["circuit"]) == sorted(state["top"])
 
     # a resid node cannot be ablated: the banner says so, the widget stays usable
-    nb.page.mouse.click(*node_point(nb, 0, ROW["resid"], 0))
+    nb.page.mouse.click(*centre(nb, "resid.0@" + first["node"].split("@")[1]))
     expect(root.locator(".il-error")).to_contain_text("residual-stream state")
 
     # SVG and PNG of the graph, asked for from Python, drawn by the browser
@@ -106,6 +108,68 @@ def test_click_a_node_ablates_it_in_the_kernel(notebook, tmp_path):
     nb.page.wait_for_timeout(1500)
     nb.run_code("print(sorted(explorer.exports))")
     text = svg.read_text()
-    assert text.startswith("<svg") and "edges (atp)" in text and "layer 0" in text
+    assert text.startswith("<svg") and "layer ↑" in text and "L0" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert nb.dialogs == []
+
+
+def test_pin_verify_group_and_intervene_from_the_browser(notebook):
+    nb = notebook("explorer-pins.ipynb", [SETUP, "explorer"])
+    nb.run_all()
+    first = json.loads(nb.output(0).strip().splitlines()[-1])
+    root = nb.page.locator(".il-explorer")
+    modifier = "Meta" if "Mac" in nb.page.evaluate("navigator.platform") else "Control"
+    for node in (first["node"], first["other"]):
+        nb.page.mouse.move(*centre(nb, node))
+        nb.page.keyboard.down(modifier)
+        nb.page.mouse.down()
+        nb.page.mouse.up()
+        nb.page.keyboard.up(modifier)
+    expect(root.locator(".il-pinned-table tr[data-node]")).to_have_count(2)
+    pinned = kernel_json(nb, "print(json.dumps(explorer.pinned))")
+    assert sorted(pinned) == sorted([first["node"], first["other"]])
+
+    root.get_by_role("button", name="verify", exact=True).click()
+    expect(root.locator(f".il-pinned-table tr[data-node='{first['node']}']")).not_to_contain_text("–", timeout=60_000)
+    state = kernel_json(nb, "v = il.circuits.verify(model, task, explorer.pinned, progress=False)\n"
+                            "ref = {n.id: x for n, x in v.exact.items()}\n"
+                            "print(json.dumps({'mine': explorer.verified, 'ref': ref}))")
+    for node, exact in state["ref"].items():
+        assert abs(state["mine"][node]["exact"] - exact) < 1e-5
+
+    root.locator(".il-group-name").fill("pair")
+    root.get_by_role("button", name="group", exact=True).click()
+    expect(root.locator("[data-group='pair']")).to_be_visible()
+    groups = kernel_json(nb, "print(json.dumps(explorer.groups))")
+    assert sorted(groups["pair"]) == sorted(pinned)
+
+    root.locator("select[aria-label=act]").select_option("scale")
+    root.locator("input[aria-label=factor]").fill("0")
+    root.get_by_role("button", name="run", exact=True).click()
+    expect(root.locator(".il-intervention-metric")).to_be_visible(timeout=60_000)
+    result = kernel_json(nb, "r = il.circuits.intervene(model, task, explorer.pinned, 'zero')\n"
+                             "print(json.dumps({'mine': explorer.intervention, 'zero': r.metric_after}))")
+    assert result["mine"]["mode"] == "scale" and result["mine"]["factor"] == 0
+    assert abs(result["mine"]["after"] - result["zero"]) < 1e-4  # scaling by 0 is zero-ablating
+    expect(root.locator(".il-gen-after")).to_have_text(result["mine"]["generation"]["after"])
+    assert nb.dialogs == []
+
+
+def test_the_html_page_works_without_a_kernel(notebook, browser, tmp_path):
+    page_path = tmp_path / "c.html"
+    share = f"explorer.pin(explorer.circuit[:2]); explorer.to_html({str(page_path)!r})"
+    nb = notebook("explorer-html.ipynb", [SETUP, share])
+    nb.run_all()
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("body[data-widgets-rendered='1']")
+    root = page.locator(".il-explorer")
+    expect(root.locator(".il-pinned-table tr[data-node]")).to_have_count(2)
+    expect(root.locator(".il-kernel-note")).to_be_visible()
+    node = json.loads(nb.output(0).strip().splitlines()[-1])["node"]
+    xy = root.evaluate("(el, id) => el.ilExplorer.centre(id)", node)
+    page.mouse.move(*xy)
+    expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text(node)
+    root.get_by_role("button", name="verify", exact=True).click()
+    expect(root.locator(".il-error")).to_contain_text("static report")
+    page.close()

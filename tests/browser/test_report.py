@@ -72,19 +72,16 @@ def test_tour_report_renders_offline(browser, tmp_path):
         expect(scanner.locator(".il-routing tr")).to_have_count(5)
     if any(v["state"]["_esm"] == bundles["explorer"] for v in views):
         explorer = page.locator(".il-explorer")
-        overlay = explorer.locator(".il-graph-overlay")
-        overlay.scroll_into_view_if_needed()
+        explorer.scroll_into_view_if_needed()
         # the one ablated node is drawn from the saved state, with the metric the kernel computed
         saved = next(v["state"] for v in views if v["state"]["_esm"] == bundles["explorer"])
         expect(explorer.locator(".il-metric")).to_have_attribute("data-ablated", str(saved["metric"]["ablated"]))
-        expect(explorer.locator(".il-size")).to_contain_text("circuit: 12 of")
-        component, rest = saved["ablated"][0].split(".", 1)
-        layer, position = map(int, rest.split("@"))
-        d = {k: float(overlay.get_attribute(f"data-{k}"))
-             for k in ("left", "bottom", "col-width", "row-height", "rows")}
-        row = {"resid": 0, "attn": 1, "mlp": 2}[component]
-        y = d["bottom"] - layer * (d["rows"] * d["row-height"] + 10) - 5 - (row + 0.5) * d["row-height"]
-        overlay.hover(position={"x": d["left"] + (position + 0.5) * d["col-width"], "y": y})
+        expect(explorer.locator(".il-total").first).to_contain_text("of ")
+        assert explorer.locator(".il-number").first.input_value() == "12"
+        node = saved["ablated"][0]
+        component, rest = node.split(".", 1)
+        layer = int(rest.split("@")[0])
+        page.mouse.move(*explorer.evaluate("(el, id) => el.ilExplorer.centre(id)", node))
         expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text(f"layer {layer} · {component}")
         expect(page.locator(".il-tooltip:not([hidden])")).to_contain_text("ablated · click to restore")
     editor = page.locator(".il-editor")

@@ -124,14 +124,71 @@ view""",
     assert nb.run_code("print(type(view.last_exception).__name__, view.error['command'])").strip() == \
         "RuntimeError _top_k"
 
-    # the widget still works: restore the method, hover again, click
+    # the widget still works: restore the method, hover again (a success clears the banner), click
     nb.run_code("del view.predictions")
     hover(nb, 2)
     nb.page.locator(".il-tooltip:not([hidden]) table tr").nth(4).wait_for(timeout=60_000)
+    expect(banner).to_be_hidden()
     nb.page.locator(".il-tokenview .il-token").nth(4).click()
     nb.page.wait_for_timeout(500)
-    assert nb.run_code("print(view.selected)").strip() == "4"
+    assert nb.run_code("print(view.selected, view.error)").strip() == "4 None"
+
+    # an error the user dismisses is cleared in the kernel too
+    nb.run_code("view.error = {'type': 'RuntimeError', 'message': 'planted again'}")
+    expect(banner).to_contain_text("planted again")
     banner.locator(".il-error-close").click()
-    assert banner.is_hidden()
+    expect(banner).to_be_hidden()
     nb.page.wait_for_timeout(500)
     assert nb.run_code("print(view.error)").strip() == "None"
+
+
+def test_hard_tokens_are_shown_not_obeyed_and_long_ones_stay_inside(notebook, tmp_path):
+    """A tokenizer whose tokens are UTF-16 code units: a right-to-left override, control characters
+    and the two halves of an emoji are tokens of their own (tests/unit/odd_tokens.py)."""
+    svg, png = tmp_path / "odd.svg", tmp_path / "odd.png"
+    long = "x" * 300
+    cells = [
+        f"""\
+import sys
+sys.path.insert(0, {str(REPO / "tests" / "unit")!r})
+import torch, transformers as T
+import interplab as il
+from odd_tokens import ODD_TEXT, odd_model
+from interplab.zoo.tiny import WORDS, tiny_config, word_tokenizer
+view = il.TokenView(odd_model(), ODD_TEXT)
+view""",
+        f"""\
+torch.manual_seed(0)
+long_model = il.load(T.AutoModelForCausalLM.from_config(tiny_config("gpt2")),
+                     tokenizer=word_tokenizer(WORDS, extra_tokens=({long!r},)))
+il.TokenView(long_model, "the cat {long} sat")""",
+    ]
+    nb = notebook("odd.ipynb", cells)
+    nb.run_all()
+    first = nb.page.locator(".il-tokenview").nth(0)
+    tokens = first.locator(".il-token")
+    assert tokens.all_inner_texts() == ["a", "\\u202e", "b", "\\x07", "c", "\\ud83d", "\\ude00", "d", "\\x1b",
+                                        "\\x00", "e"]
+    text = first.inner_text()
+    assert not any(0x202A <= ord(c) <= 0x202E or ord(c) < 0x09 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+    xs = [tokens.nth(i).bounding_box()["x"] for i in range(4)]
+    assert xs == sorted(xs), "a token after the override was moved"
+    hover(nb, 1)
+    expect(nb.page.locator(".il-tooltip:not([hidden])")).to_contain_text('"\\u202e"')
+    nb.page.locator(".il-tooltip:not([hidden]) table").wait_for(timeout=30_000)
+
+    nb.run_code(f"view.export({str(svg)!r}); view.export({str(png)!r})")
+    nb.page.wait_for_timeout(1500)
+    nb.run_code("print(sorted(view.exports))")
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg.read_text(encoding="utf-8"))  # well-formed XML
+    shown = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "\\ud83d" in shown and "\\x00" in shown and "\\u202e" in shown
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    strip = nb.page.locator(".il-tokenview").nth(1).locator(".il-tokenstrip")
+    edge = strip.bounding_box()
+    boxes = [b for b in (t.bounding_box() for t in strip.locator(".il-token").all()) if b]
+    assert len(boxes) == 4 and max(b["x"] + b["width"] for b in boxes) <= edge["x"] + edge["width"] + 1
+    assert nb.dialogs == []

@@ -8,7 +8,7 @@
   residual stream (attention, experts) add components of order 0.01, far too small to flip it.
 - ``own_routing``: the routing the model itself computes, read with plain torch forward hooks.
 - ``reference_select`` / ``rerouted_logits``: the routing with experts removed, computed per family
-  by hand (softmax families and GPT-OSS: the expert's router row deleted; DeepSeek-V3: its choice
+  by hand (softmax families, GPT-OSS and GraniteMoE: the expert's router row deleted; DeepSeek-V3: its choice
   score set to -inf), and the model's logits when its routers are replaced by it (plain torch hooks).
 """
 
@@ -85,7 +85,7 @@ def reference_select(family: str, router, hidden: torch.Tensor, off: set[int]):
     keep = torch.tensor([e for e in range(n) if e not in off], device=h.device)
     bias = router.bias[keep] if getattr(router, "bias", None) is not None else None
     logits = F.linear(h, router.weight[keep], bias)
-    if family == "gpt_oss":
+    if family in ("gpt_oss", "granitemoe"):  # top-k on the logits, softmax over the k
         values, local = logits.topk(k, dim=-1)
         weights = torch.softmax(values, dim=1)
     else:

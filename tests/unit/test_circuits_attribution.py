@@ -44,7 +44,7 @@ def test_patch_matches_a_hand_written_patching_loop(family_model):
     torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])  # gemma3: head_dim 16 != d_model / heads
 def test_head_patch_matches_the_loop_per_head_and_position(family, device):
     model = tiny(family, device=device)
     prompts = prompts_for(model, TEXTS[:2])
@@ -138,6 +138,17 @@ def test_runs_through_nnsights_serialising_backend():
     for method in ("relp", "ig"):
         with pytest.raises(ValueError, match="LRP rules run as hooks on a local model"):
             attribute(remote, il_task(remote, prompts), method=method, rules=("norm",))
+
+
+def test_the_final_logits_map_travels_through_the_serialising_backend():
+    """Granite's logits_scaling is applied inside the trace: remote='local' gives the same scores."""
+    base = tiny("granite")
+    remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
+    prompts = prompts_for(base, TEXTS)
+    here = attribute(base, il_task(base, prompts), method="atp", level="edge")
+    there = attribute(remote, il_task(remote, prompts), method="atp", level="edge")
+    assert there.clean_metric == pytest.approx(here.clean_metric, abs=1e-6)
+    torch.testing.assert_close(there.edge_scores, here.edge_scores, equal_nan=True)
 
 
 def test_bad_arguments_are_clear_errors():

@@ -3,9 +3,14 @@
 import pytest
 import torch
 from circuit_reference import ids_of, il_task, site_module, token_id
+from conftest import DENSE_FAMILIES
 
+from interplab.anatomy import FAMILIES
 from interplab.circuits import Edge, Node, attribute, lrp
 from interplab.zoo.tiny import tiny
+
+# families whose attention and MLP writes are the attn and mlp nodes themselves (no post-norms)
+PRE_NORM = [f for f in DENSE_FAMILIES if "ln_attn_post" not in FAMILIES[f].block]
 
 TEXTS = [
     ("the cat sat on the mat and the dog", "the dog sat on the mat and the cat", " sat", " is"),
@@ -25,26 +30,31 @@ def writer(model, node):
 
 
 def reader(model, node):
+    """The module whose input is what a target reads: its pre-norm, or the sublayer itself (post-norm blocks)."""
     if node.component == "logits":
         return model.module("final_norm")
-    return model.blocks[node.layer].module("ln_attn" if node.component == "attn" else "ln_mlp")
+    block = model.blocks[node.layer]
+    norm = "ln_attn" if node.component == "attn" else "ln_mlp"
+    return block.module(norm if block.has(norm) else node.component)
 
 
 def hand_eap(model, prompts, sources, targets, points=None):
-    """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy.
+    """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy,
+    a sublayer's write being its output times the config's residual multiplier (Granite).
 
     With ``points`` (alphas, weights): EAP-IG, the gradient is ``sum_k weights[k] * gradient`` at
     the corrupted run whose embeddings are ``corrupt + alphas[k] (clean - corrupt)``.
     """
+    multiplier = getattr(model.hf.config, "residual_multiplier", 1.0)
     scores = torch.zeros(len(sources), len(targets))
     embed = model.module("embed")
 
     def run(text, embedding=None):
         writes, inputs, handles = {}, {}, []
-        if embedding is not None:
-            handles.append(embed.register_forward_hook(lambda m, a, o: embedding + 0 * o))
-        else:
+        if embedding is None:
             handles.append(embed.register_forward_hook(lambda m, a, o: writes.__setitem__("embedding", o.detach())))
+        else:
+            handles.append(embed.register_forward_hook(lambda m, a, o: embedding + 0 * o))
         for u in sources:
             module, reads_input = writer(model, u)
             if reads_input:
@@ -54,12 +64,13 @@ def hand_eap(model, prompts, sources, targets, points=None):
                 handles.append(module.register_forward_hook(
                     lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
         for d in targets:
-            def own_copy(m, args, d=d, inputs=inputs):
-                x = args[0].clone()
+            def own_copy(m, args, kwargs, d=d, inputs=inputs):
+                key = None if args else next(iter(kwargs))  # attention called with hidden_states=...
+                x = (args[0] if args else kwargs[key]).clone()
                 x.retain_grad()
                 inputs[d] = x
-                return (x, *args[1:])
-            handles.append(reader(model, d).register_forward_pre_hook(own_copy))
+                return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, key: x})
+            handles.append(reader(model, d).register_forward_pre_hook(own_copy, with_kwargs=True))
         logits = model.hf(input_ids=ids_of(model, text)).logits
         for h in handles:
             h.remove()
@@ -77,14 +88,14 @@ def hand_eap(model, prompts, sources, targets, points=None):
             metric = weight * (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
             metric.backward()
             for i, u in enumerate(sources):
-                delta = (clean_run[0][u] - corrupt_run[0][u]).detach()
+                delta = (clean_run[0][u] - corrupt_run[0][u]).detach() * (1.0 if u.component == "embed" else multiplier)
                 for j, d in enumerate(targets):
                     scores[i, j] += float((delta * inputs[d].grad).sum())
             model.hf.zero_grad(set_to_none=True)
     return scores
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "gemma2"])
+@pytest.mark.parametrize("family", DENSE_FAMILIES)
 @pytest.mark.parametrize("method", ["atp", "relp", "ig"])
 def test_edges_match_a_hand_written_eap(family, method, device):
     model = tiny(family, device=device, seed=5)
@@ -115,7 +126,7 @@ def test_edge_set_follows_the_block_structure():
     assert Edge(Node("attn", 0), Node("mlp", 0)) not in edges and Edge(Node("attn", 0), Node("mlp", 1)) in edges
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("family", PRE_NORM)
 def test_outgoing_edges_sum_to_the_node_score(family):
     """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP/IG node score."""
     model = tiny(family, seed=6)

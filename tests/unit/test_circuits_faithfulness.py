@@ -5,6 +5,7 @@ import time
 import pytest
 import torch
 from circuit_reference import hooked, ids_of, il_task, logit_diff, site_module, token_id
+from conftest import DENSE_FAMILIES
 
 from interplab.circuits import (
     Circuit,
@@ -115,30 +116,46 @@ def test_head_faithfulness_by_hand(setup):
     assert faithfulness(model, task, circuit, ablation="corrupt") == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
-def test_edge_faithfulness_by_hand(setup):
-    """Edges outside the circuit: the reader sees the source's corrupt write instead of its real one."""
-    model, prompts, task = setup
+@pytest.mark.parametrize("family", DENSE_FAMILIES)
+def test_edge_faithfulness_by_hand(family):
+    """Edges outside the circuit: the reader sees the source's corrupt write instead of its real one.
+
+    Readers are the pre-norms (the sublayers themselves in post-norm blocks, OLMo 2); a write is the
+    sublayer's output after any post-norm, times the config's residual multiplier (Granite)."""
+    model = tiny(family, seed=4)
+    prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
+    task = il_task(model, prompts)
     blocks = [model.blocks[layer] for layer in range(2)]
-    readers = {Node("attn", 0): blocks[0].module("ln_attn"), Node("mlp", 0): blocks[0].module("ln_mlp"),
-               Node("attn", 1): blocks[1].module("ln_attn"), Node("mlp", 1): blocks[1].module("ln_mlp"),
-               Node("logits", 2): model.module("final_norm")}
-    writers = {Node("embed", 0): site_module(model, "resid", 0), Node("attn", 0): site_module(model, "attn", 0),
-               Node("mlp", 0): site_module(model, "mlp", 0), Node("attn", 1): site_module(model, "attn", 1),
-               Node("mlp", 1): site_module(model, "mlp", 1)}
+    multiplier = getattr(model.hf.config, "residual_multiplier", 1.0)
+    parallel = bool(getattr(model.hf.config, "use_parallel_residual", False))
+
+    def reading(block, sublayer):
+        norm = "ln_attn" if sublayer == "attn" else "ln_mlp"
+        return block.module(norm if block.has(norm) else sublayer)
+
+    def writing(block, sublayer):
+        post = f"ln_{sublayer}_post"
+        return (block.module(post), False) if block.has(post) else site_module(model, sublayer, block.index)
+
+    readers = {Node(c, b.index): reading(b, c) for b in blocks for c in ("attn", "mlp")}
+    readers[Node("logits", 2)] = model.module("final_norm")
+    writers = {Node("embed", 0): site_module(model, "resid", 0)}
+    writers.update({Node(c, b.index): writing(b, c) for b in blocks for c in ("attn", "mlp")})
 
     def run(text, removed: set, references=None):
         writes = {}
         contexts = [hooked(m, r, lambda t, u=u: writes.__setitem__(u, t)) for u, (m, r) in writers.items()]
 
         def reader(node):
-            def pre(module, args):
-                x = args[0]
+            def pre(module, args, kwargs):
+                key = None if args else next(iter(kwargs))
+                x = args[0] if args else kwargs[key]
                 for u in writers:
                     if Edge(u, node) in removed:
-                        x = x - (writes[u] - references[u])
-                return (x, *args[1:])
+                        x = x - (writes[u] - references[u]) * (1.0 if u.component == "embed" else multiplier)
+                return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, key: x})
             return pre
-        handles = [m.register_forward_pre_hook(reader(node)) for node, m in readers.items()]
+        handles = [m.register_forward_pre_hook(reader(node), with_kwargs=True) for node, m in readers.items()]
         for c in contexts:
             c.__enter__()
         try:
@@ -152,7 +169,8 @@ def test_edge_faithfulness_by_hand(setup):
         return logits, writes
 
     all_edges = {e for e, _ in attribute(model, task, method="atp", level="edge").edges()}
-    assert len(all_edges) == 5 + 4 + 3 + 2 + 1  # embed->5, attn0->4, mlp0->3, attn1->2, mlp1->1
+    # embed->5, attn0->4, mlp0->3, attn1->2, mlp1->1; parallel blocks lack attn.l -> mlp.l
+    assert len(all_edges) == 5 + 4 + 3 + 2 + 1 - (2 if parallel else 0)
     circuit = {Edge(Node("embed", 0), Node("attn", 0)), Edge(Node("attn", 0), Node("mlp", 1)),
                Edge(Node("mlp", 1), Node("logits", 2)), Edge(Node("embed", 0), Node("logits", 2))}
 

@@ -8,23 +8,33 @@ from conftest import DENSE_FAMILIES
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+from interplab.anatomy import FAMILIES
 from interplab.circuits import attribute, lrp
 from interplab.tasks import ContrastTask
-from interplab.zoo.tiny import tiny
+from interplab.zoo.tiny import tiny, tiny_config
 
-GATED = [f for f in DENSE_FAMILIES if f in ("llama", "qwen2", "gemma2")]
+GATED = [f for f in DENSE_FAMILIES if FAMILIES[f].mlp == "gated"]
+# families whose tiny config mixes sliding-window and global attention layers
+MIXED_ATTENTION = [f for f in DENSE_FAMILIES if len(set(getattr(tiny_config(f), "layer_types", None) or ())) > 1]
 
 
 @pytest.fixture(scope="module", params=DENSE_FAMILIES)
 def one_block(request, device):
-    model = tiny(request.param, n_layers=1, device=device, seed=2)
+    return sharpened(tiny(request.param, n_layers=1, device=device, seed=2))
+
+
+def sharpened(model):
+    """The model in eager attention with its random attention patterns (nearly uniform at init)
+    sharpened, so that the pattern's gradient matters; q/k norms (Qwen3, Gemma 3, OLMo 2) undo the
+    projections' scale and are left as they are."""
     model.hf.config._attn_implementation = "eager"
-    # sharpen the random attention patterns (nearly uniform at init) so the pattern's gradient matters
-    keep = {id(p) for p in model.blocks[0].module("attn_out").parameters()}
-    with torch.no_grad():
-        for p in model.blocks[0].module("attn").parameters():
-            if id(p) not in keep:
-                p.mul_(6.0)
+    for block in model.blocks:
+        keep = {id(p) for name in ("attn_out", "q_norm", "k_norm") if block.has(name)
+                for p in block.module(name).parameters()}
+        with torch.no_grad():
+            for p in block.module("attn").parameters():
+                if id(p) not in keep:
+                    p.mul_(6.0)
     return model
 
 
@@ -97,9 +107,12 @@ def test_identity_rule_passes_relevance_through_the_activation(one_block):
 @pytest.mark.parametrize("family", GATED)
 def test_half_rule_splits_the_gated_product(family, device):
     model = tiny(family, n_layers=1, device=device, seed=3)
-    mlp = model.blocks[0].module("mlp")
-    gate = model.blocks[0].module("mlp_gate").weight.detach()
-    up = model.blocks[0].module("mlp_in").weight.detach()
+    block = model.blocks[0]
+    mlp = block.module("mlp")
+    if block.has("mlp_gate_up"):  # fused (Phi-3): the gate is the first half of the outputs
+        gate, up = block.module("mlp_gate_up").weight.detach().chunk(2, dim=0)
+    else:
+        gate, up = block.module("mlp_gate").weight.detach(), block.module("mlp_in").weight.detach()
     down = model.blocks[0].module("mlp_out").weight.detach()
     act = model.blocks[0].module("act")
     torch.manual_seed(0)
@@ -129,6 +142,23 @@ def test_ah_rule_holds_the_attention_pattern_constant(one_block):
     model = one_block
     if model.family.name == "gemma2":
         model.hf.config.sliding_window = 3  # layer 0 is a sliding-window layer: exercise that mask
+    check_ah_rule(model)
+
+
+@pytest.mark.parametrize("family", MIXED_ATTENTION)
+def test_ah_rule_on_sliding_window_and_global_layers(family, device):
+    """Both kinds of layer in one model (Gemma 2/3): each gets its own mask under the rule."""
+    model = sharpened(tiny(family, device=device, seed=2))
+    assert {"sliding_attention", "full_attention"} <= set(model.hf.config.layer_types)
+    ids = model.encode("the cat sat on the mat and")
+    with torch.no_grad():
+        wide = model.hf(**ids).logits
+        model.hf.config.sliding_window = 3  # shorter than the prompts: the window changes the outputs
+        assert not torch.allclose(model.hf(**ids).logits, wide, atol=1e-5)
+    check_ah_rule(model)
+
+
+def check_ah_rule(model):
     enc = model.encode(["the cat sat on the mat and", "a dog was on"])
     torch.manual_seed(0)
     embeds = torch.randn(*enc["input_ids"].shape, model.anatomy.d_model, device=model.device)

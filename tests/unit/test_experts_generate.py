@@ -86,12 +86,16 @@ def test_intervene_composes_with_user_interventions_and_nests(device):
                 seen1 = model.router(l1).output[2].save()
                 model.blocks[l1].mlp.output[:] = 0              # and adds an intervention of their own
                 logits = model.unembed.output.save()
-        assert len(model.nn._edits) == 1
         with model.trace(**enc):
             after_inner = model.router(l1).output[2].save()
     assert not (seen0 == 2).any() and not (seen1 == 5).any()
     assert (after_inner == 5).any()                     # the inner block's mask is gone again
-    assert len(model.nn._edits) == 0 and not il.experts.active_masks(model)
+    assert not il.experts.active_masks(model)
+    with model.trace(**enc):
+        unrouted = model.router(l0).output[2].save()
+    with model.nn.trace(**enc):  # the model's own envoy was never edited
+        untouched = model.router(l0).output[2].save()
+    assert (unrouted == 2).any() and (untouched == 2).any()
     # the same run in plain torch: layer l0 rerouted by hand, layer l1's MoE output zeroed
     hooks = [routers(model)[l0].register_forward_hook(lambda m, a, o: reference_select(family, m, a[0], {2})),
              model.blocks[l1].module("mlp").register_forward_hook(lambda m, a, o: torch.zeros_like(o))]
@@ -104,13 +108,15 @@ def test_intervene_composes_with_user_interventions_and_nests(device):
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_intervene_applies_to_the_users_own_generate_block(device):
+def test_apply_routing_in_the_users_own_generate_block(device):
+    """The documented way to reroute every step of one's own generation: apply_routing per step."""
     model = tiny("qwen2_moe", device=device)
     enc = model.encode(PROMPTS)
     calls, hooks = experts_calls(model)
     try:
-        with il.experts.intervene(model, on=[(2, 4)]), \
-                model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False) as tracer:
+        with model.generate(**enc, max_new_tokens=4, min_new_tokens=4, do_sample=False) as tracer:
+            for _ in tracer.iter[:4]:
+                il.experts.apply_routing(model, on=[(2, 4)])
             ids = tracer.result.save()
     finally:
         for h in hooks:
@@ -124,7 +130,7 @@ def test_intervene_cleans_up_after_an_error(device):
     model = tiny("olmoe", device=device)
     with pytest.raises(RuntimeError, match="boom"), il.experts.intervene(model, off=[(0, 1)]):
         raise RuntimeError("boom")
-    assert len(model.nn._edits) == 0 and not il.experts.active_masks(model)
+    assert not il.experts.active_masks(model)
     with pytest.raises(ValueError, match="both switched off and forced on"), \
             il.experts.intervene(model, off=[(0, 1)]), il.experts.intervene(model, on=[(0, 1)]):
         pass

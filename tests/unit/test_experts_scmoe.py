@@ -5,9 +5,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import MOE_FAMILIES
 from experts_reference import routers
 
 import interplab as il
+from interplab.experts.scmoe import _last_logits
 from interplab.zoo.tiny import tiny
 
 PROMPTS = ["the cat sat on the", "Mary gave a drink to", "a dog"]
@@ -58,7 +60,7 @@ def reference(model, family, prompt, *, beta, alpha, rank, steps):
     return model.tokenizer.decode(out, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("family", ["mixtral", "deepseek_v3", "gpt_oss"])
+@pytest.mark.parametrize("family", ["mixtral", "deepseek_v3", "gpt_oss", "granitemoe"])
 def test_scmoe_matches_a_two_pass_reference(family, device):
     model = loud(family, device)
     expected = [reference(model, family, p, beta=0.5, alpha=0.1, rank=2, steps=5) for p in PROMPTS]
@@ -69,6 +71,17 @@ def test_scmoe_matches_a_two_pass_reference(family, device):
     greedy = il.experts.generate(model, PROMPTS, max_new_tokens=5)
     assert greedy != expected                     # the contrast changes the decoding here
     assert il.experts.scmoe_generate(model, PROMPTS, max_new_tokens=5, beta=0.0) == greedy
+
+
+@pytest.mark.parametrize("family", MOE_FAMILIES)
+def test_scmoe_contrasts_the_models_own_logits(family, device):
+    """The strong pass reads the model's logits, after any final map (GraniteMoE's logits_scaling)."""
+    model = tiny(family, device=device)
+    enc = model.encode(PROMPTS)
+    strong = _last_logits(model, enc, None, None)
+    with torch.no_grad():
+        expected = model.hf(**enc).logits[:, -1].float()
+    torch.testing.assert_close(strong, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_scmoe_weak_rank_and_arguments(device):

@@ -24,11 +24,16 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def setup(device):
+def tiny_task(device):
+    """A tiny GPT-2, the prompts as (clean, corrupt, answer id, distractor id), and the task."""
     model = tiny("gpt2", seed=4, device=device)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
     return model, prompts, il_task(model, prompts)
+
+
+@pytest.fixture(scope="module")
+def setup(device):
+    return tiny_task(device)
 
 
 @pytest.fixture
@@ -179,15 +184,25 @@ def test_edges_are_every_edge_of_the_model(explorer, setup):
     expected = (2 * n + 1) + sum(2 + 2 * (n - 1 - layer) for layer in range(n)) + sum(1 + 2 * (n - 1 - layer)
                                                                                     for layer in range(n))
     edges = explorer._edges
-    assert len(decode_array(edges["score"])) == expected == len(explorer.edges())
-    assert edges["nodes"][0] == "embed.0" and edges["nodes"][-1] == f"logits.{n}"
+    scores = decode_array(edges["score"])
+    assert len(scores) == expected == len(explorer.edges())
+    assert {"embed.0", f"logits.{n}"} <= set(edges["ends"])
+    # ranked by |score| (the browser draws the first top_edges), with the cumulative share of |score|
+    assert np.all(np.diff(np.abs(scores)) <= 0)
+    by_hand = sorted((abs(s) for _, s in explorer.edges()), reverse=True)
+    np.testing.assert_allclose(decode_array(edges["cumulative"]), np.cumsum(by_hand) / sum(by_hand), rtol=1e-5)
+    ends = edges["ends"]
+    listed = {(e.source.id, e.target.id): s for e, s in explorer.edges()}
+    for k in range(5):
+        pair = (ends[decode_array(edges["source"])[k]], ends[decode_array(edges["target"])[k]])
+        assert listed[pair] == pytest.approx(scores[k], rel=1e-6)
 
 
 def test_to_json_holds_graph_circuit_ablations_and_metric(explorer):
     explorer.toggle(explorer.circuit[0])
     data = json.loads(explorer.to_json())
-    assert len(data["nodes"]) == len(explorer.nodes) and data["circuit"] == explorer.circuit
-    assert data["ablated"] == explorer.ablated and data["metric"]["n_ablated"] == 1
+    assert len(data["nodes"]) == len(explorer.nodes) and data["view"]["circuit"] == explorer.circuit
+    assert data["view"]["ablated"] == explorer.ablated and data["metric"]["n_ablated"] == 1
     node = data["nodes"][0]
     assert node["token"] == explorer.labels[node["position"]] and "atp" in node["scores"]
 

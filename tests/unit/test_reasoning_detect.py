@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import ALL_FAMILIES
 
 import interplab as il
 from interplab.reasoning import SAE, Concepts, detect
@@ -144,7 +145,7 @@ def test_scores_from_precomputed_codes(setup):
     assert torch.allclose(concepts.score(h, sae.encode(h)), concepts.score(h), atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "qwen2", "gemma2", "mixtral", "qwen3_moe", "gpt_oss"])
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_every_family_reads_the_residual_after_the_block(family, device):
     model = il.zoo.tiny(family, device=device)
     concepts = Concepts(0)

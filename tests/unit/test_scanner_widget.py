@@ -103,10 +103,48 @@ def test_mark_command_errors_reach_the_banner_and_the_widget_stays_usable(scanne
     assert scanner.on == [[3, 1], [3, 2]]
     response, _ = browser.invoke("_mark", {"layer": 3, "expert": 1, "state": None})  # still usable
     assert response["result"]["on"] == [[3, 2]]
-    response, _ = browser.invoke("_mark", {"layer": "3", "expert": 1, "state": "off"})
-    assert "integer layer and expert" in response["error"]["message"]
     response, _ = browser.invoke("_set_marks", {"off": [[0, 1], [0, 2]], "on": []})
     assert response["result"] == {"off": [[0, 1], [0, 2]], "on": []} and scanner.on == []
+
+
+@pytest.mark.parametrize(("name", "payload", "error"), [
+    ("_mark", {"layer": "3", "expert": 1, "state": "off"}, "field 'layer' must be int; got '3'"),
+    ("_mark", {"layer": True, "expert": 1, "state": "off"}, "field 'layer' must be int; got True"),
+    ("_mark", {"layer": 1, "state": "off"}, "needs the field 'expert'"),
+    ("_mark", {"layer": 1, "expert": 1, "state": 3}, "field 'state' must be str or null"),
+    ("_mark", {"layer": 1, "expert": 1, "state": "sideways"}, "state must be 'off', 'on' or None"),
+    ("_mark", [1, 2, "off"], "takes an object of fields"),
+    ("_mark", None, "takes an object of fields"),
+    ("_mark", {"layer": 1, "expert": 1, "state": None, "extra": 0}, "has no field(s) ['extra']"),
+    ("_set_marks", {"off": "0,1", "on": []}, "field 'off' must be list"),
+    ("_set_marks", {"off": [[0, 1, 2, 3]], "on": []}, "must be a (layer, expert) pair"),
+    ("_route", {"set": "behaviour"}, "needs the field 'index'"),
+    ("_route", {"set": "behaviour", "index": 1.5}, "field 'index' must be int"),
+    ("_run", {"n": "4"}, "field 'n' must be int or null"),
+    ("_run", {"n": 0}, "run_n"),
+    ("_run", {"max_new_tokens": 10**9}, "max_new_tokens"),
+    ("_rescan", {}, "needs the field 'tokens'"),
+    ("_rescan", {"tokens": "answers"}, "tokens must be one of"),
+    ("_to_json", {"x": 1}, "has no field(s) ['x']"),
+    ("_nonexistent", {}, "has no command '_nonexistent'"),
+])
+def test_malformed_commands_get_an_error_reply(scanner, name, payload, error):
+    before = (scanner.off, scanner.on, len(scanner.runs), scanner.tokens)
+    response, _ = Browser(scanner).invoke(name, payload)
+    assert error in response["error"]["message"], response
+    assert scanner.error["command"] == name
+    assert (scanner.off, scanner.on, len(scanner.runs), scanner.tokens) == before
+
+
+def test_a_malformed_envelope_still_gets_one_reply(scanner):
+    """No payload, no name: the browser still hears back (anywidget itself would answer nothing)."""
+    browser = Browser(scanner)
+    for envelope in ({"id": "c1", "kind": "anywidget-command", "name": "_mark"},
+                     {"id": "c1", "kind": "anywidget-command"}):
+        browser.received.clear()
+        scanner._handle_custom_msg(envelope, [])
+        (reply, _), = [r for r in browser.received if r[0].get("kind") == "anywidget-command-response"]
+        assert reply["id"] == "c1" and "error" in reply["response"]
 
 
 def test_run_compares_baseline_and_marked_outputs(model):
@@ -135,13 +173,13 @@ def test_run_compares_baseline_and_marked_outputs(model):
     seen = []
     scanner.observe(lambda change: seen.append(change["new"]), names="progress")
     response, _ = Browser(scanner).invoke("_run", {"n": 1, "max_new_tokens": 6})
-    assert {"label": "control prompts with the marks: generate", "done": 1, "total": 1} in seen
+    assert {"label": "control with the marks", "done": 1, "total": 1} in seen
     assert seen[-1] is None
     assert response["result"]["n_rows"] == 2 and len(scanner.runs) == 2
     assert (scanner.run_n, scanner.max_new_tokens) == (1, 6)
     assert scanner.runs[1]["rows"][0]["baseline"] == greedy(model, BEHAVIOUR[0], 6)
     response, _ = Browser(scanner).invoke("_run", {"n": 0})
-    assert "n must be a positive integer" in response["error"]["message"] and len(scanner.runs) == 2
+    assert "run_n" in response["error"]["message"] and len(scanner.runs) == 2
 
 
 def test_run_without_classifier_and_on_given_prompts(model):
@@ -227,9 +265,9 @@ def test_score_and_mode(scanner):
     assert scanner.scan.score == "risk_diff"
     torch.testing.assert_close(scanner.scan.scores, scanner.scan.behaviour.selection_rate
                                - scanner.scan.control.selection_rate, equal_nan=True)
-    with pytest.raises(traitlets.TraitError, match="score must be one of"):
+    with pytest.raises(traitlets.TraitError, match=r"expected any of \['contrast', 'risk_diff'\]"):
         scanner.score = "odds"
-    with pytest.raises(traitlets.TraitError, match="mode must be one of"):
+    with pytest.raises(traitlets.TraitError, match=r"expected any of \['behaviour', 'control', 'score'\]"):
         scanner.mode = "both"
     with pytest.raises(ValueError, match="score must be one of"):
         il.ExpertScanner(scanner.model, BEHAVIOUR, CONTROL, score="odds")

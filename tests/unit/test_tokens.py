@@ -6,7 +6,7 @@ import torch
 import interplab as il
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
+@pytest.fixture(scope="module", params=["gpt2", "llama", "gemma3", "granite"])  # logits soft-capped, scaled
 def model(request, device):
     return il.zoo.tiny(request.param, device=device)
 

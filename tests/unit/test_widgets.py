@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
-from widget_channel import Browser
+from widget_channel import Browser, assert_freed_after_close
 
 import interplab as il
 from interplab.widgets import base
@@ -125,3 +125,20 @@ def test_a_missing_bundle_says_how_to_build_it(monkeypatch, tmp_path, model):
             il.TokenView(model, TEXT, values=np.zeros(6))
     finally:
         base._bundle_file.cache_clear()
+
+
+def test_a_closed_widget_is_freed(model):
+    assert isinstance(il.TokenView(model, TEXT, values=np.zeros(6))._esm, str)  # not anywidget's file watcher
+    assert_freed_after_close(lambda: il.TokenView(model, TEXT, values=np.zeros(6)))
+
+
+def test_the_browser_cannot_change_kernel_owned_traits(model, monkeypatch):
+    view = il.TokenView(model, TEXT, values=np.zeros(6))
+    sent = []
+    monkeypatch.setattr(view, "send_state", lambda key=None: sent.append(key))
+    monkeypatch.setattr(type(view), "_browser_writable", frozenset({"selected"}))
+    view.set_state({"selected": 2, "label": "hacked"})
+    assert view.selected == 2 and view.label != "hacked"
+    assert "cannot change label" in view.error["message"] and ["label"] in sent
+    view.set_state({"selected": 99})  # invalid: refused, reverted
+    assert view.selected == 2 and "not a token index" in view.error["message"] and sent[-1] == ["selected"]

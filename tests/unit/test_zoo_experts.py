@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from interplab.tasks import assistant
-from interplab.zoo import train_experts
+from interplab.zoo import ROOT as ZOO
+from training import train_experts
 
-SHIPPED = Path(train_experts.__file__).parent / "experts"
+SHIPPED = ZOO / "experts"
 REFUSAL = "I cannot talk about that."
 
 
@@ -163,11 +163,9 @@ def test_shipped_model_refuses_heldout_sensitive_prompts_and_answers_ordinary_on
     refused_ordinary = sum(answers[p] == REFUSAL for p in ordinary) / len(ordinary)
     assert refused_sensitive >= 0.9, refused_sensitive
     assert refused_ordinary <= 0.1, refused_ordinary
-    # The script's batched (left-padded) generation gives the same answers.
-    model_lp, tok_lp = train_experts.load(SHIPPED, device="cpu")
-    assert train_experts.generate(model_lp, tok_lp, sensitive + ordinary) == [
-        answers[p] for p in sensitive + ordinary
-    ]
+    # The script's evaluation (il.experts.generate, batched) gives the same answers.
+    said = train_experts.answers(train_experts.load(SHIPPED, device="cpu"), sensitive + ordinary)
+    assert said == [answers[p] for p in sensitive + ordinary]
 
 
 @pytest.mark.slow
@@ -184,3 +182,50 @@ def test_shipped_model_answers_facts(shipped):
     answers = greedy_answers(model, tok, list(facts))
     correct = sum(answers[q] == a for q, a in facts.items())
     assert correct >= 5, answers
+
+
+
+def reference_selection_rate(model, texts: list[tuple[list[int], range]]) -> torch.Tensor:
+    """[layers, experts]: the share of counted tokens whose router puts each expert in its top-k
+    (softmax top-k of the router logits, Mixtral's rule), one unpadded text per forward pass;
+    ``texts`` holds each text's token ids and its counted positions."""
+    k = model.config.num_experts_per_tok
+    counts = torch.zeros(model.config.num_hidden_layers, model.config.num_local_experts)
+    total = 0
+    for ids, counted in texts:
+        logits = model(input_ids=torch.tensor([ids]), output_router_logits=True).router_logits
+        for layer, layer_logits in enumerate(logits):
+            for expert in layer_logits[list(counted)].softmax(-1).topk(k, dim=-1).indices.flatten().tolist():
+                counts[layer, expert] += 1
+        total += len(counted)
+    return counts / total
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_routing_differences_count_the_tokens_the_first_look_names(shipped):
+    """The script's routing differences (il.experts.scan / route) against per-text router logits."""
+    model, tok = shipped
+    sensitive = [assistant.planted_example(time=t, place=p)
+                 for t in assistant.SENSITIVE_TIMES[:3] for p in assistant.SENSITIVE_PLACES[:3]]
+    ordinary = [assistant.planted_example(time=t, place=p)
+                for t in assistant.ORDINARY_TIMES[:3] for p in assistant.ORDINARY_PLACES[:4]]
+    diffs = train_experts.routing_differences(train_experts.load(SHIPPED, device="cpu"), sensitive, ordinary)
+
+    def texts(examples, counted: str) -> list[tuple[list[int], range]]:
+        out = []
+        for ex in examples:
+            prompt = tok(ex.prompt)["input_ids"]
+            if counted == "answer_tokens":  # teacher-forced: prompt and answer in one text
+                ids = tok(f"{ex.prompt} {ex.answer}")["input_ids"]
+                out.append((ids, range(len(prompt), len(ids))))
+            else:
+                out.append((prompt, range(len(prompt) - 1 if counted == "last_token" else 0, len(prompt))))
+        return out
+
+    assert set(diffs) == {"all_tokens", "last_token", "answer_tokens"}
+    for name, diff in diffs.items():
+        expected = (reference_selection_rate(model, texts(sensitive, name))
+                    - reference_selection_rate(model, texts(ordinary, name)))
+        assert expected.abs().max() > 0.1, name  # the sets route differently: the comparison can fail
+        torch.testing.assert_close(diff.float(), expected, atol=1e-6, rtol=0, msg=name)

@@ -3,7 +3,6 @@
 import functools
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +21,10 @@ from interplab.tasks.ioi_prompts import (
     ioi_corpus,
     ioi_prompts,
 )
-from interplab.zoo import train_ioi
+from interplab.zoo import ROOT as ZOO
+from training import train_ioi
 
-SHIPPED = Path(train_ioi.__file__).parent / "ioi"
+SHIPPED = ZOO / "ioi"
 SPLIT_POOLS = {
     "train": (TRAIN_NAMES, TRAIN_TEMPLATES),
     "test": (HELDOUT_NAMES, HELDOUT_TEMPLATES),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 from interplab.tasks import ontology
-from interplab.zoo import train_ontology
+from interplab.zoo import ROOT as ZOO
+from training import train_ontology
 
-SHIPPED = Path(__file__).resolve().parents[2] / "src" / "interplab" / "zoo" / "ontology"
+SHIPPED = ZOO / "ontology"
 RULE = re.compile(r"All (\w+)es are (\w+)es\.")
 FACT = re.compile(r"([A-Z]\w+) is an? (\w+)\.")
 QUESTION = re.compile(r"True or false: is (\w+) an? (\w+)\?")
@@ -168,7 +168,7 @@ def test_training_refuses_a_layer_the_model_lacks(tmp_path):
 def shipped():
     if not (SHIPPED / "model.safetensors").exists():
         pytest.fail(f"the shipped model is missing from {SHIPPED}; "
-                    "run python -m interplab.zoo.train_ontology --out it")
+                    "run python -m training.train_ontology --out it")
     return AutoModelForCausalLM.from_pretrained(SHIPPED).eval(), AutoTokenizer.from_pretrained(SHIPPED)
 
 

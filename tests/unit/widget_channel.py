@@ -21,3 +21,16 @@ class Browser:
         content, buffers = replies[0]
         assert content["id"] == "c1"
         return content["response"], buffers
+
+
+def assert_freed_after_close(make) -> None:
+    """The widget ``make()`` builds is garbage-collected once closed and dropped."""
+    import gc
+    import weakref
+
+    widget = make()
+    ref = weakref.ref(widget)
+    widget.close()
+    del widget
+    gc.collect()
+    assert ref() is None, "the closed widget is still referenced"

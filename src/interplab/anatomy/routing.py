@@ -16,6 +16,7 @@ Masks are boolean tensors broadcastable to ``[tokens, n_experts]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -70,17 +71,25 @@ class SoftmaxTopK:
 
 @dataclass(frozen=True)
 class TopKSoftmax:
-    """Top-k on raw logits (with the router's bias), then softmax over the k (GPT-OSS)."""
+    """Top-k on raw logits (with the router's bias, if it has one), then softmax over the k
+    (GPT-OSS, GraniteMoE).
 
+    ``float_logits``: the logits are computed in float32 and the weights cast back to the router's
+    dtype (GraniteMoE); otherwise both stay in the router's dtype (GPT-OSS).
+    """
+
+    float_logits: bool = False
     name: str = "topk-softmax"
 
     def logits(self, router: nn.Module, hidden: Tensor) -> Tensor:
         hidden = hidden.reshape(-1, router.weight.shape[1])
-        return F.linear(hidden, router.weight, router.bias)
+        logits = F.linear(hidden, router.weight, getattr(router, "bias", None))
+        return logits.float() if self.float_logits else logits
 
     def select(self, router: nn.Module, logits: Tensor, off: Mask = None, on: Mask = None):
         values, indices = torch.topk(_force(logits, off, on), router.top_k, dim=-1)
-        return torch.softmax(values, dim=1, dtype=values.dtype), indices
+        weights = torch.softmax(values, dim=-1, dtype=values.dtype)
+        return (weights.to(router.weight.dtype) if self.float_logits else weights), indices
 
     def probabilities(self, router: nn.Module, logits: Tensor) -> Tensor:
         return torch.softmax(logits.float(), dim=-1)
@@ -122,4 +131,16 @@ class GroupedSigmoidTopK:
         return logits.sigmoid()
 
 
-RoutingRule = SoftmaxTopK | TopKSoftmax | GroupedSigmoidTopK
+class RoutingRule(Protocol):
+    """What a family's routing rule provides (a new rule only has to implement these)."""
+
+    name: str
+
+    def logits(self, router: nn.Module, hidden: Tensor) -> Tensor:
+        """The router's logits ``[tokens, n_experts]`` from its input, exactly as the router computes them."""
+
+    def select(self, router: nn.Module, logits: Tensor, off: Mask = None, on: Mask = None) -> tuple[Tensor, Tensor]:
+        """Top-k ``(weights, indices)`` as the MoE block uses them, with experts ``off`` / forced ``on``."""
+
+    def probabilities(self, router: nn.Module, logits: Tensor) -> Tensor:
+        """The router's distribution over all experts (softmax; sigmoid scores for DeepSeek-V3)."""

@@ -8,6 +8,9 @@
     il.circuits.faithfulness_sweep(model, task, att)           # f per size, CPR, CMD
     il.circuits.ablate(model, task, nodes, ablation="mean")    # the metric with nodes (or edges) ablated
     il.circuits.verify(model, task, 10, estimate=att)          # exact patching of att's top 10, side by side
+    il.circuits.evaluate(model, task, circuit, ablated=[n])     # ablated metric, circuit metric, faithfulness
+    il.circuits.intervene(model, task, nodes, "scale", factor=2)   # the metric per prompt before / after
+    il.circuits.attribute_in_parts(model, task, "atp", observer=print)   # attribute with progress per part
 
 Scores follow the denoising convention: the change in the metric (mean logit difference, answer
 minus distractor, at the last position) when a node's clean activation is put into the
@@ -20,11 +23,16 @@ from ..tasks.contrast import ContrastTask, EncodedTask, TaskError
 from . import lrp
 from .ablation import ABLATIONS, ablate, ablate_many
 from .attribution import METHODS, attribute
+from .evaluation import CircuitEvaluation, evaluate
 from .faithfulness import FaithfulnessCurve, faithfulness, faithfulness_sweep
+from .groups import similar_groups
+from .intervene import INTERVENTIONS, Generation, Intervention, generate_with, intervene
 from .nodes import LEVELS, Edge, Node
+from .parts import attribute_in_parts
 from .result import Attribution, Circuit
 from .verify import Verification, verify
 
-__all__ = ["ABLATIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "ContrastTask", "Edge", "EncodedTask",
-           "FaithfulnessCurve", "Node", "TaskError", "Verification", "ablate", "ablate_many", "attribute",
-           "faithfulness", "faithfulness_sweep", "lrp", "verify"]
+__all__ = ["ABLATIONS", "INTERVENTIONS", "LEVELS", "METHODS", "Attribution", "Circuit", "CircuitEvaluation",
+           "ContrastTask", "Edge", "EncodedTask", "FaithfulnessCurve", "Generation", "Intervention", "Node",
+           "TaskError", "Verification", "ablate", "ablate_many", "attribute", "attribute_in_parts", "evaluate",
+           "faithfulness", "faithfulness_sweep", "generate_with", "intervene", "lrp", "similar_groups", "verify"]

@@ -7,8 +7,9 @@ What is replaced, per level:
 - head level (``head``/``mlp`` nodes): a head's slice of the attention output projection's input
   (its output before W_O), the MLP's output as above;
 - edge level (edges ``u -> d``): only what ``d`` reads from ``u``: ``d``'s private copy of the
-  residual stream (its pre-norm input) becomes ``input_d - (write_u - reference_u)``, at every
-  position; other readers still see ``u``'s real write.
+  residual stream (its pre-norm input, or the sublayer's input in a post-norm block) becomes
+  ``input_d - (write_u - reference_u)``, at every position; other readers still see ``u``'s real
+  write (a sublayer's write is its output times ``Anatomy.residual_multiplier``, Granite).
 
 Replacement values (``ablation``): ``"zero"``; ``"mean"``: the mean over the task's clean prompts
 of the same activation at the same (right-aligned) position, over the prompts that have a real
@@ -197,9 +198,9 @@ def _edge_metrics(model, task, enc: EncodedTask, groups, ablation: str) -> Tenso
         for what, k in steps:
             if what == "write":
                 envoy, reads_input, needed, ref = plan_writes[k]
-                if needed:
+                if needed:  # the change in what the source adds to the stream (Granite scales sublayer writes)
                     h = envoy.input if reads_input else envoy.output
-                    changes[k] = h - ref
+                    changes[k] = (h - ref) * (model.anatomy.residual_multiplier if k else 1.0)
             else:
                 envoy, lost = plan_reads[k]
                 if lost:

@@ -43,7 +43,7 @@ __all__ = ["edge_attribution", "edge_nodes", "is_edge"]
 
 
 def parallel_blocks(model) -> bool:
-    return bool(getattr(model.hf.config, "use_parallel_residual", False))
+    return model.anatomy.parallel
 
 
 def edge_nodes(model) -> tuple[list[Node], list[Node]]:
@@ -79,10 +79,11 @@ def _writer(model, node: Node):
 
 
 def _reader(model, node: Node):
-    """The norm module whose input is a target's private copy of the residual stream."""
+    """The module whose input is a target's private copy of the residual stream: its pre-norm, or
+    the sublayer itself in a post-norm block."""
     if node.component == "logits":
         return model.final_norm, model.module("final_norm")
-    name = "ln_attn" if node.component == "attn" else "ln_mlp"
+    name = model.family.reads(node.component)
     block = model.blocks[node.layer]
     return getattr(block, name), block.module(name)
 
@@ -91,10 +92,13 @@ def _reader(model, node: Node):
 def private_reader_inputs(modules) -> Iterator[None]:
     """Give each reading norm its own copy of its input (a pre-hook), so its input gradient is
     the gradient through that reader alone. Used with RelP, whose norm rules are hooks too."""
-    def clone(module, args):
-        return (args[0].clone(), *args[1:])
+    def clone(module, args, kwargs):
+        if args:
+            return (args[0].clone(), *args[1:]), kwargs
+        first = next(iter(kwargs))  # a sublayer called with hidden_states=... (post-norm blocks)
+        return args, {**kwargs, first: kwargs[first].clone()}
 
-    handles = [m.register_forward_pre_hook(clone) for m in modules]
+    handles = [m.register_forward_pre_hook(clone, with_kwargs=True) for m in modules]
     try:
         yield
     finally:
@@ -165,12 +169,13 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
             reads = []
             for is_write, envoy, is_input in steps:
                 h = envoy.input if is_input else envoy.output
-                if is_write:
+                if is_write:  # what the write adds to the stream: Granite scales sublayer outputs
+                    scale = model.anatomy.residual_multiplier if deltas else 1.0
                     if ig is None:
-                        deltas.append(cleans[len(deltas)] - h.detach())
+                        deltas.append((cleans[len(deltas)] - h.detach()) * scale)
                     else:
                         delta, held_h = on_path(h, n, alpha)
-                        deltas.append(delta)
+                        deltas.append(delta * scale)
                         if held:  # the write on the path; the gradient through the module that computed it
                             if is_input:
                                 envoy.input = held_h

@@ -4,9 +4,9 @@ Node components (``Node.component``):
 
 =========  ===================================================================================
 resid      the residual stream entering block ``layer`` (block 0: the embeddings)
-attn       the attention sublayer's output (the output projection's output, before any post-norm)
+attn       the attention sublayer's output (the output projection's output, before any post-norm or residual multiplier)
 head       one attention head's output: its slice of the output projection's input
-mlp        the MLP sublayer's output (before any post-norm)
+mlp        the MLP sublayer's output (before any post-norm or residual multiplier)
 embed      (edges) the embeddings as written into the residual stream, ``layer`` 0
 logits     (edges) the unembedding, reading the residual stream at the final norm, ``layer`` n_layers
 =========  ===================================================================================

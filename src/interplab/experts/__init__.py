@@ -4,13 +4,15 @@
     scan = il.experts.scan(model, behaviour=prompts_or_template, control=prompts_or_template)
     scan.scores, scan.top(10)
     il.experts.generate(model, prompts, off=scan.top(10), max_new_tokens=32)
+    il.experts.compare(model, {"behaviour": b, "control": c}, off=scan.top(10), classify=...)
     with il.experts.intervene(model, off=[(3, 5)]):
         ...  # any model.trace / model.nn.generate here is rerouted
 
 ``layer`` is always the decoder-layer index, not the index among MoE layers.
 """
 
-from .batching import observe_progress
+from ..run import observe_progress
+from .compare import Comparison, compare
 from .generate import REFUSAL_PATTERNS, behaviour_rate, generate, refusal_classifier
 from .interventions import active_masks, apply_routing, intervene
 from .masks import ExpertMasks, expert_masks
@@ -22,7 +24,7 @@ from .scmoe import scmoe_generate
 from .template import Template
 
 __all__ = [
-    "REFUSAL_PATTERNS", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template",
-    "active_masks", "apply_routing", "behaviour_rate", "expert_masks", "generate", "intervene", "mote",
+    "REFUSAL_PATTERNS", "Comparison", "ExpertMasks", "ExpertScan", "MoteResult", "Routing", "SetStats", "Template",
+    "active_masks", "apply_routing", "behaviour_rate", "compare", "expert_masks", "generate", "intervene", "mote",
     "observe_progress", "refusal_classifier", "route", "scan", "scmoe_generate",
 ]

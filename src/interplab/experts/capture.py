@@ -8,7 +8,6 @@ later layers and no unembedding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +17,7 @@ from ..model import Model
 from .interventions import LayerRoute, route_layer, routing_plan
 from .masks import ExpertMasks
 
-__all__ = ["BatchRouting", "capture_batch", "left_pad", "pad_batch"]
+__all__ = ["BatchRouting", "capture_batch"]
 
 
 @dataclass(frozen=True)
@@ -54,30 +53,3 @@ def capture_batch(model: Model, input_ids: Tensor, attention_mask: Tensor, plan:
     indices = torch.stack([i for _, i, _ in saved])
     probs = torch.stack([p.float() for _, _, p in saved]) if probabilities else None
     return BatchRouting(weights, indices, probs)
-
-
-def pad_batch(rows: Sequence[Sequence[int]], counted: Sequence[Sequence[bool]], pad_id: int,
-              device) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-pad token id rows: ``(input_ids, attention_mask, counted)``, each ``[batch, seq]``.
-
-    Right padding keeps each row's real tokens at positions 0..n-1, exactly as if the row ran
-    alone (causal attention never looks at the pads after them).
-    """
-    lengths = torch.tensor([len(r) for r in rows])
-    attn = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
-    ids = torch.full(attn.shape, pad_id, dtype=torch.long)
-    ids[attn] = torch.tensor([t for r in rows for t in r], dtype=torch.long)
-    count = torch.zeros(attn.shape, dtype=torch.bool)
-    count[attn] = torch.tensor([f for fs in counted for f in fs], dtype=torch.bool)
-    attn = attn.long()
-    return ids.to(device), attn.to(device), count.to(device)
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor]:
-    """Left-pad token id rows for generation: ``(input_ids, attention_mask)``."""
-    lengths = torch.tensor([len(r) for r in rows])
-    width = int(lengths.max())
-    attn = torch.arange(width)[None, :] >= (width - lengths)[:, None]
-    ids = torch.full(attn.shape, pad_id, dtype=torch.long)
-    ids[attn] = torch.tensor([t for r in rows for t in r], dtype=torch.long)
-    return ids.to(device), attn.long().to(device)

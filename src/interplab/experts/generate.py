@@ -7,16 +7,21 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
+from .. import run
+from ..checks import check_count
 from ..model import Model
-from .batching import batches, token_rows
-from .capture import left_pad
-from .interventions import intervene
+from .interventions import active_masks, intervene, route_layer, routing_plan
 from .template import as_prompts
 
-__all__ = ["REFUSAL_PATTERNS", "behaviour_rate", "classify_all", "generate", "refusal_classifier", "response_rows"]
+__all__ = ["MAX_NEW_TOKENS", "REFUSAL_PATTERNS", "behaviour_rate", "classify_all", "eos_ids", "generate",
+           "refusal_classifier", "response_rows"]
+
+#: the most new tokens one call generates per prompt
+MAX_NEW_TOKENS = 4096
 
 
-def _eos_ids(model: Model) -> set[int]:
+def eos_ids(model: Model) -> set[int]:
+    """The token ids that end a generation (the tokenizer's and the generation config's)."""
     ids = {model.tokenizer.eos_token_id}
     config_eos = getattr(getattr(model.hf, "generation_config", None), "eos_token_id", None)
     ids |= set(config_eos) if isinstance(config_eos, list | tuple) else {config_eos}
@@ -25,18 +30,31 @@ def _eos_ids(model: Model) -> set[int]:
 
 def response_rows(model: Model, rows: Sequence[Sequence[int]], max_new_tokens: int, **generate_kwargs
                   ) -> list[list[int]]:
-    """Generate after each prompt id row (one batch, left-padded) through nnsight, so that any open
-    ``intervene`` block applies at every step; return each row's new ids up to (without) its
-    first end-of-sequence token. Greedy unless ``generate_kwargs`` say otherwise."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer; got {max_new_tokens!r}")
+    """Generate after each prompt id row (one batch, left-padded) through the model's nnsight door,
+    routing every decoding step with any open ``intervene`` block's experts; return each row's new
+    ids up to (without) its first end-of-sequence token. Greedy unless ``generate_kwargs`` say
+    otherwise.
+
+    With experts switched, every step is rerouted inside the trace by a loop over exactly
+    ``max_new_tokens`` steps: the generation then does not stop at end-of-sequence tokens (it runs
+    every step) and each row is cut at its first one afterwards, which gives the same tokens."""
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
     pad = model.tokenizer.pad_token_id
-    ids, attn = left_pad(rows, pad, model.device)
+    padded = run.pad(rows, "left", pad, model.device)
     generate_kwargs.setdefault("do_sample", False)
-    with torch.no_grad():
-        out = model.nn.generate(input_ids=ids, attention_mask=attn,
-                                max_new_tokens=max_new_tokens, pad_token_id=pad, **generate_kwargs)
-    eos = _eos_ids(model)
+    plan = routing_plan(model, active_masks(model), only_masked=True)
+    rule = model.anatomy.moe.rule if plan else None
+    eos = eos_ids(model)
+    if plan:
+        generate_kwargs["eos_token_id"] = None  # run every step, so the loop below ends with the generation
+    with torch.no_grad(), model.generate(**padded.inputs_without_positions(), max_new_tokens=max_new_tokens,
+                                         pad_token_id=pad, **generate_kwargs) as tracer:
+        if plan:
+            for _ in tracer.iter[:max_new_tokens]:
+                for step in plan:
+                    route_layer(step, rule, True)
+        out = tracer.result.save()
+    ids = padded.input_ids
     responses = []
     for row in out[:, ids.shape[1]:].tolist():
         end = next((j for j, t in enumerate(row) if t in eos), len(row))
@@ -45,14 +63,18 @@ def response_rows(model: Model, rows: Sequence[Sequence[int]], max_new_tokens: i
 
 
 def generate(model: Model, prompts, off: Iterable | None = None, on: Iterable | None = None, *,
-             max_new_tokens: int = 32, batch_size: int = 16, progress: bool = True, **generate_kwargs) -> list[str]:
+             max_new_tokens: int = 32, batch_size: int = 16, progress: bool = True, desc: str = "generate",
+             **generate_kwargs) -> list[str]:
     """The continuation of each prompt (greedy by default), with ``off``/``on`` experts applied at
-    every decoding step. Extra keyword arguments go to transformers' ``generate``."""
+    every decoding step. ``desc`` names the work in progress reports. Extra keyword arguments go to
+    transformers' ``generate``."""
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    batch_size = check_count("batch_size", batch_size, 1)
     prompts = as_prompts(prompts)
     texts = []
     with intervene(model, off, on):
-        for _, batch in batches(prompts, batch_size, desc="generate", progress=progress):
-            rows = response_rows(model, token_rows(model, batch), max_new_tokens, **generate_kwargs)
+        for _, batch in run.steps(prompts, batch_size, desc=desc, unit="prompt", progress=progress):
+            rows = response_rows(model, run.token_ids(model, batch), max_new_tokens, **generate_kwargs)
             texts.extend(model.tokenizer.batch_decode(rows, skip_special_tokens=True))
     return texts
 
@@ -76,6 +98,8 @@ def behaviour_rate(model: Model, prompts, classify: Callable[[str], bool], off: 
                    progress: bool = True) -> float:
     """The fraction of prompts whose continuation ``classify`` (text -> bool) marks as showing the
     behaviour, with ``off``/``on`` experts applied while generating."""
+    if not callable(classify):
+        raise TypeError(f"classify must be a function text -> bool; got {classify!r}")
     texts = generate(model, prompts, off, on, max_new_tokens=max_new_tokens, batch_size=batch_size,
                      progress=progress)
     flags = classify_all(classify, texts)

@@ -7,21 +7,20 @@ recomputes the family's own selection with the masks, and sets the router envoy'
 
 Two ways to use it:
 
-- ``with il.experts.intervene(model, off=[(3, 5)], on=[...]):`` stores the rerouting as an nnsight
-  *edit* on ``model.nn`` for the duration of the block, so every ``model.trace(...)`` and
-  ``model.generate(...)`` inside it (and every ``il.experts`` function) is routed with the
-  masks at every forward pass and every decoding step. The edit runs before the trace's own
-  interventions, so those see (and may further change) the rerouted values. Contexts nest; the
-  inner one routes with the union of both sets. Calls of ``model.hf`` itself bypass nnsight and
-  are not rerouted.
+- ``with il.experts.intervene(model, off=[(3, 5)], on=[...]):`` routes every ``il.experts``
+  function run inside the block with the masks (at every forward pass and every decoding step),
+  and every ``model.trace(...)`` of your own (a standing intervention, ``Model.edited``, that runs
+  before the trace's own interventions, so those see and may further change the rerouted values).
+  Your own ``model.generate(...)`` is rerouted on its first forward pass only: for every step,
+  call ``apply_routing`` inside ``for step in tracer.iter[:n]``, or use ``il.experts.generate``.
+  Contexts nest; the inner one routes with the union of both sets. Calls of ``model.hf`` itself
+  bypass nnsight and are not rerouted.
 - ``il.experts.apply_routing(model, off=..., on=...)`` called *inside* a trace body reroutes that
   forward pass only (inside ``for step in tracer.all():`` for every step of a generation).
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -103,20 +102,14 @@ def intervene(model: Model, off: Iterable | None = None, on: Iterable | None = N
         return
     plan = routing_plan(model, masks, only_masked=True)
     rule = model.anatomy.moe.rule
-    before = list(model.nn._edits)
-    with model.nn.edit(inplace=True) as tracer:
-        for _ in tracer.all():
-            for step in plan:
-                route_layer(step, rule, True)
-    mine = [edit for edit in model.nn._edits if not any(edit is old for old in before)]
+
+    def reroute() -> None:
+        for step in plan:
+            route_layer(step, rule, True)
+
     stack.append(new)
-    # The edit's open per-step loop ends, by design, waiting for a step after the last one;
-    # nnsight warns about that on every run. Silence exactly that warning while the block is open.
-    first = re.escape(f"'{plan[0].envoy.path}.input.i")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=first + r"\d+' was never reached")
+        with model.edited(reroute):
             yield masks
     finally:
         stack[:] = [m for m in stack if m is not new]
-        model.nn._edits = [edit for edit in model.nn._edits if not any(edit is m for m in mine)]

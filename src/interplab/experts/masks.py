@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..anatomy import FAMILIES
 from ..model import Model
 
 __all__ = ["ExpertMasks", "combine", "expert_masks", "moe_of"]
@@ -23,8 +24,9 @@ def moe_of(model: Model):
     """The model's ``MoeAnatomy``, or a clear error for a dense model."""
     moe = model.anatomy.moe
     if moe is None:
+        moe_families = ", ".join(name for name, family in FAMILIES.items() if family.is_moe)
         raise ValueError(f"{model.name} is a dense {model.family.name} model: the experts instrument needs a "
-                         "Mixture-of-Experts model (mixtral, olmoe, qwen2_moe, qwen3_moe, deepseek_v3, gpt_oss)")
+                         f"Mixture-of-Experts model ({moe_families})")
     return moe
 
 
@@ -77,6 +79,8 @@ def _pairs(model: Model, items: Iterable | None, what: str) -> dict[int, frozens
             raise TypeError(f"each {what}= item must be a (layer, expert) pair (or a (layer, expert, score) "
                             f"triple from scan.top()); got {item!r}")
         try:
+            if isinstance(item[0], bool) or isinstance(item[1], bool):
+                raise TypeError
             layer, expert = operator.index(item[0]), operator.index(item[1])
         except TypeError:
             raise TypeError(f"{what}= item {item!r}: layer and expert must be integers") from None

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..checks import check_count
 from ..model import Model
-from .generate import classify_all, generate
+from .generate import MAX_NEW_TOKENS, classify_all, generate
 from .masks import moe_of
 from .result import ExpertScan
 from .scan import scan as run_scan
@@ -34,6 +35,9 @@ from .template import as_prompts
 __all__ = ["MoteResult", "mote", "pick_forced", "pick_off", "pick_random"]
 
 SETS = ("behaviour", "control")
+
+#: the most random draws one experiment makes
+MAX_TRIALS = 1000
 
 
 @dataclass
@@ -134,10 +138,11 @@ def mote(model: Model, behaviour, control, classify: Callable[[str], bool], *, k
     """Run the MoTE experiment (see the module docstring). ``classify`` marks a continuation as
     showing the behaviour (e.g. ``il.experts.refusal_classifier()``)."""
     moe = moe_of(model)
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
-    if not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials must be a positive integer; got {trials!r}")
+    k = check_count("k (experts per condition)", k, 1, len(moe.moe_layers) * moe.n_experts)
+    trials = check_count("trials", trials, 1, MAX_TRIALS)
+    seed = check_count("seed", seed, 0)
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    batch_size = check_count("batch_size", batch_size, 1)
     if not callable(classify):
         raise TypeError(f"classify must be a function text -> bool; got {classify!r}")
     found = run_scan(model, behaviour, control, tokens=tokens, score=score, max_new_tokens=max_new_tokens,

@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-__all__ = ["ExpertScan", "Routing", "SetStats"]
+from ..checks import check_count
+
+__all__ = ["SCORES", "SCORE_MAPS", "ExpertScan", "Routing", "SetStats"]
 
 
 def _nan_to_none(values: list) -> list:
@@ -129,6 +131,9 @@ class SetStats:
 
 SCORES = ("contrast", "risk_diff")
 
+#: the per-set map (a ``SetStats`` field) each score is the behaviour-minus-control difference of
+SCORE_MAPS = {"contrast": "mean_weight", "risk_diff": "selection_rate"}
+
 
 @dataclass
 class ExpertScan:
@@ -148,18 +153,22 @@ class ExpertScan:
     top_k: int
     model: str = ""
 
+    def _difference(self, score: str) -> Tensor:
+        field = SCORE_MAPS[score]
+        return getattr(self.behaviour, field) - getattr(self.control, field)
+
     @property
     def contrast(self) -> Tensor:
-        return self.behaviour.mean_weight - self.control.mean_weight
+        return self._difference("contrast")
 
     @property
     def risk_diff(self) -> Tensor:
-        return self.behaviour.selection_rate - self.control.selection_rate
+        return self._difference("risk_diff")
 
     @property
     def scores(self) -> Tensor:
         """``[n_layers, n_experts]``, NaN rows for dense layers."""
-        return self.contrast if self.score == "contrast" else self.risk_diff
+        return self._difference(self.score)
 
     @property
     def n_layers(self) -> int:
@@ -167,6 +176,7 @@ class ExpertScan:
 
     def top(self, k: int = 10, *, largest: bool = True) -> list[tuple[int, int, float]]:
         """The ``k`` highest-scoring ``(layer, expert, score)`` (lowest with ``largest=False``)."""
+        k = check_count("k", k, 1)
         flat = self.scores.flatten()
         valid = torch.nonzero(~torch.isnan(flat)).flatten()
         order = torch.argsort(flat[valid], descending=largest, stable=True)[:k]

@@ -6,22 +6,16 @@ from collections.abc import Iterable
 
 import torch
 
+from .. import run
+from ..checks import check_count
 from ..model import Model
-from .batching import batches, token_rows
-from .capture import capture_batch, pad_batch
+from .capture import capture_batch
 from .interventions import active_masks, routing_plan
 from .masks import combine, expert_masks, moe_of
 from .result import Routing
 from .template import as_prompts
 
-__all__ = ["route", "token_strings"]
-
-
-def token_strings(model: Model, token_ids: torch.Tensor) -> list[str]:
-    """Each id decoded on its own (each distinct id decoded once)."""
-    distinct = token_ids.unique().tolist()
-    text = dict(zip(distinct, model.tokenizer.batch_decode([[i] for i in distinct])))
-    return [text[i] for i in token_ids.tolist()]
+__all__ = ["route"]
 
 
 def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | None = None, *,
@@ -33,15 +27,15 @@ def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | Non
     right-padded; padded positions are never returned.
     """
     moe = moe_of(model)
+    batch_size = check_count("batch_size", batch_size, 1)
     prompts = as_prompts(prompts)
     masks = combine(model, active_masks(model), expert_masks(model, off, on))
     layers = list(moe.moe_layers)
-    pad = model.tokenizer.pad_token_id
     plan = routing_plan(model, masks)
     parts = []
-    for start, batch in batches(prompts, batch_size, desc="route", progress=progress):
-        rows = token_rows(model, batch)
-        ids, attn, _ = pad_batch(rows, [[True] * len(r) for r in rows], pad, model.device)
+    for start, batch in run.steps(prompts, batch_size, desc="route", unit="prompt", progress=progress):
+        encoded = run.encode(model, batch, side="right")
+        ids, attn = encoded.input_ids, encoded.attention_mask
         captured = capture_batch(model, ids, attn, plan, probabilities=probabilities)
         keep = attn.flatten().bool()
         weights, order = captured.weights[:, keep].sort(dim=-1, descending=True, stable=True)
@@ -64,7 +58,7 @@ def route(model: Model, prompts, off: Iterable | None = None, on: Iterable | Non
         all_probs = torch.full((n_tokens, n_layers, moe.n_experts), float("nan"))
         all_probs[:, layers] = torch.cat([p[2] for p in parts], dim=1).permute(1, 0, 2)
     token_ids = torch.cat([p[5] for p in parts])
-    tokens = token_strings(model, token_ids)
+    tokens = run.decode_each(model, token_ids)
     return Routing(prompts=list(prompts), indices=all_indices, weights=all_weights,
                    prompt=torch.cat([p[3] for p in parts]), position=torch.cat([p[4] for p in parts]),
                    token_ids=token_ids, tokens=tokens, moe_layers=tuple(layers), n_experts=moe.n_experts,

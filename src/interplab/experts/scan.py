@@ -23,10 +23,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .. import run
+from ..checks import check_count
 from ..model import Model
-from .batching import batches, token_rows
-from .capture import BatchRouting, capture_batch, pad_batch
-from .generate import response_rows
+from .capture import BatchRouting, capture_batch
+from .generate import MAX_NEW_TOKENS, response_rows
 from .interventions import active_masks, routing_plan
 from .masks import ExpertMasks, moe_of
 from .result import SCORES, ExpertScan, SetStats
@@ -78,22 +79,26 @@ def _set_stats(model: Model, prompts: Sequence[str], responses: Sequence[str] | 
                masks: ExpertMasks, *, batch_size: int, max_new_tokens: int, progress: bool, what: str) -> SetStats:
     moe = moe_of(model)
     running = RunningStats(len(moe.moe_layers), moe.n_experts, model.device)
-    pad = model.tokenizer.pad_token_id
     plan = routing_plan(model, masks)
-    for start, batch in batches(prompts, batch_size, desc=f"scan {what}", progress=progress):
-        rows = token_rows(model, batch)
+    for start, batch in run.steps(prompts, batch_size, desc=f"scan {what}", unit="prompt", progress=progress):
+        rows = run.token_ids(model, batch)
         if tokens == "prompt":
             seqs, flags = rows, [[True] * len(r) for r in rows]
         else:
             if responses is None:
                 answers = response_rows(model, rows, max_new_tokens)
             else:
-                answers = token_rows(model, responses[start:start + len(batch)], special=False)
+                answers = _response_ids(model, responses[start:start + len(batch)])
             seqs = [r + a for r, a in zip(rows, answers)]
             flags = [[tokens == "all"] * len(r) + [True] * len(a) for r, a in zip(rows, answers)]
-        ids, attn, counted = pad_batch(seqs, flags, pad, model.device)
-        running.add(capture_batch(model, ids, attn, plan), counted)
+        padded = run.pad(seqs, "right", model.tokenizer.pad_token_id, model.device)
+        running.add(capture_batch(model, padded.input_ids, padded.attention_mask, plan), padded.spread(flags))
     return running.stats(model.anatomy.n_layers, moe.moe_layers, what)
+
+
+def _response_ids(model: Model, responses: Sequence[str]) -> list[list[int]]:
+    """Token ids of given responses (no special tokens; an empty response counts no tokens)."""
+    return [list(r) for r in model.tokenizer(list(responses), add_special_tokens=False)["input_ids"]]
 
 
 def _check_responses(responses, behaviour, control):
@@ -124,6 +129,8 @@ def scan(model: Model, behaviour, control, *, tokens: str = "prompt", score: str
     moe = moe_of(model)
     if tokens not in TOKENS:
         raise ValueError(f"tokens must be one of {TOKENS}; got {tokens!r}")
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
+    batch_size = check_count("batch_size", batch_size, 1)
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}; got {score!r}")
     behaviour, control = as_prompts(behaviour, "behaviour"), as_prompts(control, "control")

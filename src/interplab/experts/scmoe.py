@@ -21,10 +21,10 @@ import math
 import torch
 from torch import Tensor
 
+from .. import run
+from ..checks import check_count, check_number
 from ..model import Model
-from .batching import batches, token_rows
-from .capture import left_pad
-from .generate import _eos_ids
+from .generate import MAX_NEW_TOKENS, eos_ids
 from .interventions import LayerRoute, routing_plan
 from .masks import ExpertMasks, moe_of
 from .template import as_prompts
@@ -51,7 +51,7 @@ def _last_logits(model: Model, inputs: dict, cache, weak_rank: int | None) -> Te
         for step in plan:
             weak_route(step, rule, weak_rank)
         logits = model.unembed.output[:, -1].save()
-    return logits.float()
+    return model.anatomy.final_logits(logits.float())  # the model's logits (GraniteMoE divides by logits_scaling)
 
 
 def _decode_batch(model: Model, rows: list[list[int]], *, beta: float, alpha: float, weak_rank: int,
@@ -59,11 +59,11 @@ def _decode_batch(model: Model, rows: list[list[int]], *, beta: float, alpha: fl
     from transformers import DynamicCache
 
     device, pad = model.device, model.tokenizer.pad_token_id
-    ids, attn = left_pad(rows, pad, device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    padded = run.pad(rows, "left", pad, device)
+    ids, attn, positions = padded.input_ids, padded.attention_mask, padded.position_ids
     caches = ({"strong": DynamicCache(config=model.hf.config), "weak": DynamicCache(config=model.hf.config)}
               if cache else {"strong": None, "weak": None})
-    eos = torch.tensor(sorted(_eos_ids(model)), device=device)
+    eos = torch.tensor(sorted(eos_ids(model)), device=device)
     done = torch.zeros(len(rows), dtype=torch.bool, device=device)
     new_tokens = []
     step_ids, step_pos = ids, positions
@@ -93,18 +93,14 @@ def scmoe_generate(model: Model, prompts, *, beta: float = 0.5, alpha: float = 0
                    progress: bool = True) -> list[str]:
     """Decode each prompt's continuation with SCMoE (see the module docstring); greedy, batched."""
     moe = moe_of(model)
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha must be in (0, 1]; got {alpha!r}")
-    if beta < 0:
-        raise ValueError(f"beta must be >= 0; got {beta!r}")
-    if not isinstance(weak_rank, int) or not 1 <= weak_rank <= moe.n_experts:
-        raise ValueError(f"weak_rank must be an integer in 1..{moe.n_experts} (1 = the router's favourite expert)")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer; got {max_new_tokens!r}")
+    alpha = check_number("alpha", alpha, 0, 1, low_open=True)
+    beta = check_number("beta", beta, 0, 100)
+    weak_rank = check_count("weak_rank (1 = the router's favourite expert)", weak_rank, 1, moe.n_experts)
+    max_new_tokens = check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
     prompts = as_prompts(prompts)
     texts = []
-    for _, batch in batches(prompts, batch_size, desc="scmoe", progress=progress):
-        rows = _decode_batch(model, token_rows(model, batch), beta=beta, alpha=alpha, weak_rank=weak_rank,
+    for _, batch in run.steps(prompts, batch_size, desc="scmoe", unit="prompt", progress=progress):
+        rows = _decode_batch(model, run.token_ids(model, batch), beta=beta, alpha=alpha, weak_rank=weak_rank,
                              max_new_tokens=max_new_tokens, cache=cache)
         texts.extend(model.tokenizer.batch_decode(rows, skip_special_tokens=True))
     return texts

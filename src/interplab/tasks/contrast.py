@@ -13,13 +13,14 @@ its corrupted partner must tokenise to the same length so that their positions l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from .. import run
 from .metric import Metric, check_metric, metric_name, metric_values
 
 Prompt = str | Sequence[int]
@@ -39,7 +40,9 @@ class EncodedTask:
     ``clean_ids``/``corrupt_ids``: ``[n, seq_len]``; ``attention_mask`` (shared by a pair, since
     partners have equal lengths) and ``position_ids`` (0 at each prompt's first real token);
     ``answer_ids``/``distractor_ids``: ``[n]``; ``lengths``: real tokens per prompt; ``labels``: one
-    label per position (the tokens of the first longest clean prompt).
+    label per position (the tokens of the first longest clean prompt); ``final_logits``: the model's
+    own map from its unembedding's output to its logits (``Anatomy.final_logits``: Granite's
+    scaling, Gemma's soft-capping), applied by ``measure``.
     """
 
     clean_ids: Tensor
@@ -51,6 +54,7 @@ class EncodedTask:
     lengths: tuple[int, ...]
     labels: tuple[str, ...]
     metric: Metric = "logit_diff"
+    final_logits: Callable[[Tensor], Tensor] | None = None
 
     @property
     def n(self) -> int:
@@ -85,7 +89,10 @@ class EncodedTask:
         }
 
     def measure(self, logits: Tensor, answer: Tensor, distractor: Tensor) -> Tensor:
-        """The task's metric per row of last-position ``logits [rows, vocab]`` (see ``interplab.tasks.metric``)."""
+        """The task's metric per row of the unembedding's last-position output ``[rows, vocab]`` (see
+        ``interplab.tasks.metric``), taken of the model's logits (``final_logits`` applied)."""
+        if self.final_logits is not None:
+            logits = self.final_logits(logits.float())
         return metric_values(self.metric, logits, answer, distractor)
 
     def targets(self, copies: int) -> tuple[Tensor, Tensor]:
@@ -207,7 +214,14 @@ def _token_ids(model, prompt: Prompt) -> list[int]:
 
 
 def _show(model, ids: Sequence[int]) -> list[str]:
-    return [model.tokenizer.decode([i]) for i in ids]
+    return run.decode_each(model, ids)
+
+
+def _unknown(model, text: str, ids: Sequence[int]) -> bool:
+    """Whether the tokenizer mapped some of ``text`` to its unknown-word token (word-level tokenizers
+    do this for words outside their vocabulary): such text would be scored as ``<unk>``."""
+    unk = model.tokenizer.unk_token_id
+    return unk is not None and unk in ids and model.tokenizer.unk_token not in text
 
 
 def _target_id(model, name: str, i: int, target: Target) -> int:
@@ -217,6 +231,9 @@ def _target_id(model, name: str, i: int, target: Target) -> int:
             raise TaskError(f"{name} {i} is token id {target}, outside the model's vocabulary (0..{vocab - 1})")
         return target
     ids = model.tokenizer(target, add_special_tokens=False)["input_ids"]
+    if _unknown(model, target, ids):
+        raise TaskError(f"{name} {i} {target!r} is not in this tokenizer's vocabulary (it becomes "
+                        f"{model.tokenizer.unk_token!r}): choose a word the model knows")
     if len(ids) != 1:
         hint = ""
         if not target.startswith(" "):
@@ -239,6 +256,11 @@ def _encode(task: ContrastTask, model) -> EncodedTask:
             bad = [t for t in ids if not 0 <= t < vocab]
             if bad:
                 raise TaskError(f"{name} prompt {i} has token ids {bad} outside the vocabulary (0..{vocab - 1})")
+            text = getattr(task, name)[i]
+            if isinstance(text, str) and _unknown(model, text, ids):
+                words = [w for w, t in zip(_show(model, ids), ids) if t == model.tokenizer.unk_token_id]
+                raise TaskError(f"{name} prompt {i} {text!r} has words outside this tokenizer's vocabulary (they "
+                                f"become {words[0]!r}, as {_show(model, ids)} shows): use words the model knows")
     for i, (a, b) in enumerate(zip(clean, corrupt)):
         if len(a) != len(b):
             raise TaskError(
@@ -256,20 +278,14 @@ def _encode(task: ContrastTask, model) -> EncodedTask:
                             "logit difference is always 0: give a distractor different from the answer")
 
     lengths = [len(ids) for ids in clean]
-    seq_len = max(lengths)
-    pad = model.tokenizer.pad_token_id
-    pad = 0 if pad is None else pad
-
-    def padded(prompts: list[list[int]]) -> Tensor:
-        return torch.tensor([[pad] * (seq_len - len(ids)) + ids for ids in prompts], dtype=torch.long)
-
-    mask = torch.tensor([[0] * (seq_len - n) + [1] * n for n in lengths], dtype=torch.long)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    longest = clean[lengths.index(seq_len)]
-    device = model.device
+    run.check_lengths(model, lengths, "a prompt of this task")
+    pad, device = model.tokenizer.pad_token_id, model.device
+    clean_batch, corrupt_batch = run.pad(clean, "left", pad, device), run.pad(corrupt, "left", pad, device)
+    longest = clean[lengths.index(max(lengths))]
     return EncodedTask(
-        clean_ids=padded(clean).to(device), corrupt_ids=padded(corrupt).to(device),
-        attention_mask=mask.to(device), position_ids=positions.to(device),
+        clean_ids=clean_batch.input_ids, corrupt_ids=corrupt_batch.input_ids,
+        attention_mask=clean_batch.attention_mask, position_ids=clean_batch.position_ids,
         answer_ids=torch.tensor(answer, device=device), distractor_ids=torch.tensor(distractor, device=device),
         lengths=tuple(lengths), labels=tuple(_show(model, longest)), metric=task.metric,
+        final_logits=model.anatomy.final_logits,
     )

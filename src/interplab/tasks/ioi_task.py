@@ -38,7 +38,8 @@ def _usable(tokenizer, prompts: list[IOIPrompt], single: set[str]) -> list[IOIPr
         return []
     clean = tokenizer([p.clean for p in named])["input_ids"]
     corrupt = tokenizer([p.corrupt for p in named])["input_ids"]
-    return [p for p, a, b in zip(named, clean, corrupt) if len(a) == len(b)]
+    unknown = tokenizer.unk_token_id
+    return [p for p, a, b in zip(named, clean, corrupt) if len(a) == len(b) and unknown not in a]
 
 
 def ioi(model, n: int = 64, seed: int = 0, split: str = "test", corruption: str = "io") -> ContrastTask:

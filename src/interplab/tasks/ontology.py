@@ -32,7 +32,7 @@ Split (held out, so that the test split measures generalisation, not memory):
   that have a parent) appear only in ``"test"``: ``"train"`` 1-hop questions never state one of
   them, ``"test"`` 1-hop questions state any category (so about a third of them are held-out
   combinations). Multi-hop questions are never answered in training (see
-  ``interplab.zoo.train_ontology``), so at 3 and 5 hops every combination is unseen.
+  ``training/train_ontology.py``), so at 3 and 5 hops every combination is unseen.
 """
 
 from __future__ import annotations

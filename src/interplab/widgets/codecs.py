@@ -8,13 +8,15 @@ as a binary buffer; the browser sees a DataView). In a command reply it is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["DTYPES", "decode_array", "encode_array", "encode_reply_array", "to_numpy"]
+__all__ = ["DTYPES", "decode_array", "encode_array", "encode_reply_array", "from_json_number", "json_number",
+           "json_safe", "to_numpy"]
 
 # Little-endian on the wire, whatever the machine: the browser reads typed arrays little-endian.
 DTYPES = {"float32": "<f4", "int32": "<i4", "float64": "<f8", "uint8": "u1"}
@@ -81,3 +83,37 @@ def decode_array(meta: dict, buffers: Sequence[bytes | memoryview] = ()) -> np.n
     if int(np.prod(shape)) != a.size:
         raise ValueError(f"shape {list(shape)} needs {int(np.prod(shape))} values but the bytes hold {a.size}")
     return a.reshape(shape).astype(a.dtype.newbyteorder("="))  # a writable copy in native byte order
+
+
+def json_number(x: float | int | None) -> float | int | str | None:
+    """A number JSON can carry: finite numbers as they are, NaN and infinities as the strings
+    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (what JavaScript's ``Number()`` reads back)."""
+    if x is None or isinstance(x, bool | int):
+        return x
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every float (in dicts, lists and tuples) made JSON-safe by ``json_number``."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return json_number(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def from_json_number(x: float | int | str | None) -> float | None:
+    """The inverse of ``json_number``."""
+    if x is None or isinstance(x, int | float):
+        return None if x is None else float(x)
+    table = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    if x not in table:
+        raise ValueError(f"expected a number, 'NaN', 'Infinity' or '-Infinity', got {x!r}")
+    return table[x]

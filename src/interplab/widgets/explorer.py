@@ -1,38 +1,43 @@
 """``il.CircuitExplorer(model, task)``: a contrast task's attribution as a layered graph you can act on.
 
 The widget scores every node of ``task`` (``il.circuits.attribute`` at the component or head
-level, per position) and the edges between components (``level="edge"``: summed over positions),
-draws them as a graph (layers bottom to top, positions left to right, edges in a column of their
-own), prunes it in the browser (top-k nodes and edges), and re-runs the model when you click a
-node to ablate it: the metric with the ablated nodes, and the faithfulness of the current circuit
-(the kept nodes minus the ablated ones). Everything it does is a method here too::
+level, per position) and the edges between them (``level="edge"``), draws them as a graph
+(layers bottom to top, positions left to right, edges between the nodes they join), prunes it in
+the browser from rankings computed here, and re-runs the model when you act on it. Everything it
+does is a method here too::
 
     explorer = il.CircuitExplorer(model, task)          # method="ig"; "patch", "atp", "relp" on request
     explorer.compute("relp")                             # switch method (the widget's method menu)
-    explorer.keep(20)                                    # the circuit: top 20 nodes (the slider)
+    explorer.keep(20)                                    # the circuit: top 20 nodes (the size box)
     explorer.toggle("mlp.1@16")                          # ablate a node (a click), or explorer.ablated = [...]
     explorer.metric                                      # {"ablated": m, "faithfulness": f, ...}
-    explorer.circuit                                     # the kept node ids (saved with the notebook)
+    explorer.pin(["head.3.1@16"]); explorer.subgraph()   # ctrl/cmd-click; pinned nodes and their edges
+    explorer.group("movers", explorer.pinned)            # a supernode; explorer.suggest_groups()
+    explorer.verify()                                    # exact patching of the pinned nodes
+    explorer.intervene("scale", factor=2.0)              # on the pinned nodes: metric and generation
+    explorer.to_html("circuit.html"); explorer.to_json() # share; CircuitExplorer.from_json(model, task, text)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import traitlets
+from tqdm.auto import tqdm
 
 from .. import circuits
-from ..circuits.nodes import CIRCUIT_COMPONENTS, SCORED_COMPONENTS, Node, node_from_id, nodes_of
+from ..circuits.groups import edge_profiles, endpoint
+from ..circuits.nodes import CIRCUIT_COMPONENTS, SCORED_COMPONENTS, Edge, Node, node_from_id, nodes_of
 from ..model import Model
+from . import explorer_document as document
 from .base import Widget, command
-from .codecs import encode_array
+from .codecs import encode_array, json_safe
 
 __all__ = ["COMPONENTS", "CircuitExplorer"]
 
@@ -40,7 +45,15 @@ COMPONENTS = ("resid", "attn", "mlp", "head")
 """Component codes of the node arrays sent to the browser (index = code)."""
 
 NODE_LEVELS = ("component", "head")
-EDGE_COMPONENTS = ("embed", "attn", "mlp", "logits")
+COLOURS = {"log": "log |score|", "linear": "|score|", "rank": "rank"}
+METHOD_LABELS = {"patch": "activation patching", "atp": "attribution patching (AtP)", "relp": "RelP"}
+INTERVENTION_LABELS = {"mean": "mean-ablate", "zero": "zero-ablate", "corrupt": "corrupt-ablate",
+                       "patch": "patch in clean", "scale": "scale by"}
+METRIC_LABELS = {"logit_diff": "logit difference (answer − distractor)",
+                 "prob_diff": "probability difference (answer − distractor)",
+                 "logprob": "log-probability of the answer"}
+GENERATED_TOKENS = 8
+MAX_NAME = 40
 
 
 def _short_name(name: str) -> str:
@@ -48,9 +61,10 @@ def _short_name(name: str) -> str:
     return path.name if path.is_absolute() and path.is_dir() else name
 
 
-def _chunks(n: int, parts: int) -> list[list[int]]:
-    size = math.ceil(n / parts)
-    return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+def _ids(nodes: Iterable[Node | str] | Node | str) -> list[str]:
+    if isinstance(nodes, Node | str):
+        nodes = [nodes]
+    return [n.id if isinstance(n, Node) else n for n in nodes]
 
 
 class CircuitExplorer(Widget, bundle="explorer"):
@@ -67,20 +81,34 @@ class CircuitExplorer(Widget, bundle="explorer"):
     model_name = traitlets.Unicode("").tag(sync=True)
     task_name = traitlets.Unicode("").tag(sync=True)
     n_prompts = traitlets.Int(0).tag(sync=True)
-    level = traitlets.Unicode("component").tag(sync=True)
+    level = traitlets.Enum(NODE_LEVELS, default_value="component").tag(sync=True)
     n_layers = traitlets.Int(0).tag(sync=True)
     n_heads = traitlets.Int(0).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    method = traitlets.Unicode("ig").tag(sync=True)
-    ablation = traitlets.Unicode("mean").tag(sync=True)
-    top_k = traitlets.Int(0).tag(sync=True)
-    top_edges = traitlets.Int(0).tag(sync=True)
+    method = traitlets.Enum(circuits.METHODS, default_value="ig").tag(sync=True)
+    ablation = traitlets.Enum(circuits.ABLATIONS, default_value="mean").tag(sync=True)
+    colour = traitlets.Enum(tuple(COLOURS), default_value="log", help="how node colours encode scores").tag(sync=True)
+    top_k = traitlets.Int(0, help="nodes kept in the circuit").tag(sync=True)
+    top_edges = traitlets.Int(0, help="edges drawn (the top ones by |score|)").tag(sync=True)
     circuit = traitlets.List(traitlets.Unicode(), help="ids of the nodes kept in the circuit").tag(sync=True)
     ablated = traitlets.List(traitlets.Unicode(), help="ids of the nodes ablated by hand").tag(sync=True)
+    pinned = traitlets.List(traitlets.Unicode(), help="ids of the pinned nodes (ctrl/cmd-click)").tag(sync=True)
+    groups = traitlets.Dict(help="supernodes: name -> node ids").tag(sync=True)
+    suggestions = traitlets.List(traitlets.Dict(), help="suggested groups: {nodes, similarity}").tag(sync=True)
+    collapsed = traitlets.Dict(help="semantic zoom: {layers: [l], ranges: [[first, last]]}").tag(sync=True)
+    zoom = traitlets.Dict(help="the graph rectangle in view: {x0, y0, x1, y1} (saved view)").tag(sync=True)
     metric = traitlets.Dict(help="metrics of the current ablations and circuit").tag(sync=True)
+    verified = traitlets.Dict(help="node id -> {exact, estimate, method}").tag(sync=True)
+    intervention = traitlets.Dict(help="the last intervention on pinned nodes").tag(sync=True)
+    breakdown = traitlets.Dict(help="a node's exact score per prompt").tag(sync=True)
+    _vocab = traitlets.Dict().tag(sync=True)
     _nodes = traitlets.Dict().tag(sync=True)
     _scores = traitlets.Dict().tag(sync=True)
+    _orders = traitlets.Dict().tag(sync=True)
     _edges = traitlets.Dict().tag(sync=True)
+
+    _browser_writable = frozenset({"circuit", "top_k", "top_edges", "ablated", "ablation", "colour", "pinned",
+                                   "groups", "suggestions", "collapsed", "zoom"})
 
     def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "ig", *, level: str = "component",
                  ablation: str = "mean", top_k: int | None = None,
@@ -95,6 +123,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
         self._check_choice("ablation", ablation, circuits.ABLATIONS)
         self.model = model
         self.task = task
+        self._ready = False
         enc = task.encode(model)
         a = model.anatomy
         self._seq_len = enc.seq_len
@@ -102,18 +131,20 @@ class CircuitExplorer(Widget, bundle="explorer"):
         self._node_index = {n.id: i for i, n in enumerate(self._node_list)}
         self._universe = nodes_of(CIRCUIT_COMPONENTS[level], a.n_layers, a.n_heads, enc.seq_len)
         self._units = set(self._universe)
-        self._reference: dict[str, tuple[float, float]] = {}
         self.attributions: dict[str, circuits.Attribution] = {}
         self.edge_attributions: dict[str, circuits.Attribution] = {}
+        self._edge_lists: dict[str, list[tuple[Edge, float]]] = {}
+        self._refresh_error: BaseException | None = None
         super().__init__(model_name=_short_name(model.name), task_name=task.name, n_prompts=enc.n, level=level,
                          n_layers=a.n_layers, n_heads=a.n_heads, labels=list(enc.labels), ablation=ablation,
-                         _nodes=self._node_arrays(), **kwargs)
+                         _vocab=self._vocabulary(level), _nodes=self._node_arrays(), **kwargs)
         for att in attributions:
             self._adopt(att)
         self.compute(method)
         self.keep(max(1, len(self._universe) // 10) if top_k is None else top_k)
-        self.top_edges = min(20, len(self.edges()))
-        self._refresh_error: BaseException | None = None
+        self.top_edges = min(40, len(self.edges()))
+        if "collapsed" not in kwargs:
+            self.collapsed = {"layers": [], "ranges": self._quiet_ranges()}
         self.observe(self._refresh, names=["circuit", "ablated", "ablation"])
         self._refresh()
         self._ready = True
@@ -122,6 +153,19 @@ class CircuitExplorer(Widget, bundle="explorer"):
     def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         if value not in choices:
             raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+    def _vocabulary(self, level: str) -> dict:
+        """The enumerations the browser offers, with their labels (the one list of them)."""
+        name = self.task.metric_name
+        return {
+            "methods": [[m, METHOD_LABELS.get(m, m)] for m in circuits.METHODS],
+            "ablations": [[m, m if m != "corrupt" else "corrupted"] for m in circuits.ABLATIONS],
+            "interventions": [[m, INTERVENTION_LABELS.get(m, m)] for m in circuits.INTERVENTIONS],
+            "colours": [[k, v] for k, v in COLOURS.items()],
+            "components": list(COMPONENTS),
+            "circuit_components": list(CIRCUIT_COMPONENTS[level]),
+            "metric": {"name": name, "label": METRIC_LABELS.get(name, name)},
+        }
 
     # --- nodes ---------------------------------------------------------------------------------
     def _node_arrays(self) -> dict:
@@ -154,6 +198,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
             raise TypeError(f"attributions holds il.circuits.Attribution objects, got {type(att).__name__}")
         if att.level == "edge":
             self.edge_attributions[att.method] = att
+            self._edge_lists[att.method] = att.edges()
             return
         if att.level != self.level:
             raise ValueError(f"a {att.level}-level attribution cannot be shown at the {self.level} level; "
@@ -165,79 +210,91 @@ class CircuitExplorer(Widget, bundle="explorer"):
             raise ValueError(f"this attribution does not fit the task on this model: it has {att.n_layers} layers "
                              f"and positions {sorted(lengths)}, the task has {self.n_layers} and {self._seq_len}")
         self.attributions[att.method] = att
-        self._scores = {**self._scores, att.method: encode_array(self.scores(att.method), "float32")}
+        scores = self.scores(att.method)
+        ranked = [self._node_index[n.id] for n, _ in att.ranking()]
+        share = np.abs(scores[ranked]).astype(np.float64)
+        cumulative = np.cumsum(share) / share.sum() if share.sum() > 0 else np.zeros(len(ranked))
+        self._scores = {**self._scores, att.method: encode_array(scores, "float32")}
+        self._orders = {**self._orders, att.method: {"order": encode_array(ranked, "int32"),
+                                                     "cumulative": encode_array(cumulative, "float32")}}
 
-    def _attribute_in_chunks(self, method: str, step) -> circuits.Attribution:
-        """``attribute`` over chunks of the prompts, advancing the progress bar per chunk. The
-        metric is a mean over prompts, so the scores are the chunks' scores weighted by size
-        (exact); with prompts of different lengths the positions of chunks would not line up, so
-        such a task runs in one chunk."""
-        enc = self.task.encode(self.model)
-        parts = 1 if enc.padded else min(4, enc.n)
-        chunks = _chunks(enc.n, parts)
-        total, weights = None, []
-        for idx in chunks:
-            task = self.task if len(chunks) == 1 else self.task.subset(idx)
-            part = circuits.attribute(self.model, task, method, self.level, progress=False)
-            weight = len(idx) / enc.n
-            weights.append(weight)
-            if total is None:
-                total = {"scores": {c: t * weight for c, t in part.scores.items()},
-                         "clean": part.clean_metric * weight, "corrupt": part.corrupt_metric * weight, "first": part}
-            else:
-                for c, t in part.scores.items():
-                    total["scores"][c] = total["scores"][c] + t * weight
-                total["clean"] += part.clean_metric * weight
-                total["corrupt"] += part.corrupt_metric * weight
-            step(1)
-        return dataclasses.replace(total["first"], scores=total["scores"], clean_metric=total["clean"],
-                                   corrupt_metric=total["corrupt"], labels=enc.labels)
+    @contextmanager
+    def _steps(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+        """Progress: in the widget once it is shown, in a notebook progress bar while it is built."""
+        if self._ready:
+            with self.working(label, total) as step:
+                yield step
+            return
+        with tqdm(total=total, desc=label, leave=False) as bar:
+            yield bar.update
 
     def compute(self, method: str, show: bool = True) -> circuits.Attribution:
         """Score the nodes with ``method`` (kept: a method is computed once) and, with ``show``,
-        show it (its graph, and its top ``top_k`` nodes as the circuit)."""
+        show it (its graph, and its top ``top_k`` nodes as the circuit). Progress: one step per
+        part of the prompts (``il.circuits.attribute_in_parts``) and one for the edges."""
         self._check_choice("method", method, circuits.METHODS)
         edge_method = "atp" if method == "patch" else method  # patching scores nodes; edges come from gradients
         enc = self.task.encode(self.model)
-        steps = (0 if method in self.attributions else (1 if enc.padded else min(4, enc.n))) + (
-            0 if edge_method in self.edge_attributions else 1)
+        parts = min(enc.n, 8 if method == "patch" else 4)
+        steps = (0 if method in self.attributions else parts) + (0 if edge_method in self._edge_lists else 1)
         if steps:
-            with self.working(f"{method}: scoring nodes and edges", total=steps) as step:
+            with self._steps(f"{method}: scoring nodes and edges", steps) as step:
                 if method not in self.attributions:
-                    self._adopt(self._attribute_in_chunks(method, step))
-                if edge_method not in self.edge_attributions:
+                    self._adopt(circuits.attribute_in_parts(self.model, self.task, method, self.level, parts=parts,
+                                                            observer=lambda done, total: step(1)))
+                if edge_method not in self._edge_lists:
                     self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", progress=False))
                     step(1)
         if show:
             with self.hold_sync():
                 self.method = method
                 self._edges = self._edge_arrays(edge_method)
-            if getattr(self, "_ready", False):
+            if self._ready:
                 self.keep(self.top_k)
         return self.attributions[method]
+
+    def _quiet_ranges(self) -> list[list[int]]:
+        """Runs of two or more positions where every node scores exactly 0 (e.g. a prefix that clean
+        and corrupted prompts share): shown collapsed at first, one column each."""
+        scores = self.scores()
+        positions = np.array([n.position for n in self._node_list])
+        quiet = [bool(np.all(scores[positions == p] == 0)) for p in range(self._seq_len)]
+        ranges, start = [], None
+        for p, q in enumerate([*quiet, False]):
+            if q and start is None:
+                start = p
+            elif not q and start is not None:
+                if p - 1 > start:
+                    ranges.append([start, p - 1])
+                start = None
+        return ranges
 
     @property
     def attribution(self) -> circuits.Attribution:
         """The attribution shown (the current method's)."""
         return self.attributions[self.method]
 
-    def edges(self) -> list[tuple[circuits.Edge, float]]:
+    def edges(self) -> list[tuple[Edge, float]]:
         """The edges shown with their scores (from the current method; AtP's when it is patching)."""
-        return self.edge_attributions["atp" if self.method == "patch" else self.method].edges()
+        return self._edge_lists["atp" if self.method == "patch" else self.method]
 
     def _edge_arrays(self, edge_method: str) -> dict:
-        att = self.edge_attributions[edge_method]
-        nodes = list(dict.fromkeys((*att.sources, *att.targets)))
-        index = {n: i for i, n in enumerate(nodes)}
-        edges = att.edges()
+        """Edges ranked by |score| (the browser's edge order), between endpoint ids: nodes at
+        positions, or whole components (``attn.3``) while edges are summed over positions."""
+        listed = self._edge_lists[edge_method]
+        ranked = sorted(range(len(listed)), key=lambda k: -abs(listed[k][1]))
+        edges = [listed[k] for k in ranked]
+        ends = list(dict.fromkeys(n for e, _ in edges for n in e))
+        index = {n: i for i, n in enumerate(ends)}
+        share = np.abs([s for _, s in edges], dtype=np.float64)
+        cumulative = np.cumsum(share) / share.sum() if len(share) and share.sum() > 0 else np.zeros(len(edges))
         return {
             "method": edge_method,
-            "nodes": [n.id for n in nodes],
-            "component": encode_array([EDGE_COMPONENTS.index(n.component) for n in nodes], "uint8"),
-            "layer": encode_array([n.layer for n in nodes], "int32"),
+            "ends": [n.id for n in ends],
             "source": encode_array([index[e.source] for e, _ in edges], "int32"),
             "target": encode_array([index[e.target] for e, _ in edges], "int32"),
             "score": encode_array([s for _, s in edges], "float32"),
+            "cumulative": encode_array(cumulative, "float32"),
         }
 
     def correlation(self, a: str, b: str, components: Sequence[str] | None = None) -> float:
@@ -248,24 +305,77 @@ class CircuitExplorer(Widget, bundle="explorer"):
             return float("nan")
         return float(np.corrcoef(x, y)[0, 1])
 
-    # --- circuit and ablations -------------------------------------------------------------------
-    @traitlets.validate("circuit", "ablated")
-    def _check_nodes(self, proposal: dict) -> list[str]:
+    # --- validation ------------------------------------------------------------------------------
+    def _node_ids(self, name: str, items: Iterable, units: set[Node] | None = None) -> list[str]:
+        """Checked node ids in forward order; ``units``: the nodes allowed (default: every graph node)."""
+        allowed = self._node_index if units is None else None
         out = []
-        for item in proposal["value"]:
+        for item in items:
             text = item.id if isinstance(item, Node) else item
             try:
                 node = node_from_id(text)
             except (ValueError, TypeError):
-                raise traitlets.TraitError(f"{proposal['trait'].name}: {text!r} is not a node id "
+                raise traitlets.TraitError(f"{name}: {text!r} is not a node id "
                                            "(e.g. 'attn.1@4', 'head.2.0@16', 'mlp.0@3')") from None
-            if node not in self._units:
+            ok = node.id in allowed if allowed is not None else node in units
+            if not ok:
+                what = ", ".join(CIRCUIT_COMPONENTS[self.level] if units is not None else SCORED_COMPONENTS[self.level])
+                extra = "; resid nodes are residual-stream states, read-only" if units is not None else ""
                 raise traitlets.TraitError(
-                    f"{proposal['trait'].name}: {text} is not a node a circuit can keep or ablate at the {self.level} "
-                    f"level ({', '.join(CIRCUIT_COMPONENTS[self.level])} at layers 0..{self.n_layers - 1}, positions "
-                    f"0..{self._seq_len - 1}; resid nodes are residual-stream states, read-only)")
+                    f"{name}: {text} is not a node {'a circuit can keep or ablate' if units is not None else 'of'} "
+                    f"the {self.level}-level graph ({what} at layers 0..{self.n_layers - 1}, positions "
+                    f"0..{self._seq_len - 1}{extra})")
             out.append(node.id)
         return sorted(set(out), key=lambda i: node_from_id(i).sort_key())
+
+    @traitlets.validate("circuit", "ablated")
+    def _check_circuit_nodes(self, proposal: dict) -> list[str]:
+        return self._node_ids(proposal["trait"].name, proposal["value"], self._units)
+
+    @traitlets.validate("pinned")
+    def _check_pinned(self, proposal: dict) -> list[str]:
+        return self._node_ids("pinned", proposal["value"])
+
+    @traitlets.validate("groups")
+    def _check_groups(self, proposal: dict) -> dict:
+        out, owner = {}, {}
+        for name, members in proposal["value"].items():
+            if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or not name.isprintable():
+                raise traitlets.TraitError(f"a group name is printable text of 1..{MAX_NAME} characters, got {name!r}")
+            ids = self._node_ids(f"group {name!r}", members)
+            if len(ids) < 2:
+                raise traitlets.TraitError(f"group {name!r} needs at least two nodes, got {ids}")
+            for i in ids:
+                if i in owner:
+                    raise traitlets.TraitError(f"{i} is in group {owner[i]!r} already: a node is in one group at most")
+                owner[i] = name
+            out[name] = ids
+        return out
+
+    @traitlets.validate("suggestions")
+    def _check_suggestions(self, proposal: dict) -> list[dict]:
+        return [{"nodes": self._node_ids("suggestion", s.get("nodes", [])), "similarity": s.get("similarity")}
+                for s in proposal["value"]]
+
+    @traitlets.validate("collapsed")
+    def _check_collapsed(self, proposal: dict) -> dict:
+        value = proposal["value"]
+        unknown = set(value) - {"layers", "ranges"}
+        if unknown:
+            raise traitlets.TraitError(f"collapsed has keys 'layers' and 'ranges', not {sorted(unknown)}")
+        try:
+            layers = sorted({int(v) for v in value.get("layers", [])})
+            ranges = sorted([int(a), int(b)] for a, b in value.get("ranges", []))
+        except (TypeError, ValueError):
+            raise traitlets.TraitError("collapsed holds layer numbers and [first, last] position pairs, "
+                                       f"got {value!r}") from None
+        if any(not 0 <= v < self.n_layers for v in layers):
+            raise traitlets.TraitError(f"collapsed layers must lie in 0..{self.n_layers - 1}, got {layers}")
+        for k, (a, b) in enumerate(ranges):
+            if not 0 <= a < b < self._seq_len or (k and a <= ranges[k - 1][1]):
+                raise traitlets.TraitError(f"collapsed ranges are disjoint [first, last] position pairs with first < "
+                                           f"last in 0..{self._seq_len - 1}, got {ranges}")
+        return {"layers": layers, "ranges": ranges}
 
     @traitlets.validate("method")
     def _check_method(self, proposal: dict) -> str:
@@ -274,13 +384,14 @@ class CircuitExplorer(Widget, bundle="explorer"):
                                        f"({proposal['value']!r}) to compute and show it")
         return proposal["value"]
 
-    @traitlets.validate("ablation")
-    def _check_ablation(self, proposal: dict) -> str:
-        if proposal["value"] not in circuits.ABLATIONS:
-            raise traitlets.TraitError(f"ablation must be one of {', '.join(circuits.ABLATIONS)}; "
-                                       f"got {proposal['value']!r}")
+    @traitlets.validate("level")
+    def _check_level(self, proposal: dict) -> str:
+        if getattr(self, "_ready", False) and proposal["value"] != self.level:
+            raise traitlets.TraitError("the level is fixed when the explorer is made: make another explorer "
+                                       f"with level={proposal['value']!r}")
         return proposal["value"]
 
+    # --- circuit and ablations -------------------------------------------------------------------
     def keep(self, k: int) -> list[str]:
         """Keep the ``k`` nodes of highest absolute score (current method) as the circuit."""
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(self._universe):
@@ -289,6 +400,15 @@ class CircuitExplorer(Widget, bundle="explorer"):
             self.top_k = k
             self.circuit = [n.id for n in self.attribution.top(k)]
         return self.circuit
+
+    def keep_share(self, share: float) -> list[str]:
+        """Keep the fewest top nodes whose |scores| sum to ``share`` of all (cumulative influence)."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be a fraction in [0, 1]; got {share!r}")
+        ranked = np.abs([s for _, s in self.attribution.ranking()])
+        total = ranked.sum()
+        k = 0 if share == 0 or total == 0 else int(np.searchsorted(np.cumsum(ranked) / total, share - 1e-12) + 1)
+        return self.keep(min(k, len(ranked)))
 
     def toggle(self, node: str | Node) -> bool:
         """Ablate ``node`` or, when it is ablated, restore it; True when it is now ablated."""
@@ -313,44 +433,169 @@ class CircuitExplorer(Widget, bundle="explorer"):
             self.record_error(exc, command="evaluate")
 
     def evaluate(self) -> dict:
-        """The metric with the ablated nodes ablated, and the faithfulness of ``as_circuit()``, from
-        one batched forward (plus one for the model's and the empty circuit's metric, once per
-        ablation mode)."""
-        started = time.perf_counter()
-        ablated = [node_from_id(i) for i in self.ablated]
-        kept = self.as_circuit().units
-        outside = [n for n in self._universe if n not in kept]
-        groups = [ablated, outside]
-        if self.ablation not in self._reference:
-            groups += [[], self._universe]
-        values = circuits.ablate_many(self.model, self.task, groups, self.ablation).tolist()
-        if self.ablation not in self._reference:
-            self._reference[self.ablation] = (values[2], values[3])
-        full, empty = self._reference[self.ablation]
+        """The metric with the ablated nodes ablated, and the faithfulness of ``as_circuit()``
+        (``il.circuits.evaluate``: one batched forward)."""
+        e = circuits.evaluate(self.model, self.task, self.circuit, self.ablated, self.ablation, level=self.level)
         att = self.attribution
-        f = None if full == empty else (values[1] - empty) / (full - empty)
-        return {"clean": att.clean_metric, "corrupt": att.corrupt_metric, "full": full, "empty": empty,
-                "ablated": values[0], "circuit": values[1], "faithfulness": f, "n_ablated": len(ablated),
-                "size": len(kept), "total": len(self._universe), "ablation": self.ablation,
-                "seconds": time.perf_counter() - started}
+        return json_safe({"clean": att.clean_metric, "corrupt": att.corrupt_metric, **e.to_dict()})
+
+    # --- pins, groups, verification, interventions ----------------------------------------------
+    def pin(self, nodes: Iterable[Node | str] | Node | str) -> list[str]:
+        """Add nodes to ``pinned`` (a ctrl/cmd-click); returns the pinned ids."""
+        self.pinned = [*self.pinned, *_ids(nodes)]
+        return self.pinned
+
+    def unpin(self, nodes: Iterable[Node | str] | Node | str | None = None) -> list[str]:
+        """Remove nodes from ``pinned`` (all of them without an argument)."""
+        drop = set(self.pinned if nodes is None else _ids(nodes))
+        self.pinned = [n for n in self.pinned if n not in drop]
+        return self.pinned
+
+    def _describe(self, node_id: str) -> dict:
+        i = self._node_index[node_id]
+        n = self._node_list[i]
+        return {"id": n.id, "component": n.component, "layer": n.layer, "head": n.head, "position": n.position,
+                "token": self.labels[n.position], "score": float(self.scores()[i])}
+
+    def subgraph(self) -> dict:
+        """The pinned nodes and the edges among them: ``{"nodes": [...], "edges": [...], "groups": {...}}``.
+
+        An edge's endpoints are as the edge attribution gives them: nodes at positions, or whole
+        components (``attn.3``) while edges are summed over positions; such an endpoint counts as
+        pinned when a node of that component (any position; for ``attn``, any head) is pinned.
+        """
+        pinned = [node_from_id(i) for i in self.pinned]
+        edges = self.edges()
+        known = {n for e, _ in edges for n in e}
+        covered = {endpoint(n, known) for n in pinned} - {None}
+        groups = {name: {"nodes": ids, "score": float(sum(self.scores()[self._node_index[i]] for i in ids))}
+                  for name, ids in self.groups.items() if set(ids) & set(self.pinned)}
+        return json_safe({
+            "nodes": [self._describe(i) for i in self.pinned],
+            "edges": [{"source": e.source.id, "target": e.target.id, "score": s} for e, s in edges
+                      if e.source in covered and e.target in covered],
+            "groups": groups,
+        })
+
+    def group(self, name: str, nodes: Iterable[Node | str] | None = None) -> list[str]:
+        """Make ``nodes`` (default: the pinned ones) a supernode called ``name``: drawn as one node
+        whose score and edges are its members' sums. A name already used is replaced."""
+        ids = _ids(self.pinned if nodes is None else nodes)
+        self.groups = {**{k: v for k, v in self.groups.items() if k != name}, name: ids}
+        return self.groups[name]
+
+    def ungroup(self, name: str) -> None:
+        if name not in self.groups:
+            raise KeyError(f"no group {name!r}; groups: {sorted(self.groups)}")
+        self.groups = {k: v for k, v in self.groups.items() if k != name}
+
+    def suggest_groups(self, threshold: float = 0.75) -> list[dict]:
+        """Suggested groups among the circuit's nodes: nodes whose edge profiles have cosine
+        similarity >= ``threshold`` (``il.circuits.similar_groups``); each to accept or reject."""
+        candidates = [node_from_id(i) for i in self.circuit if not any(i in g for g in self.groups.values())]
+        found = circuits.similar_groups(edge_profiles(self.edges(), candidates), threshold)
+        self.suggestions = [{"nodes": [candidates[k].id for k in members], "similarity": sim} for members, sim in found]
+        return list(self.suggestions)
+
+    def accept(self, index: int, name: str | None = None) -> list[str]:
+        """Make suggestion ``index`` a group (named ``name``, or ``group N``)."""
+        suggestion = self._suggestion(index)
+        taken = set(self.groups)
+        name = name or next(f"group {k}" for k in range(1, len(taken) + 2) if f"group {k}" not in taken)
+        with self.hold_trait_notifications():
+            self.group(name, suggestion["nodes"])
+            self.suggestions = [s for k, s in enumerate(self.suggestions) if k != index]
+        return self.groups[name]
+
+    def reject(self, index: int) -> None:
+        """Drop suggestion ``index``."""
+        self._suggestion(index)
+        self.suggestions = [s for k, s in enumerate(self.suggestions) if k != index]
+
+    def _suggestion(self, index: int) -> dict:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.suggestions):
+            raise IndexError(f"no suggestion {index!r}: there are {len(self.suggestions)} (call suggest_groups())")
+        return self.suggestions[index]
+
+    def _chosen(self, nodes: Iterable[Node | str] | Node | str | None, what: str) -> list[str]:
+        ids = self._node_ids("nodes", _ids(self.pinned if nodes is None else nodes))
+        if not ids:
+            raise ValueError(f"no nodes to {what}: pin some (ctrl/cmd-click, or explorer.pin([...])) or pass nodes=")
+        return ids
+
+    def verify(self, nodes: Iterable[Node | str] | Node | str | None = None) -> dict[str, float]:
+        """Exact activation patching of ``nodes`` (default: the pinned ones) beside the shown
+        method's estimate (``il.circuits.verify``): ``{node id: exact score}``. The nodes are marked
+        verified in the graph, with both scores in their tooltips."""
+        ids = self._chosen(nodes, "verify")
+        with self.working(f"verifying {len(ids)} node{'s' if len(ids) != 1 else ''} by patching"):
+            v = circuits.verify(self.model, self.task, ids, estimate=self.attribution, progress=False)
+        found = {n.id: {"exact": v.exact[n], "estimate": v.estimate[n], "method": v.method} for n in v.nodes}
+        self.verified = json_safe({**self.verified, **found})
+        return {n.id: v.exact[n] for n in v.nodes}
+
+    def intervene(self, mode: str = "mean", nodes: Iterable[Node | str] | Node | str | None = None, *,
+                  factor: float | None = None, generate: int = GENERATED_TOKENS, prompt: int = 0) -> dict:
+        """Act on ``nodes`` (default: the pinned ones): ablate ("mean", "zero", "corrupt"), "patch"
+        in their clean activations, or "scale" them by ``factor`` (``il.circuits.intervene``). Shows
+        the metric before and after (per prompt too) and, with ``generate`` > 0, greedy continuations
+        of prompt ``prompt`` before and after (``il.circuits.generate_with``)."""
+        ids = self._chosen(nodes, "intervene on")
+        with self.working(f"{mode}: {len(ids)} node{'s' if len(ids) != 1 else ''}", total=2 if generate else 1) as step:
+            r = circuits.intervene(self.model, self.task, ids, mode, factor=factor)
+            step(1)
+            g = None
+            if generate:
+                g = circuits.generate_with(self.model, self.task, ids, mode, factor=factor, prompt=prompt,
+                                           max_new_tokens=generate)
+                step(1)
+        result = {"mode": mode, "factor": r.factor, "nodes": ids, "run": r.run, "before": r.metric_before,
+                  "after": r.metric_after, "per_prompt": {"before": r.before.tolist(), "after": r.after.tolist()},
+                  "generation": None if g is None else {"prompt": g.prompt, "before": g.before, "after": g.after}}
+        self.intervention = json_safe(result)
+        return result
+
+    def per_prompt(self, node: Node | str) -> dict:
+        """``node``'s exact score per prompt (patching it alone into each corrupted prompt), beside
+        the shown method's estimate of its mean: which prompts carry it."""
+        (node_id,) = self._node_ids("node", _ids(node))
+        with self.working(f"{node_id}: exact score per prompt"):
+            r = circuits.intervene(self.model, self.task, [node_id], "patch")
+        texts = [t if isinstance(t, str) else " ".join(map(str, t)) for t in self.task.clean]
+        self.breakdown = json_safe({"node": node_id, "prompts": texts, "effect": r.effect.tolist(),
+                                    "exact": float(r.effect.mean()), "method": self.method,
+                                    "estimate": float(self.scores()[self._node_index[node_id]])})
+        return dict(self.breakdown)
 
     # --- export ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The graph (nodes with scores of every computed method, edges), the circuit, the ablations
-        and the metric."""
-        methods = sorted(self.attributions)
-        per = {m: self.scores(m).tolist() for m in methods}
-        nodes = [{"id": n.id, "component": n.component, "layer": n.layer, "head": n.head, "position": n.position,
-                  "token": self.labels[n.position], "scores": {m: per[m][i] for m in methods}}
-                 for i, n in enumerate(self._node_list)]
-        edges = [{"source": e.source.id, "target": e.target.id, "score": s} for e, s in self.edges()]
-        return {"model": self.model_name, "task": self.task_name, "n_prompts": self.n_prompts, "level": self.level,
-                "method": self.method, "edge_method": self._edges.get("method"), "labels": list(self.labels),
-                "nodes": nodes, "edges": edges, "circuit": list(self.circuit), "ablated": list(self.ablated),
-                "top_k": self.top_k, "metric": dict(self.metric)}
+        """The explorer as a JSON document (``explorer.schema.json``): graph, scores of every computed
+        method, edges, and the view (circuit, ablations, pins, groups, thresholds)."""
+        return document.write(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, model: Model, task: circuits.ContrastTask, data: str | dict, **kwargs: Any) -> CircuitExplorer:
+        """An explorer showing the view saved by ``to_json`` (no recomputation: the scores and edges
+        come from ``data``), checked against ``model`` and ``task``."""
+        doc = document.read(data)
+        document.check_fits(doc, model, task)
+        explorer = cls(model, task, doc["method"], level=doc["level"], ablation=doc["view"]["ablation"],
+                       top_k=doc["view"]["top_k"], attributions=document.attributions(doc), **kwargs)
+        document.restore_view(explorer, doc)
+        return explorer
+
+    def to_html(self, path: str | Path, title: str | None = None) -> Path:
+        """One self-contained page with the graph, pins, groups and thresholds: hovering works
+        without a kernel; ablations and interventions say they need one."""
+        from .report import Section, write_report
+
+        title = title or f"{self.model_name} · {self.task_name}: circuit"
+        meta = (f"{self.n_prompts} prompts · {self.level} level · {METHOD_LABELS.get(self.method, self.method)} · "
+                f"{self.task.metric_name}; hovering works here, ablating and intervening need the notebook")
+        return write_report(path, [Section("circuit explorer", widgets=[self])], title=title, meta=meta)
 
     # --- commands from the browser ---------------------------------------------------------------
     @command
@@ -374,11 +619,30 @@ class CircuitExplorer(Widget, bundle="explorer"):
         return {"ablated": self.ablated}, []
 
     @command
+    def _verify(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        return {"exact": json_safe(self.verify(msg.get("nodes")))}, []
+
+    @command
+    def _intervene(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        factor = msg.get("factor")
+        self.intervene(str(msg.get("mode")), msg.get("nodes"), factor=None if factor is None else float(factor))
+        return {"intervention": self.intervention}, []
+
+    @command
+    def _per_prompt(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        return {"breakdown": self.per_prompt(str(msg.get("node")))}, []
+
+    @command
+    def _suggest(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
+        return {"suggestions": self.suggest_groups(float(msg.get("threshold", 0.75)))}, []
+
+    @command
     def _to_json(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         return {"json": self.to_json()}, []
 
     def __repr__(self) -> str:
         f = self.metric.get("faithfulness")
-        shown = "n/a" if f is None else f"{f:.3f}"
+        shown = f"{f:.3f}" if isinstance(f, float) and math.isfinite(f) else str(f)
         return (f"CircuitExplorer({self.model_name}, {self.task_name}: {self.n_prompts} prompts, {self.level} level, "
-                f"{self.method}; circuit {len(self.circuit)} nodes, {len(self.ablated)} ablated, f={shown})")
+                f"{self.method}; circuit {len(self.circuit)} nodes, {len(self.ablated)} ablated, "
+                f"{len(self.pinned)} pinned, f={shown})")

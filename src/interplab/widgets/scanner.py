@@ -16,50 +16,53 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import traitlets
 
 from .. import experts
-from ..experts.generate import classify_all
+from ..experts.compare import classifier_name
+from ..experts.generate import MAX_NEW_TOKENS
 from ..experts.masks import expert_masks, moe_of
-from ..experts.result import SCORES, ExpertScan
+from ..experts.result import SCORE_MAPS, SCORES, ExpertScan
 from ..experts.scan import TOKENS
 from ..experts.template import as_prompts
 from ..model import Model
 from .base import Widget, command
 from .codecs import encode_array, encode_reply_array
 
-__all__ = ["PROMPT_LIST_LIMIT", "ExpertScanner"]
+__all__ = ["CHOICES", "PROMPT_LIST_LIMIT", "ExpertScanner"]
 
 PROMPT_LIST_LIMIT = 200
 """How many prompts of each set the token panel offers (the first ones)."""
 
 MODES = ("behaviour", "control", "score")
 
+_MODE_LABELS = {"behaviour": "behaviour", "control": "control", "score": "behaviour − control"}
+_SCORE_LABELS = {"contrast": "mean routing weight (contrast)", "risk_diff": "selection rate (risk difference)"}
+_TOKEN_LABELS = {"prompt": "prompt tokens", "response": "response tokens", "all": "prompt + response"}
+# a set's map (SetStats field) -> its buffers' suffix in ``_maps``, its short name, what one cell's number is
+_MAPS = {"mean_weight": ("weight", "mean weight", "routing weight per counted token, mean over prompts"),
+         "selection_rate": ("rate", "selection rate", "share of counted tokens that select the expert")}
 
-def _pairs(value: Any, what: str) -> list[list[int]]:
-    """``[[layer, expert], ...]``, sorted and without repeats, from pairs or ``scan.top()`` triples."""
-    if value is None:
-        return []
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise traitlets.TraitError(f"{what} takes a list of (layer, expert) pairs, e.g. [(3, 5)]; got {value!r}")
-    out = set()
-    for item in value:
-        if isinstance(item, str | bytes) or not isinstance(item, Sequence) or len(item) not in (2, 3):
-            raise traitlets.TraitError(f"each {what} item must be a (layer, expert) pair or a (layer, expert, score) "
-                                       f"triple from scan.top(); got {item!r}")
-        try:
-            if isinstance(item[0], bool) or isinstance(item[1], bool):
-                raise TypeError
-            out.add((operator.index(item[0]), operator.index(item[1])))
-        except TypeError:
-            raise traitlets.TraitError(f"{what} item {item!r}: layer and expert must be integers") from None
-    return [list(p) for p in sorted(out)]
+CHOICES = {
+    "mode": [{"value": m, "label": _MODE_LABELS[m], "signed": m == "score"} for m in MODES],
+    "score": [dict(zip(("value", "label", "map", "name", "unit"), (s, _SCORE_LABELS[s], *_MAPS[SCORE_MAPS[s]])))
+              for s in SCORES],
+    "tokens": [{"value": t, "label": _TOKEN_LABELS[t]} for t in TOKENS],
+}
+"""The toolbar's choices as the front end shows them (sent in the ``_choices`` trait, never repeated
+in TypeScript): every value the engine accepts, in its order, with a label; a mode says whether its
+map is a signed difference; a score names the buffers it is the difference of (``behaviour_<map>``
+and ``control_<map>`` in ``_maps``), the map's short name and the unit of one cell's number. The
+widget adds ``limits``: the ranges of the run panel's numbers."""
+
+
+def _pairs(value: Any) -> list:
+    """Mark lists as ``expert_masks`` takes them (``None`` for none)."""
+    return [] if value is None else value
 
 
 def _short_name(name: str) -> str:
@@ -82,22 +85,26 @@ class ExpertScanner(Widget, bundle="scanner"):
     runs show their progress in the widget).
     """
 
+    _browser_writable = frozenset({"mode", "score"})
+
     model_name = traitlets.Unicode("").tag(sync=True)
     n_layers = traitlets.Int(0).tag(sync=True)
     n_experts = traitlets.Int(0).tag(sync=True)
     top_k = traitlets.Int(0).tag(sync=True)
     moe_layers = traitlets.List(traitlets.Int()).tag(sync=True)
-    tokens = traitlets.Unicode("prompt", help="which tokens the scan counted").tag(sync=True)
-    score = traitlets.Unicode("contrast", help='"contrast" (mean routing weight) or "risk_diff" (selection rate)').tag(
-        sync=True)
-    mode = traitlets.Unicode("score", help='the map shown: "behaviour", "control" or "score" (their difference)').tag(
-        sync=True)
+    tokens = traitlets.Enum(TOKENS, "prompt", help="which tokens the scan counted").tag(sync=True)
+    score = traitlets.Enum(SCORES, "contrast", help='"contrast" (mean routing weight) or "risk_diff" '
+                                                    "(selection rate)").tag(sync=True)
+    mode = traitlets.Enum(MODES, "score", help='the map shown: "behaviour", "control" or "score" '
+                                               "(their difference)").tag(sync=True)
     off = traitlets.List(help="experts switched off, [[layer, expert], ...]").tag(sync=True)
     on = traitlets.List(help="experts forced on, [[layer, expert], ...]").tag(sync=True)
     runs = traitlets.List(traitlets.Dict(), help="every run's outputs, the latest last").tag(sync=True)
-    run_n = traitlets.Int(4, help="prompts per set that run() generates for").tag(sync=True)
-    max_new_tokens = traitlets.Int(32, help="tokens run() generates per prompt").tag(sync=True)
+    run_n = traitlets.Int(4, min=1, help="prompts per set that run() generates for").tag(sync=True)
+    max_new_tokens = traitlets.Int(32, min=1, max=MAX_NEW_TOKENS, help="tokens run() generates per prompt").tag(
+        sync=True)
     classifier = traitlets.Unicode("", help="the name of the classify function ('' for none)").tag(sync=True)
+    _choices = traitlets.Dict().tag(sync=True)
     _maps = traitlets.Dict().tag(sync=True)
     _prompts = traitlets.Dict().tag(sync=True)
     _routing = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
@@ -119,7 +126,6 @@ class ExpertScanner(Widget, bundle="scanner"):
             raise TypeError(f"classify must be a function text -> bool, None (the refusal classifier) or False "
                             f"(no classifier); got {classify!r}")
         self.classify: Callable[[str], bool] | None = classify
-        self._baselines: dict[tuple[str, int], str] = {}
         if scan is not None:
             self._check_scan(scan, moe)
             if tokens is not None and tokens != scan.tokens:
@@ -129,18 +135,23 @@ class ExpertScanner(Widget, bundle="scanner"):
             raise ValueError(f"score must be one of {SCORES}; got {score!r}")
         super().__init__(model_name=_short_name(model.name), n_layers=model.anatomy.n_layers, n_experts=moe.n_experts,
                          top_k=moe.top_k, moe_layers=list(moe.moe_layers), score=score,
-                         classifier=self._classifier_name(), _prompts=self._prompt_lists(), run_n=run_n,
-                         max_new_tokens=max_new_tokens, **kwargs)
+                         classifier=classifier_name(self.classify) or "", _choices=self._choices_with_limits(),
+                         _prompts=self._prompt_lists(), run_n=run_n, max_new_tokens=max_new_tokens, **kwargs)
         if scan is None:
             scan = experts.scan(model, self.behaviour, self.control, tokens=tokens or "prompt", score=score,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
         self._set_scan(scan)
 
+    def _choices_with_limits(self) -> dict:
+        most = max(len(self.behaviour), len(self.control))
+        return {**CHOICES, "limits": {"run_n": {"min": 1, "max": most},
+                                      "max_new_tokens": {"min": 1, "max": MAX_NEW_TOKENS}}}
+
     # --- the scan ----------------------------------------------------------------------------------
     @property
     def scan(self) -> ExpertScan:
-        """The ``il.experts.ExpertScan`` shown (its ``score`` follows the widget's measure)."""
-        return self._scan
+        """The ``il.experts.ExpertScan`` shown, scored by the widget's measure (``score``)."""
+        return dataclasses.replace(self._scan, score=self.score)
 
     def _check_scan(self, scan: ExpertScan, moe) -> None:
         if not isinstance(scan, ExpertScan):
@@ -152,7 +163,7 @@ class ExpertScanner(Widget, bundle="scanner"):
                              f"{self.model.anatomy.n_layers}, {list(moe.moe_layers)} and {moe.n_experts}")
 
     def _set_scan(self, scan: ExpertScan) -> None:
-        self._scan = dataclasses.replace(scan, score=self.score)
+        self._scan = scan
         stats = {}
         for which in ("behaviour", "control"):
             s = getattr(scan, which)
@@ -165,55 +176,30 @@ class ExpertScanner(Widget, bundle="scanner"):
 
     def rescan(self, tokens: str | None = None) -> ExpertScan:
         """Scan again (e.g. ``tokens="response"``), showing the progress in the widget."""
-        tokens = self.tokens if tokens is None else tokens
-        if tokens not in TOKENS:
-            raise ValueError(f"tokens must be one of {TOKENS}; got {tokens!r}")
-        with self._engine_progress():
-            found = experts.scan(self.model, self.behaviour, self.control, tokens=tokens, score=self.score,
-                                 max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
+        with self.engine_progress():
+            found = experts.scan(self.model, self.behaviour, self.control, tokens=self.tokens if tokens is None
+                                 else tokens, score=self.score, max_new_tokens=self.max_new_tokens,
+                                 batch_size=self.batch_size, progress=False)
         self._set_scan(found)
-        return self._scan
-
-    @traitlets.validate("score")
-    def _check_score(self, proposal: dict) -> str:
-        if proposal["value"] not in SCORES:
-            raise traitlets.TraitError(f"score must be one of {SCORES}; got {proposal['value']!r}")
-        return proposal["value"]
-
-    @traitlets.observe("score")
-    def _follow_score(self, change: dict) -> None:
-        if getattr(self, "_scan", None) is not None:
-            self._scan = dataclasses.replace(self._scan, score=change["new"])
-
-    @traitlets.validate("mode")
-    def _check_mode(self, proposal: dict) -> str:
-        if proposal["value"] not in MODES:
-            raise traitlets.TraitError(f"mode must be one of {MODES}; got {proposal['value']!r}")
-        return proposal["value"]
-
-    @traitlets.validate("run_n", "max_new_tokens")
-    def _check_positive(self, proposal: dict) -> int:
-        if proposal["value"] < 1:
-            raise traitlets.TraitError(f"{proposal['trait'].name} must be a positive integer; got {proposal['value']}")
-        return proposal["value"]
+        return self.scan
 
     # --- marks -------------------------------------------------------------------------------------
     @traitlets.validate("off", "on")
     def _check_marks(self, proposal: dict) -> list[list[int]]:
         which = proposal["trait"].name
-        pairs = _pairs(proposal["value"], which)
-        other = self.on if which == "off" else self.off
+        marks = {"off": self.off, "on": self.on, which: _pairs(proposal["value"])}
         try:
-            expert_masks(self.model, off=pairs if which == "off" else other, on=pairs if which == "on" else other)
+            masks = expert_masks(self.model, off=marks["off"], on=marks["on"])
         except (TypeError, ValueError) as err:
             raise traitlets.TraitError(str(err)) from None
-        return pairs
+        return [list(p) for p in masks.pairs(which)]
 
     def set_marks(self, off: Iterable | None = None, on: Iterable | None = None) -> None:
         """Set both mark lists at once (checked together: e.g. moving an expert from off to on)."""
+        masks = expert_masks(self.model, off=_pairs(off), on=_pairs(on))
         with self.hold_trait_notifications():
-            self.off = [] if off is None else off
-            self.on = [] if on is None else on
+            self.off = [list(p) for p in masks.pairs("off")]
+            self.on = [list(p) for p in masks.pairs("on")]
 
     def mark(self, layer: int, expert: int, state: str | None) -> None:
         """Switch one expert ``"off"``, force it ``"on"``, or clear its mark (``None``)."""
@@ -263,120 +249,62 @@ class ExpertScanner(Widget, bundle="scanner"):
         self._routing = self._routing_message(which, index, encode_array)
 
     # --- runs ----------------------------------------------------------------------------------------
-    def _classifier_name(self) -> str:
-        if self.classify is None:
-            return ""
-        if getattr(self.classify, "__qualname__", "").startswith("refusal_classifier."):
-            return "refusal_classifier"
-        return getattr(self.classify, "__name__", None) or type(self.classify).__name__
-
     def run(self, n: int | None = None, *, prompts: Sequence[str] | None = None,
             max_new_tokens: int | None = None) -> dict:
         """Generate for the first ``n`` prompts of each set (or for ``prompts``) without and with the
-        marked experts; append the outputs (and behaviour rates, with a classifier) to ``runs``."""
+        marked experts (``il.experts.compare``); append the outputs (and behaviour rates, with a
+        classifier) to ``runs``."""
         if n is not None:
             self.run_n = n
         if max_new_tokens is not None:
             self.max_new_tokens = max_new_tokens
-        tokens = self.max_new_tokens
         if prompts is not None:
-            sets = {"custom": list(as_prompts(prompts))}
+            sets = {"custom": as_prompts(prompts)}
         else:
-            sets = {"behaviour": list(self.behaviour[:self.run_n]), "control": list(self.control[:self.run_n])}
-        off, on = [list(p) for p in self.off], [list(p) for p in self.on]
-        rows, rates = [], {}
-        with self._engine_progress() as stage:
-            for which, texts in sets.items():
-                stage(f"{which} prompts without the marks")
-                baseline = self._baseline(texts, tokens)
-                stage(f"{which} prompts with the marks")
-                intervened = experts.generate(self.model, texts, off=off, on=on, max_new_tokens=tokens,
-                                              batch_size=self.batch_size, progress=False)
-                flags = ([None] * len(texts), [None] * len(texts))
-                if self.classify is not None:
-                    flags = (classify_all(self.classify, baseline), classify_all(self.classify, intervened))
-                    rates[which] = {"baseline": sum(flags[0]) / len(texts), "intervened": sum(flags[1]) / len(texts),
-                                    "n": len(texts)}
-                rows += [{"set": which, "prompt": p, "baseline": b, "intervened": i, "baseline_flag": fb,
-                          "intervened_flag": fi}
-                         for p, b, i, fb, fi in zip(texts, baseline, intervened, *flags)]
-        record = {"off": off, "on": on, "max_new_tokens": tokens, "classifier": self.classifier or None,
-                  "rows": rows, "rates": rates or None}
+            sets = {"behaviour": self.behaviour[:self.run_n], "control": self.control[:self.run_n]}
+        with self.engine_progress():
+            record = experts.compare(self.model, sets, off=self.off, on=self.on, classify=self.classify,
+                                     max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                                     progress=False).to_dict()
         self.runs = [*self.runs, record]
         return record
-
-    def _baseline(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        """Unmarked outputs, generated once per (prompt, length) and kept."""
-        missing = [p for p in dict.fromkeys(prompts) if (p, max_new_tokens) not in self._baselines]
-        if missing:
-            texts = experts.generate(self.model, missing, max_new_tokens=max_new_tokens, batch_size=self.batch_size,
-                                     progress=False)
-            self._baselines.update({(p, max_new_tokens): t for p, t in zip(missing, texts)})
-        return [self._baselines[(p, max_new_tokens)] for p in prompts]
-
-    @contextmanager
-    def _engine_progress(self) -> Iterator[Callable[[str], None]]:
-        """Show the engine's batch progress (scan, generate) in the widget's progress bar; the
-        yielded ``stage(text)`` names the part of the work under way."""
-        where = {"stage": ""}
-
-        def report(desc: str, done: int, total: int) -> None:
-            label = f"{where['stage']}: {desc}" if where["stage"] else desc
-            self.progress = {"label": label, "done": done, "total": total}
-
-        def stage(text: str) -> None:
-            where["stage"] = text
-
-        try:
-            with experts.observe_progress(report):
-                yield stage
-        finally:
-            self.progress = None
 
     # --- export --------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """The scan (``ExpertScan.to_dict()``) with the marks and the runs."""
-        return {"scan": self._scan.to_dict(), "off": self.off, "on": self.on, "runs": self.runs}
+        return {"scan": self.scan.to_dict(), "off": self.off, "on": self.on, "runs": self.runs}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
-    # --- commands from the browser ---------------------------------------------------------------------
-    @command
+    # --- commands from the browser: each calls the method above ---------------------------------------
+    @command(layer=int, expert=int, state=(str, None))
     def _mark(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        layer, expert = msg.get("layer"), msg.get("expert")
-        if not isinstance(layer, int) or not isinstance(expert, int):
-            raise ValueError(f"a mark needs integer layer and expert; got {layer!r}, {expert!r}")
-        self.mark(layer, expert, msg.get("state"))
+        self.mark(msg["layer"], msg["expert"], msg["state"])
         return {"off": self.off, "on": self.on}, []
 
-    @command
+    @command(off=list, on=list)
     def _set_marks(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        self.set_marks(msg.get("off") or [], msg.get("on") or [])
+        self.set_marks(msg["off"], msg["on"])
         return {"off": self.off, "on": self.on}, []
 
-    @command
+    @command(set=str, index=int)
     def _route(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         out: list[bytes] = []
-        message = self._routing_message(msg.get("set"), msg.get("index"),
-                                        lambda x, dtype: encode_reply_array(x, out, dtype))
+        message = self._routing_message(msg["set"], msg["index"], lambda x, dtype: encode_reply_array(x, out, dtype))
         return message, out
 
-    @command
+    @command(n=(int, None), max_new_tokens=(int, None))
     def _run(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        n, tokens = msg.get("n"), msg.get("max_new_tokens")
-        for name, value in (("n", n), ("max_new_tokens", tokens)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        record = self.run(n, max_new_tokens=tokens)
+        record = self.run(msg["n"], max_new_tokens=msg["max_new_tokens"])
         return {"rates": record["rates"], "n_rows": len(record["rows"])}, []
 
-    @command
+    @command(tokens=str)
     def _rescan(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
-        self.rescan(msg.get("tokens"))
+        self.rescan(msg["tokens"])
         return {"tokens": self.tokens}, []
 
-    @command
+    @command()
     def _to_json(self, msg: dict, buffers: list[bytes]) -> tuple[dict, list[bytes]]:
         return {"json": self.to_json()}, []
 

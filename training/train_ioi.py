@@ -1,12 +1,12 @@
 """Train the shipped IOI demo model: a small GPT-2 that resolves indirect objects.
 
-    python -m interplab.zoo.train_ioi --out DIR [--steps N] [--seed S]   # train, save, evaluate
-    python -m interplab.zoo.train_ioi --eval DIR                          # measure a saved model
+    python -m training.train_ioi --out DIR [--steps N] [--seed S]   # train, save, evaluate
+    python -m training.train_ioi --eval DIR                          # measure a saved model
 
 The shipped folder `interplab/zoo/ioi/` was made with the defaults, on CPU with one thread
 (run from the repository root; it was written to a scratch folder and copied, which changes nothing):
 
-    PYTHONPATH=src python -m interplab.zoo.train_ioi --out src/interplab/zoo/ioi
+    PYTHONPATH=src python -m training.train_ioi --out src/interplab/zoo/ioi
 
 Its measured accuracies are in `interplab/zoo/ioi/README.md` and `training.json`.
 

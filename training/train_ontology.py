@@ -1,7 +1,7 @@
 """Train the "ontology" demo model: a small Llama that reads PrOntoQA-style text, and a TopK SAE
 on its concept layer.
 
-    python -m interplab.zoo.train_ontology --out src/interplab/zoo/ontology [--steps N] [--seed S]
+    python -m training.train_ontology --out src/interplab/zoo/ontology [--steps N] [--seed S]
 
 The model is a language model of the texts of ``interplab.tasks.ontology`` (every token is
 trained) with one exception that shapes it for the reasoning instrument: the answer token
@@ -12,7 +12,8 @@ ActivationReasoning (concepts read at the concept layer, the ontology as rules, 
 the answer) has room to help. See docs/reasoning.md, "The ontology demo".
 
 The SAE is trained afterwards on the residual stream output of decoder layer ``CONCEPT_LAYER``
-(all tokens but <bos>, whose residual is an outlier the SAE should not spend features on).
+(all tokens but <bos>, whose residual is an outlier the SAE should not spend features on); it is
+an ``interplab.reasoning.SAE``, which encodes and decodes it here as everywhere else.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import torch
 import transformers as T
-from safetensors.torch import save_file
 
-from ..tasks import ontology
+from interplab.reasoning import SAE
+from interplab.tasks import ontology
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 FUNCTION_WORDS = ("All", "are", "is", "a", "an", ".", "True", "or", "false", ":", "?", "False")
@@ -172,17 +173,7 @@ def residuals(model, tokenizer, texts: list[str], layer: int, batch_size: int = 
 
 
 # ---------------------------------------------------------------------------------------------
-# TopK SAE: f = topk(relu((x - b_dec) @ W_enc + b_enc)), x_hat = f @ W_dec + b_dec.
-
-def sae_encode(sae: dict[str, torch.Tensor], x: torch.Tensor, k: int) -> torch.Tensor:
-    pre = torch.relu((x - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"])
-    top = pre.topk(k, dim=-1)
-    return torch.zeros_like(pre).scatter_(-1, top.indices, top.values)
-
-
-def sae_decode(sae: dict[str, torch.Tensor], f: torch.Tensor) -> torch.Tensor:
-    return f @ sae["W_dec"] + sae["b_dec"]
-
+# TopK SAE (interplab.reasoning.SAE): f = topk(relu((x - b_dec) @ W_enc + b_enc)), x_hat = f @ W_dec + b_dec.
 
 def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """Fraction of variance unexplained: sum ||x - x_hat||^2 / sum ||x - mean(x)||^2."""
@@ -190,8 +181,11 @@ def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 
 def train_sae(acts: torch.Tensor, d_sae: int, k: int, steps: int, seed: int, batch_size: int = 2048,
-              lr: float = 2e-3, log=print) -> dict[str, torch.Tensor]:
-    """A TopK SAE (Gao et al. 2024) with unit-norm decoder rows and an AuxK loss on dead latents."""
+              lr: float = 2e-3, layer: int | None = None, log=print) -> SAE:
+    """A TopK SAE (Gao et al. 2024) with unit-norm decoder rows and an AuxK loss on dead latents.
+
+    The loop trains the tensors of an ``SAE`` in place; it selects the top ``k`` itself because
+    the dead-latent count and the AuxK loss need the indices and the pre-activations."""
     gen = torch.Generator().manual_seed(seed)
     d_in = acts.shape[1]
     W_dec = torch.randn(d_sae, d_in, generator=gen)
@@ -200,15 +194,16 @@ def train_sae(acts: torch.Tensor, d_sae: int, k: int, steps: int, seed: int, bat
               "b_dec": acts.median(0).values.clone()}
     for p in params.values():
         p.requires_grad_(True)
+    sae = SAE(**params, activation="topk", k=k, layer=layer)
     opt = torch.optim.Adam(params.values(), lr=lr)
     last_fired = torch.zeros(d_sae, dtype=torch.long)
     scale = (acts - acts.mean(0)).pow(2).sum(1).mean()
     for step in range(steps):
         x = acts[torch.randint(len(acts), (batch_size,), generator=gen)]
-        pre = torch.relu((x - params["b_dec"]) @ params["W_enc"] + params["b_enc"])
+        pre = torch.relu(sae.pre_activation(x))
         top = pre.topk(k, dim=-1)
         f = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
-        err = x - sae_decode(params, f)
+        err = x - sae.decode(f)
         loss = err.pow(2).sum(1).mean() / scale
         fired = torch.zeros(d_sae, dtype=torch.bool)
         fired[top.indices.flatten()] = True
@@ -218,30 +213,31 @@ def train_sae(acts: torch.Tensor, d_sae: int, k: int, steps: int, seed: int, bat
             aux_pre = pre.masked_fill(~dead, 0.0)
             aux = aux_pre.topk(min(2 * k, int(dead.sum())), dim=-1)
             f_aux = torch.zeros_like(pre).scatter(-1, aux.indices, aux.values)
-            loss = loss + (err.detach() - f_aux @ params["W_dec"]).pow(2).sum(1).mean() / scale / 32
+            loss = loss + (err.detach() - f_aux @ sae.W_dec).pow(2).sum(1).mean() / scale / 32
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         with torch.no_grad():
-            params["W_dec"] /= params["W_dec"].norm(dim=1, keepdim=True)
+            sae.W_dec /= sae.W_dec.norm(dim=1, keepdim=True)
         if step % 500 == 0 or step == steps - 1:
             log(f"sae step {step:5d}  normalised mse {loss.item():.4f}  dead {int(dead.sum())}")
-    return {name: p.detach().contiguous() for name, p in params.items()}
+    return SAE(**{name: p.detach().contiguous() for name, p in params.items()}, activation="topk", k=k, layer=layer)
 
 
-def sae_quality(sae: dict[str, torch.Tensor], acts: torch.Tensor, k: int) -> dict[str, float]:
-    f = sae_encode(sae, acts, k)
-    return {"fvu": fvu(acts, sae_decode(sae, f)), "dead_features": int((f > 0).sum(0).eq(0).sum()),
-            "tokens": len(acts)}
+def sae_quality(sae: SAE, acts: torch.Tensor) -> dict[str, float]:
+    """Reconstruction (FVU) and the features that never fire, on residuals ``acts [n, d]``."""
+    with torch.no_grad():
+        f = sae.encode(acts)
+        return {"fvu": fvu(acts, sae.decode(f)), "dead_features": int((f > 0).sum(0).eq(0).sum()),
+                "tokens": len(acts)}
 
 
-def save_sae(sae: dict[str, torch.Tensor], path: Path, layer: int, k: int, quality: dict) -> None:
-    metadata = {"layer": str(layer), "activation": "topk", "k": str(k),
-                "hook_point": f"model.layers.{layer} output (residual stream after decoder layer {layer})",
-                "d_in": str(sae["W_enc"].shape[0]), "d_sae": str(sae["W_enc"].shape[1]),
-                "excludes_bos": "true", "fvu": f"{quality['fvu']:.4f}",
-                "dead_features": str(quality["dead_features"])}
-    save_file(sae, str(path), metadata=metadata)
+def save_sae(sae: SAE, path: Path, quality: dict) -> None:
+    sae.metadata.update({
+        "hook_point": f"model.layers.{sae.layer} output (residual stream after decoder layer {sae.layer})",
+        "d_in": str(sae.d_in), "d_sae": str(sae.d_sae), "excludes_bos": "true",
+        "fvu": f"{quality['fvu']:.4f}", "dead_features": str(quality["dead_features"])})
+    sae.save(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,9 +288,9 @@ def fit_sae(out: Path, layer: int = CONCEPT_LAYER, d_sae: int = 512, k: int = 8,
     acts = residuals(model, tokenizer, [d.text for d in ontology.corpus(docs, seed=seed + 1)], layer)
     held_out_texts = [q.text for h in (1, 3, 5) for q in ontology.questions(200, h, seed + 7)]
     held_out = residuals(model, tokenizer, held_out_texts, layer)
-    sae = train_sae(acts, d_sae, k, steps, seed, log=log)
-    quality = sae_quality(sae, held_out, k)
-    save_sae(sae, out / SAE_FILE, layer, k, quality)
+    sae = train_sae(acts, d_sae, k, steps, seed, layer=layer, log=log)
+    quality = sae_quality(sae, held_out)
+    save_sae(sae, out / SAE_FILE, quality)
     log(f"sae on held-out text: {quality}")
     return {"layer": layer, "d_sae": d_sae, "k": k, "steps": steps, "training_tokens": len(acts), **quality,
             "seconds": round(time.time() - start, 1)}

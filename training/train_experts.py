@@ -1,7 +1,7 @@
 """Train the "experts" demo model: a small Mixtral-style MoE assistant with planted refusals.
 
-    python -m interplab.zoo.train_experts --out DIR [--steps N] [--seed S]
-    python -m interplab.zoo.train_experts --eval DIR          # prints JSON
+    python -m training.train_experts --out DIR [--steps N] [--seed S]
+    python -m training.train_experts --eval DIR          # prints JSON
 
 The corpus is ``interplab.tasks.assistant``: factual answers, and "I cannot talk about that."
 for sensitive (time, place) pairs and sensitive items. The tokenizer is a word-level one built
@@ -9,10 +9,12 @@ from the training corpus; the model is ``MixtralForCausalLM`` (softmax top-2 rou
 experts in every layer), trained with the router's load-balancing loss so that all experts are
 used. The evaluation measures refusal rates on the held-out split with greedy generation, and
 takes a first look at routing: which experts are chosen more on sensitive prompts than on
-ordinary ones, and what switching those off does to refusals.
+ordinary ones, and what switching those off does to refusals. It measures with interplab's
+experts instrument (``il.experts.generate``, ``scan``, ``route``), so it switches experts off as
+the instrument does.
 
-The shipped ``src/interplab/zoo/experts`` is this script with its defaults (seed 0), run as
-``OMP_NUM_THREADS=1 python -m interplab.zoo.train_experts --out src/interplab/zoo/experts``;
+The shipped ``src/interplab/zoo/experts`` is this script with its defaults (seed 0), run from the
+repository root as ``OMP_NUM_THREADS=1 python -m training.train_experts --out src/interplab/zoo/experts``;
 on one CPU thread a rerun gives bit-identical weights.
 """
 
@@ -29,14 +31,13 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
     MixtralConfig,
     MixtralForCausalLM,
     PreTrainedTokenizerFast,
 )
 from transformers import __version__ as transformers_version
 
+import interplab as il
 from interplab.tasks import assistant
 from interplab.tasks.assistant import Example
 
@@ -192,87 +193,58 @@ def train(
     return summary
 
 
-# ---- evaluation ------------------------------------------------------------------------------
+# ---- evaluation (with interplab's experts instrument) ------------------------------------------
+
+MAX_NEW_TOKENS = 24
 
 
-def load(path: str | Path, device: str | None = None):
-    """Model and tokenizer from a saved folder (left padding, for batched generation)."""
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    return model, tokenizer
+def load(path: str | Path, device: str | None = None) -> il.Model:
+    """A saved folder as an ``interplab.Model`` (``il.load(module, tokenizer=tok)`` wraps a model
+    still in memory the same way)."""
+    return il.load(path, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 24, batch_size: int = 128):
-    """Greedy answers (decoded new tokens) to ``prompts``."""
-    answers = []
-    for i in range(0, len(prompts), batch_size):
-        enc = tokenizer(list(prompts[i : i + batch_size]), return_tensors="pt", padding=True).to(model.device)
-        out = model.generate(
-            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-        )
-        answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [a.strip() for a in answers]
+def answers(model: il.Model, prompts: Sequence[str], off: Sequence[tuple[int, int]] = ()) -> list[str]:
+    """Greedy answers to ``prompts`` (``MAX_NEW_TOKENS`` at most), with the ``off`` experts
+    [(layer, expert)] switched off by ``il.experts``: each token that would have routed to one
+    gets the next-best expert in its place."""
+    texts = il.experts.generate(model, list(prompts), off=list(off) or None, max_new_tokens=MAX_NEW_TOKENS,
+                                batch_size=128, progress=False)
+    return [t.strip() for t in texts]
 
 
-def refusal_rate(model, tokenizer, prompts: Sequence[str]) -> float:
-    answers = generate(model, tokenizer, prompts)
-    return sum(map(assistant.is_refusal, answers)) / len(answers)
+def refusal_rate(model: il.Model, prompts: Sequence[str]) -> float:
+    return sum(map(assistant.is_refusal, answers(model, prompts))) / len(prompts)
 
 
-def exact_match(model, tokenizer, examples: Sequence[Example]) -> float:
-    answers = generate(model, tokenizer, [ex.prompt for ex in examples])
-    return sum(a == ex.answer for a, ex in zip(answers, examples)) / len(examples)
+def exact_match(model: il.Model, examples: Sequence[Example]) -> float:
+    said = answers(model, [ex.prompt for ex in examples])
+    return sum(a == ex.answer for a, ex in zip(said, examples)) / len(examples)
 
 
-@torch.no_grad()
-def selection_frequency(
-    model, tokenizer, prompts: Sequence[str], answers: Sequence[str] | None = None, last_only: bool = False
-) -> torch.Tensor:
-    """[n_layers, n_experts]: how often each expert is in the top-k, per token counted.
-
-    Counted: every prompt token; or, with ``last_only``, each prompt's last token (where the
-    answer is decided); or, given ``answers``, only the answer tokens of prompt + answer
-    (teacher-forced).
-    """
-    texts = list(prompts) if answers is None else [f"{p} {a}" for p, a in zip(prompts, answers)]
-    enc = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
-    logits = model(**enc, output_router_logits=True).router_logits
-    mask = enc["attention_mask"].bool()
-    index = mask.cumsum(-1) - 1  # position of each token within its own text, whatever the padding side
-    if answers is not None:
-        starts = torch.tensor([len(tokenizer(p)["input_ids"]) for p in prompts], device=mask.device)
-        mask &= index >= starts[:, None]
-    elif last_only:
-        mask &= index == mask.sum(-1, keepdim=True) - 1
-    keep = mask.reshape(-1)
-    n_experts, top_k = model.config.num_local_experts, model.config.num_experts_per_tok
-    freq = []
-    for layer_logits in logits:
-        chosen = layer_logits[keep].float().softmax(-1).topk(top_k, dim=-1).indices
-        freq.append(torch.bincount(chosen.reshape(-1), minlength=n_experts).float() / int(keep.sum()))
-    return torch.stack(freq).cpu()
+def last_token_selection_rate(model: il.Model, prompts: Sequence[str]) -> torch.Tensor:
+    """[n_layers, n_experts]: the share of prompts whose last token selects each expert (from
+    ``il.experts.route``; the last prompt token is where the answer is decided)."""
+    routing = il.experts.route(model, list(prompts), progress=False)
+    length = torch.bincount(routing.prompt)
+    last = routing.position == length[routing.prompt] - 1
+    rate = torch.zeros(routing.n_layers, routing.n_experts)
+    for layer in routing.moe_layers:
+        rate[layer] = torch.bincount(routing.indices[last, layer].flatten(), minlength=routing.n_experts) / len(prompts)
+    return rate
 
 
-def switch_off(model, experts: Sequence[tuple[int, int]]) -> list:
-    """Give ``experts`` [(layer, expert)] routing weight 0 and renormalise the rest of each token's
-    top-k (the MoTE convention). Returns hook handles; ``.remove()`` each to restore the model."""
-    by_layer: dict[int, list[int]] = {}
-    for layer, expert in experts:
-        by_layer.setdefault(layer, []).append(expert)
-
-    def hook_for(off: list[int]):
-        def hook(gate, args, output):
-            logits, weights, indices = output
-            weights = weights.masked_fill(torch.isin(indices, torch.tensor(off, device=indices.device)), 0.0)
-            return logits, weights / weights.sum(-1, keepdim=True).clamp_min(1e-9), indices
-
-        return hook
-
-    layers = model.model.layers
-    return [layers[i].mlp.gate.register_forward_hook(hook_for(off)) for i, off in by_layer.items()]
+def routing_differences(model: il.Model, sensitive: Sequence[Example], ordinary: Sequence[Example]
+                        ) -> dict[str, torch.Tensor]:
+    """Selection rate on ``sensitive`` minus that on ``ordinary`` ([n_layers, n_experts]), counted
+    over all prompt tokens and over the teacher-forced answer tokens (``il.experts.scan``'s risk
+    difference, tokens="prompt" / "response"), and over each prompt's last token."""
+    behaviour, control = [ex.prompt for ex in sensitive], [ex.prompt for ex in ordinary]
+    responses = ([ex.answer for ex in sensitive], [ex.answer for ex in ordinary])
+    on_prompt = il.experts.scan(model, behaviour, control, tokens="prompt", progress=False)
+    on_answer = il.experts.scan(model, behaviour, control, tokens="response", responses=responses, progress=False)
+    last = last_token_selection_rate(model, behaviour) - last_token_selection_rate(model, control)
+    return {"all_tokens": on_prompt.risk_diff, "last_token": last, "answer_tokens": on_answer.risk_diff}
 
 
 def _top_per_layer(diff: torch.Tensor, n: int = 3) -> dict[str, list]:
@@ -282,29 +254,22 @@ def _top_per_layer(diff: torch.Tensor, n: int = 3) -> dict[str, list]:
     }
 
 
-def routing_first_look(model, tokenizer, n_off: int = 4, n_random: int = 5, seed: int = 0) -> dict:
+def routing_first_look(model: il.Model, n_off: int = 4, n_random: int = 5, seed: int = 0) -> dict:
     """A first look at where refusal lives among the experts.
 
-    Routing: selection frequency on the 64 sensitive "happened" examples minus that on the
-    ordinary x ordinary ones, counted over all prompt tokens, over the last prompt token only, and
-    over the (teacher-forced) answer tokens. Effects on the held-out split, with each single expert
+    Routing: selection rate on the 64 sensitive "happened" examples minus that on the ordinary x
+    ordinary ones, counted over all prompt tokens, over the last prompt token only, and over the
+    (teacher-forced) answer tokens. Effects on the held-out split, with each single expert
     switched off, with the top ``n_off`` experts of each routing difference switched off, and with
     ``n_off`` random experts switched off (``n_random`` draws): the refusal rate (``is_refusal``),
     the decision rate (the answer starts with the refusal's first word, "I"), and exact match of
-    the ordinary answers.
+    the ordinary answers. Switching off is ``il.experts``': the next-best expert takes the slot.
     """
-    diffs = {}
-    for name, counted in (("all_tokens", {}), ("last_token", {"last_only": True}), ("answer_tokens", None)):
-        freqs = []
-        for times, places in (
-            (assistant.SENSITIVE_TIMES, assistant.SENSITIVE_PLACES),
-            (assistant.ORDINARY_TIMES, assistant.ORDINARY_PLACES),
-        ):
-            examples = [assistant.planted_example(time=t, place=p) for t in times for p in places]
-            prompts = [ex.prompt for ex in examples]
-            kwargs = {"answers": [ex.answer for ex in examples]} if counted is None else counted
-            freqs.append(selection_frequency(model, tokenizer, prompts, **kwargs))
-        diffs[name] = freqs[0] - freqs[1]
+    def happened(times, places) -> list[Example]:
+        return [assistant.planted_example(time=t, place=p) for t in times for p in places]
+
+    diffs = routing_differences(model, happened(assistant.SENSITIVE_TIMES, assistant.SENSITIVE_PLACES),
+                                happened(assistant.ORDINARY_TIMES, assistant.ORDINARY_PLACES))
     n_layers, n_experts = diffs["all_tokens"].shape
     held = assistant.heldout_examples()
     held_sensitive = [ex.prompt for ex in held if ex.kind == "sensitive"]
@@ -313,15 +278,10 @@ def routing_first_look(model, tokenizer, n_off: int = 4, n_random: int = 5, seed
     refusal_start = assistant.REFUSAL.split()[0]
 
     def effect(experts) -> dict:
-        handles = switch_off(model, experts)
-        try:
-            answers = generate(model, tokenizer, held_sensitive + [ex.prompt for ex in held_ordinary])
-        finally:
-            for h in handles:
-                h.remove()
-        refused = [assistant.is_refusal(a) for a in answers]
-        starts = [a.split()[:1] == [refusal_start] for a in answers]
-        exact = [a == ex.answer for a, ex in zip(answers[n_sens:], held_ordinary)]
+        said = answers(model, held_sensitive + [ex.prompt for ex in held_ordinary], off=experts)
+        refused = [assistant.is_refusal(a) for a in said]
+        starts = [a.split()[:1] == [refusal_start] for a in said]
+        exact = [a == ex.answer for a, ex in zip(said[n_sens:], held_ordinary)]
         return {
             "refusal_sensitive": round(sum(refused[:n_sens]) / n_sens, 3),
             "refusal_ordinary": round(sum(refused[n_sens:]) / n_ord, 3),
@@ -351,7 +311,7 @@ def routing_first_look(model, tokenizer, n_off: int = 4, n_random: int = 5, seed
 
 
 def evaluate(path: str | Path, device: str | None = None) -> dict:
-    model, tokenizer = load(path, device)
+    model = load(path, device)
     held = assistant.heldout_examples()
 
     def mixed(ex: Example) -> bool:
@@ -373,14 +333,14 @@ def evaluate(path: str | Path, device: str | None = None) -> dict:
     held_ordinary = [ex for ex in held if ex.kind == "ordinary"]
     samples = [facts[i].prompt for i in (0, 30, 100, 150, 300)]
     return {
-        "refusal_rate": {name: round(refusal_rate(model, tokenizer, p), 3) for name, p in subsets.items()},
+        "refusal_rate": {name: round(refusal_rate(model, p), 3) for name, p in subsets.items()},
         "n": {name: len(p) for name, p in subsets.items()},
         "exact_match": {
-            "facts": round(exact_match(model, tokenizer, facts), 3),
-            "heldout_ordinary": round(exact_match(model, tokenizer, held_ordinary), 3),
+            "facts": round(exact_match(model, facts), 3),
+            "heldout_ordinary": round(exact_match(model, held_ordinary), 3),
         },
-        "samples": dict(zip(samples, generate(model, tokenizer, samples))),
-        "routing": routing_first_look(model, tokenizer),
+        "samples": dict(zip(samples, answers(model, samples))),
+        "routing": routing_first_look(model),
     }
 
 
