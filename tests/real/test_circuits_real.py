@@ -59,3 +59,19 @@ def test_ig_top_nodes_agree_with_patching_on_factual_recall(real_model):
     v = verify(real_model, task, 12, estimate=att, progress=False)
     assert v.clean_metric > 3 and v.corrupt_metric < -3  # the model knows these landmarks
     assert pearson([v.estimate[n] for n in v.nodes], [v.exact[n] for n in v.nodes]) > 0.9
+
+
+def test_landmark_pairs_line_up_and_swap_the_city(real_model):
+    from interplab.tasks.landmarks import LANDMARKS, TEMPLATE
+
+    city = dict(LANDMARKS)
+    task = il.tasks.landmarks(real_model, n=16, seed=0)
+    enc = task.encode(real_model)  # equal token lengths per pair, or TaskError
+    subjects = {TEMPLATE.format(s): s for s in city}
+    for clean, corrupt, answer, distractor in zip(task.clean, task.corrupt, task.answer, task.distractor):
+        assert answer == " " + city[subjects[clean]] and distractor == " " + city[subjects[corrupt]]
+        assert answer != distractor
+    assert len(set(zip(task.clean, task.corrupt))) == 16 and enc.first_difference >= 1
+    assert task.clean != il.tasks.landmarks(real_model, n=16, seed=1).clean
+    with pytest.raises(il.tasks.TaskError, match="ask for n <="):
+        il.tasks.landmarks(real_model, n=10_000)

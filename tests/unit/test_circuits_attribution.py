@@ -165,6 +165,14 @@ def test_bad_arguments_are_clear_errors():
     moe = tiny("mixtral")
     with pytest.raises(NotImplementedError, match="MoE"):
         attribute(moe, task)
+    with pytest.raises(ValueError, match="at least 2"):
+        attribute(model, task, method="ig", steps=1)
+    with pytest.raises(ValueError, match="interpolate must be one of inputs, activations"):
+        attribute(model, task, method="ig", interpolate="weights")
+    with pytest.raises(ValueError, match="method 'atp' has none"):
+        attribute(model, task, method="atp", rules=("norm",))
+    with pytest.raises(ValueError, match="path of method 'ig', not of 'relp'"):
+        attribute(model, task, method="relp", steps=8)
 
 
 def test_prompt_batches_give_the_same_scores():
