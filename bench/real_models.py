@@ -20,7 +20,7 @@ ground truth is cached (``--cache``, default
 
 Cost (component level, one run each, ``--threads`` torch threads): each method's seconds against
 activation patching over all nodes (with the causal skip, as ``attribute`` runs it; timed in the
-same run on one forward's worth of nodes and scaled to all, as every chunk costs the same) and against one
+same run on one forward's worth of nodes and scaled by the copies of the prompts run) and against one
 forward + backward of the bare transformers model (last-position logits, parameter gradients
 included, as in training); and the causal skip's speed-up (patching every node against patching
 with the skip, once per model on IOI, also cached).
@@ -121,12 +121,14 @@ def arrange(model, level: str, nodes: list[Node], values: torch.Tensor, position
 
 def patching_seconds(model, task, nodes: list[Node]) -> float:
     """Seconds of patching ``nodes`` (what ``attribute(method="patch")`` runs after the causal skip),
-    timed now on one forward's worth of them and scaled: every forward of a chunk costs the same."""
+    timed now on one forward's worth of them and scaled by the copies of the prompts run: a forward
+    patching ``k`` nodes runs ``k + 2`` copies (clean, corrupt and one per node)."""
     enc = task.encode(model)
-    per = nodes_per_forward(enc, None)
+    per = min(nodes_per_forward(enc, None), len(nodes))
     start = time.perf_counter()
     patch_scores(model, enc, nodes[:per], progress=False)
-    return (time.perf_counter() - start) * math.ceil(len(nodes) / per)
+    forwards = math.ceil(len(nodes) / per)
+    return (time.perf_counter() - start) * (len(nodes) + 2 * forwards) / (per + 2)
 
 
 def skip_speedup(model, model_name: str, task, cache: Path) -> dict:
