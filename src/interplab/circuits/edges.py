@@ -29,10 +29,13 @@ from ..tasks.contrast import EncodedTask
 from . import lrp
 from .gradients import (
     IntegratedGradients,
+    copies_summed,
     gradients_on_activations,
     on_path,
     path_inputs,
+    path_objective,
     path_points,
+    path_start,
     prompt_inputs,
     session,
 )
@@ -159,12 +162,9 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
                 logits = unembed.output[:, -1].float()
                 clean_metric = enc.measure(logits, answer, distractor).mean()
         with model.nn.trace(**path_inputs(enc, idx, k), logits_to_keep=1):
-            first = embed.output
-            if ig is None:
-                if not first.requires_grad:
-                    first.requires_grad_(True)
-            else:
-                embed.output = on_path(first, n, alpha)[1].detach().requires_grad_(True)
+            start = path_start(embed.output, n, alpha)
+            if start is not None:
+                embed.output = start
             deltas = []
             reads = []
             for is_write, envoy, is_input in steps:
@@ -189,18 +189,11 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
             stacked = torch.stack(deltas).float()
             logits = unembed.output[:, -1].float()
             values = enc.measure(logits, answer.repeat(k, 1), distractor.repeat(k, 1)).view(k, n).mean(1)
-            if ig is None:
-                objective = values[0]
-                metrics = torch.stack([clean_metric, objective.detach()]).save()
-            else:
-                objective = (weights * values).sum()
-                metrics = torch.stack([values[-1], values[0]]).detach().save()
+            objective, metrics = path_objective(values, weights, clean_metric if ig is None else None)
+            metrics = metrics.save()
             columns = nnsight.save([])
             with objective.backward():
                 for j in range(len(reads) - 1, -1, -1):
-                    grad = reads[j].grad.float()
-                    if k > 1:  # the weights are in the objective: the path integral is the sum
-                        grad = grad.view(k, n, *grad.shape[1:]).sum(0)
-                    columns.append(torch.einsum("unsd,nsd->u", stacked, grad))
+                    columns.append(torch.einsum("unsd,nsd->u", stacked, copies_summed(reads[j].grad.float(), k, n)))
     matrix = torch.stack(columns[::-1], dim=1).cpu()
     return matrix, float(metrics[0]), float(metrics[1])

@@ -34,8 +34,8 @@ from ..tasks.contrast import EncodedTask
 from . import lrp
 from .nodes import site_envoy
 
-__all__ = ["INTERPOLATIONS", "IntegratedGradients", "gradient_scores", "gradients_on_activations", "on_path",
-           "path_inputs", "path_points", "prompt_inputs", "session"]
+__all__ = ["INTERPOLATIONS", "IntegratedGradients", "copies_summed", "gradient_scores", "gradients_on_activations",
+           "on_path", "path_inputs", "path_objective", "path_points", "path_start", "prompt_inputs", "session"]
 
 INTERPOLATIONS = ("inputs", "activations")
 
@@ -157,6 +157,30 @@ def on_path(h: Tensor, n: int, alpha: Tensor) -> tuple[Tensor, Tensor]:
         h - h.detach())
 
 
+def path_start(first: Tensor, n: int, alpha: Tensor | None) -> Tensor | None:
+    """The embeddings to put in the model for the pass with gradients: the path's (IG), or None
+    after making the corrupted run's own embedding output require grad (AtP; parameters are frozen)."""
+    if alpha is None:
+        if not first.requires_grad:
+            first.requires_grad_(True)
+        return None
+    return on_path(first, n, alpha)[1].detach().requires_grad_(True)
+
+
+def path_objective(values: Tensor, weights: Tensor | None, clean_metric: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(what to back-propagate, [clean, corrupt] metrics) from the metric of each copy ``[copies]``:
+    the corrupted run's metric (AtP), or the path integral's weighted sum (IG, whose end copies are
+    the corrupted and the clean run)."""
+    if weights is None:
+        return values[0], torch.stack([clean_metric, values[0].detach()])
+    return (weights * values).sum(), torch.stack([values[-1], values[0]]).detach()
+
+
+def copies_summed(grad: Tensor, copies: int, n: int) -> Tensor:
+    """A gradient of the copies' rows summed over the copies (the weights are in the objective)."""
+    return grad if copies == 1 else grad.view(copies, n, *grad.shape[1:]).sum(0)
+
+
 def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...] | None,
               ig: IntegratedGradients | None) -> tuple[list[Tensor], float, float]:
     """One nnsight session. AtP/RelP: a clean forward without gradients, then the corrupted
@@ -183,12 +207,9 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
                 logits = unembed.output[:, -1].float()
                 clean_metric = enc.measure(logits, answer, distractor).mean()
         with model.nn.trace(**path_inputs(enc, idx, copies), logits_to_keep=1):
-            first = embed.output
-            if ig is None:
-                if not first.requires_grad:
-                    first.requires_grad_(True)
-            else:
-                embed.output = on_path(first, n, alpha)[1].detach().requires_grad_(True)
+            start = path_start(embed.output, n, alpha)
+            if start is not None:
+                embed.output = start
             acts = []
             deltas = []
             for i in range(len(reads)):
@@ -208,20 +229,12 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
                 deltas.append(delta)
             logits = unembed.output[:, -1].float()
             values = enc.measure(logits, answer.repeat(copies, 1), distractor.repeat(copies, 1)).view(copies, n)
-            values = values.mean(1)
-            if ig is None:
-                objective = values[0]
-                metrics = torch.stack([clean_metric, objective.detach()]).save()
-            else:
-                objective = (weights * values).sum()
-                metrics = torch.stack([values[-1], values[0]]).detach().save()
+            objective, metrics = path_objective(values.mean(1), weights, clean_metric if ig is None else None)
+            metrics = metrics.save()
             totals = nnsight.save([])
             with objective.backward():
                 for i in range(len(acts) - 1, -1, -1):
-                    grad = acts[i].grad.float()
-                    if copies > 1:  # the weights are in the objective: the path integral is the sum
-                        grad = grad.view(copies, n, *grad.shape[1:]).sum(0)
-                    product = deltas[i].float() * grad
+                    product = deltas[i].float() * copies_summed(acts[i].grad.float(), copies, n)
                     if reads[i][2]:
                         product = product.view(n, product.shape[1], heads, d_head)
                     totals.append(product.sum(-1).sum(0).float())
