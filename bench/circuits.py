@@ -1,18 +1,19 @@
-"""Circuits benchmark: fidelity of AtP and RelP to activation patching, and their speed. Prints JSON.
+"""Circuits benchmark on the demo model: fidelity of AtP, RelP and IG to activation patching, and speed. Prints JSON.
 
     PYTHONPATH=src python bench/circuits.py                      # the IOI demo model, il.tasks.ioi
     PYTHONPATH=src python bench/circuits.py --model PATH         # a model folder (IOI prompts)
     PYTHONPATH=src python bench/circuits.py --gpt2-small         # random GPT-2-small-sized model
 
-(a) Pearson correlation of AtP and RelP with activation patching over all (layer, position) nodes
-of each component type (resid, attn, mlp; with ``--heads`` also per (layer, head, position));
-(b) time of RelP over all nodes against activation patching over all nodes and against one plain
+(a) Pearson correlation of AtP, RelP and IG with activation patching over all (layer, position)
+nodes of each component type (resid, attn, mlp; with ``--heads`` also per (layer, head, position));
+(b) time of RelP and IG over all nodes against activation patching over all nodes and against one plain
 forward + backward of the bare transformers model on the corrupted prompts (params' gradients
 included, as in training). All in one run: warm-up,
 then the median of ``--repeats`` interleaved runs (patching: ``--patch-repeats``).
 
 A random model gets a random task: token-id prompts whose corruption swaps one token, with random
 answer and distractor tokens (its fidelity numbers say little; its timings are the point).
+The real models have their own benchmark: ``bench/real_models.py``.
 """
 
 from __future__ import annotations
@@ -102,11 +103,11 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def head_fidelity(model: il.Model, task: ContrastTask, rules: tuple[str, ...]) -> dict:
-    """Pearson r of AtP and RelP with patching over every (layer, head, position) and (layer, position) MLP node."""
+    """Pearson r of AtP, RelP and IG with patching over every (layer, head, position) and (layer, position) MLP node."""
     patched = attribute(model, task, method="patch", level="head", progress=False)
     out = {}
-    for method in ("atp", "relp"):
-        att = attribute(model, task, method=method, level="head", rules=rules)
+    for method in ("atp", "relp", "ig"):
+        att = attribute(model, task, method=method, level="head", **({"rules": rules} if method == "relp" else {}))
         out[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("head", "mlp")}
     return out
 
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--heads", action="store_true", help="also the correlations at the head level")
-    parser.add_argument("--rules", default=",".join(lrp.RULES), help="RelP's LRP rules, comma-separated")
+    parser.add_argument("--rules", default=",".join(lrp.DEFAULT_RULES), help="RelP's LRP rules, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rules = tuple(r for r in args.rules.split(",") if r)
@@ -148,6 +149,7 @@ def main() -> None:
     runs = {
         "relp": lambda: attribute(model, task, method="relp", rules=rules),
         "atp": lambda: attribute(model, task, method="atp"),
+        "ig": lambda: attribute(model, task, method="ig"),
         "forward_backward": fb,
     }
     for fn in runs.values():  # warm-up
@@ -156,8 +158,8 @@ def main() -> None:
     patch_fn = lambda: attribute(model, task, method="patch", progress=False)  # noqa: E731
     patched = patch_fn()  # warm-up and the ground truth
     times["patch"] = median_times({"patch": patch_fn}, args.patch_repeats)["patch"]
-    for method in ("atp", "relp"):
-        att = attribute(model, task, method=method, rules=rules)
+    for method in ("atp", "relp", "ig"):
+        att = attribute(model, task, method=method, **({"rules": rules} if method == "relp" else {}))
         results[method] = {c: round(pearson(att.scores[c], patched.scores[c]), 4) for c in ("resid", "attn", "mlp")}
     heads = head_fidelity(model, task, rules) if args.heads else None
     a = model.anatomy
@@ -184,6 +186,8 @@ def main() -> None:
         "relp_speedup_over_patching": round(speedup, 1),
         "relp_over_forward_backward": round(over_fb, 2),
         "atp_over_forward_backward": round(times["atp"] / times["forward_backward"], 2),
+        "ig_speedup_over_patching": round(times["patch"] / times["ig"], 1),
+        "ig_over_forward_backward": round(times["ig"] / times["forward_backward"], 2),
         "targets_met": targets,
     }, indent=2))
 

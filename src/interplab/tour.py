@@ -113,7 +113,7 @@ def circuit_explorer(demo: Demo) -> Section | None:
     agreement = pd.DataFrame({m: {"all": patch.score.corr(frames[m].score),
                                   **{c: patch.score[patch.component == c].corr(frames[m].score[patch.component == c])
                                      for c in ("resid", "attn", "mlp")}}
-                              for m in ("atp", "relp")}).T
+                              for m in ("atp", "relp", "ig")}).T
     agreement.index.name = "Pearson r with patching"
     explorer = CircuitExplorer(model, task, method="relp", attributions=attributions.values(), top_k=12)
     strongest = next(iter(explorer.attribution.top(1)))
@@ -127,12 +127,13 @@ def circuit_explorer(demo: Demo) -> Section | None:
         "Circuits: which components carry indirect object identification?",
         [f"{len(task)} held-out IOI prompts (\"{task.clean[0]}\" -> {task.answer[0]!r}) against their corrupted "
          "partners (the repeated name swapped), scored at every layer and position by activation patching, "
-         "attribution patching (AtP) and RelP. The graph shows RelP's scores (layers bottom to top, positions "
-         "left to right, the edges between components on the right); its top 12 nodes are the circuit, and the "
+         "attribution patching (AtP), RelP and integrated gradients (IG). The graph shows RelP's scores (layers "
+         "bottom to top, positions left to right, the edges between components on the right); its top 12 nodes "
+         "are the circuit, and the "
          f"strongest node, {strongest}, is ablated (crossed): the logit difference falls from {metric['full']:.2f} "
          f"to {metric['ablated']:.2f}, and the remaining circuit's faithfulness is {metric['faithfulness']:.2f}. "
          "In a notebook, the sliders prune the graph, a click ablates a node and the kernel re-runs the model.",
-         "How closely AtP and RelP follow activation patching (Pearson r, over all nodes and per component); "
+         "How closely AtP, RelP and IG follow activation patching (Pearson r, over all nodes and per component); "
          "faithfulness of each method's top-k nodes with everything else mean-ablated (1: the whole model, 0: "
          "everything ablated); the areas under those curves (CPR, higher is better; CMD, lower is better):"],
         widgets=[explorer], tables=[agreement, curve, areas])

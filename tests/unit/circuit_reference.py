@@ -170,3 +170,57 @@ def il_task(model, prompts, metric="logit_diff"):
     clean, corrupt, answer, distractor = zip(*prompts)
     return il.circuits.ContrastTask.build(model, list(clean), list(corrupt), list(answer), list(distractor),
                                           metric=metric)
+
+
+def ig_reference(model, prompts, sites, alphas, weights, metric: str = "logit_diff", held: bool = False) -> dict:
+    """Integrated gradients from the corrupted to the clean run, per (component, layer): scores per
+    right-aligned position ``[S]`` (``[H, S]`` for heads), like ``atp_reference``.
+
+    Each prompt runs alone, once per point ``alphas[k]``: the embedding module's output is
+    ``corrupt + alpha (clean - corrupt)``; with ``held`` every site is held at its own
+    interpolation too, its gradient still flowing through the module that computed it. Score:
+    ``(clean - corrupt) . sum_k weights[k] * gradient at point k``, averaged over prompts.
+    """
+    lengths = [ids_of(model, c).shape[1] for c, _, _, _ in prompts]
+    window = max(lengths)
+    embed = model.module("embed")
+    out = {}
+    for (clean, corrupt, answer, distractor), length in zip(prompts, lengths):
+        runs, embeds = [], []
+        for text in (clean, corrupt):
+            with torch.no_grad(), hooked(embed, False, embeds.append):
+                runs.append(capture(model, ids_of(model, text), sites)[0])
+        integral = {key: 0 for key in sites}
+        for alpha, weight in zip(alphas, weights):
+            point = embeds[1] + alpha * (embeds[0] - embeds[1])
+            found = {}
+            contexts = [hooked(embed, False, lambda t, point=point: point + 0 * t)]
+            for component, layer in sites:
+                module, reads_input = site_module(model, component, layer)
+                key = (component, layer)
+
+                def at_point(t, key=key, alpha=alpha, runs=runs, found=found):
+                    if held:
+                        value = runs[1][key] + alpha * (runs[0][key] - runs[1][key])
+                        t = value + (t - t.detach())
+                    found[key] = t
+                    return t
+                contexts.append(hooked(module, reads_input, at_point))
+            for c in contexts:
+                c.__enter__()
+            try:
+                logits = model.hf(input_ids=ids_of(model, corrupt)).logits
+            finally:
+                for c in reversed(contexts):
+                    c.__exit__(None, None, None)
+            value = last_metric(logits[0, -1], answer, distractor, metric)
+            grads = torch.autograd.grad(value, [found[key] for key in sites])
+            for key, grad in zip(sites, grads):
+                integral[key] = integral[key] + weight * grad
+        for key in sites:
+            product = ((runs[0][key] - runs[1][key]) * integral[key])[0].detach() / len(prompts)
+            product = product.view(length, model.anatomy.n_heads, -1).sum(-1).T if key[0] == "head" else product.sum(-1)
+            padded = torch.zeros(*product.shape[:-1], window, device=product.device)
+            padded[..., window - length:] = product
+            out[key] = out.get(key, 0) + padded
+    return out

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from circuit_reference import atp_reference, il_task, patch_reference, token_id
+from circuit_reference import atp_reference, ig_reference, il_task, patch_reference, token_id
 from families import DENSE_FAMILIES
 
 import interplab as il
-from interplab.circuits import attribute, lrp
+from interplab.circuits import Node, attribute, lrp
 from interplab.zoo.tiny import tiny
 
 TEXTS = [
@@ -75,11 +75,12 @@ def test_atp_matches_hand_written_autograd(family_model):
 
 
 def test_relp_is_the_same_product_with_the_rules_in_the_backward(family_model):
-    """RelP through nnsight = (clean - corrupt) x gradient of a plain torch backward under the rules."""
+    """RelP through nnsight = (clean - corrupt) x gradient of a plain torch backward under the rules
+    (by default the LN, identity and half rules: the AH-rule is off unless asked for)."""
     model = family_model
     prompts = prompts_for(model, TEXTS)
     sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
-    with lrp.rules(model):
+    with lrp.rules(model, enable=("norm", "identity", "half")):
         expected = atp_reference(model, prompts, sites)
     att = attribute(model, il_task(model, prompts), method="relp")
     plain = attribute(model, il_task(model, prompts), method="atp")
@@ -127,14 +128,17 @@ def test_runs_through_nnsights_serialising_backend():
     base = tiny("gpt2")
     remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
     prompts = prompts_for(base, TEXTS)
-    for method, level in (("atp", "component"), ("patch", "head"), ("atp", "edge")):
-        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False, positions=False)
-        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False,
-                          positions=False)
+    runs = (("atp", "component", {}), ("patch", "head", {}), ("atp", "edge", {"positions": False}),
+            ("ig", "component", {}), ("ig", "head", {}), ("ig", "edge", {"positions": False}),
+            ("ig", "component", {"interpolate": "activations"}))
+    for method, level, options in runs:
+        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False, **options)
+        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False, **options)
         for component in here.scores:
             torch.testing.assert_close(there.scores[component], here.scores[component])
-    with pytest.raises(ValueError, match="RelP runs its LRP rules"):
-        attribute(remote, il_task(remote, prompts), method="relp")
+    for method in ("relp", "ig"):
+        with pytest.raises(ValueError, match="LRP rules run as hooks on a local model"):
+            attribute(remote, il_task(remote, prompts), method=method, rules=("norm",))
     with pytest.raises(ValueError, match="position-resolved edges run hooks on a local model"):
         attribute(remote, il_task(remote, prompts), method="atp", level="edge")
 
@@ -153,8 +157,8 @@ def test_the_final_logits_map_travels_through_the_serialising_backend():
 def test_bad_arguments_are_clear_errors():
     model = tiny("gpt2")
     task = il_task(model, prompts_for(model, TEXTS))
-    with pytest.raises(ValueError, match="unknown method 'ig'"):
-        attribute(model, task, method="ig")
+    with pytest.raises(ValueError, match="unknown method 'eap'"):
+        attribute(model, task, method="eap")
     with pytest.raises(ValueError, match="unknown level"):
         attribute(model, task, level="neuron")
     with pytest.raises(ValueError, match="edge scores come from gradients"):
@@ -164,6 +168,14 @@ def test_bad_arguments_are_clear_errors():
     moe = tiny("mixtral")
     with pytest.raises(NotImplementedError, match="MoE"):
         attribute(moe, task)
+    with pytest.raises(ValueError, match="at least 2"):
+        attribute(model, task, method="ig", steps=1)
+    with pytest.raises(ValueError, match="interpolate must be one of inputs, activations"):
+        attribute(model, task, method="ig", interpolate="weights")
+    with pytest.raises(ValueError, match="method 'atp' has none"):
+        attribute(model, task, method="atp", rules=("norm",))
+    with pytest.raises(ValueError, match="path of method 'ig', not of 'relp'"):
+        attribute(model, task, method="relp", steps=8)
 
 
 def test_prompt_batches_give_the_same_scores():
@@ -193,3 +205,88 @@ def test_relp_with_a_chosen_rule_set():
     torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
     with pytest.raises(ValueError, match="unknown LRP rules"):
         attribute(model, task, method="relp", rules=("softmax",))
+
+
+# the trapezoid rule on 4 points of [0, 1], written out
+TRAPEZOID4 = ([0, 1 / 3, 2 / 3, 1], [1 / 6, 1 / 3, 1 / 3, 1 / 6])
+
+
+@pytest.mark.parametrize("metric", ["logit_diff", "logprob"])
+def test_ig_matches_hand_written_integrated_gradients(family_model, metric):
+    model = family_model
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts, metric=metric)
+    sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
+    expected = ig_reference(model, prompts, sites, *TRAPEZOID4, metric=metric)
+    att = attribute(model, task, method="ig", steps=4)
+    for component, layer in sites:
+        torch.testing.assert_close(att.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    heads = attribute(model, task, method="ig", level="head", steps=4)
+    expected = ig_reference(model, prompts, [("head", 0), ("head", 1)], *TRAPEZOID4, metric=metric)
+    for layer in range(2):
+        torch.testing.assert_close(heads.scores["head"][layer], expected[("head", layer)].cpu(), rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_ig_on_the_activation_path_and_with_rules():
+    model = tiny("llama")
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts)
+    sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
+    held = attribute(model, task, method="ig", steps=4, interpolate="activations")
+    expected = ig_reference(model, prompts, sites, *TRAPEZOID4, held=True)
+    for component, layer in sites:
+        torch.testing.assert_close(held.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    chosen = ("norm", "identity", "half")
+    ruled = attribute(model, task, method="ig", steps=4, rules=chosen)
+    with lrp.rules(model, enable=chosen):
+        expected = ig_reference(model, prompts, sites, *TRAPEZOID4)
+    for component, layer in sites:
+        torch.testing.assert_close(ruled.scores[component][layer], expected[(component, layer)].cpu(),
+                                   rtol=1e-4, atol=1e-6)
+    plain = attribute(model, task, method="ig", steps=4)
+    assert not torch.allclose(ruled.scores["resid"], plain.scores["resid"], rtol=1e-3, atol=1e-6)
+
+
+def test_ig_converges_to_the_total_effect_at_the_embeddings():
+    """Completeness: the embedding's IG scores sum to the metric's change from corrupt to clean."""
+    model = tiny("gpt2")
+    task = il_task(model, prompts_for(model, TEXTS))
+    att = attribute(model, task, method="ig", steps=24)
+    total = float(att.scores["resid"][0].sum())
+    assert total == pytest.approx(att.clean_metric - att.corrupt_metric, rel=1e-3, abs=1e-5)
+
+
+def test_patching_skips_the_nodes_before_the_first_difference(monkeypatch):
+    """Causal skip: every prompt agrees up to the first differing position (4 here: the first prompt
+    starts at position 3 and differs at its second token), so nodes there are exactly 0, unpatched."""
+    from interplab.circuits import patching
+
+    model = tiny("llama")
+    prompts = prompts_for(model, RAGGED)
+    task = il_task(model, prompts)
+    enc = task.encode(model)
+    assert enc.first_difference == 4
+    copies = []
+    real = patching.replaced_metrics
+
+    def counted(model, enc, inputs, *args):
+        copies.append(inputs["input_ids"].shape[0] // enc.n)
+        return real(model, enc, inputs, *args)
+    monkeypatch.setattr(patching, "replaced_metrics", counted)
+    nodes = [Node(c, layer, None, p) for c in ("resid", "mlp") for layer in range(2) for p in range(9)]
+    skipped, clean, corrupt = patching.patch_scores(model, enc, nodes, progress=False)
+    assert copies == [2 + 2 * 2 * 5]  # clean, corrupt, and the nodes at positions 4..8 only
+    early = [i for i, n in enumerate(nodes) if n.position < 4]
+    assert skipped[early].eq(0).all()  # exactly zero
+    full, clean_all, _ = patching.patch_scores(model, enc, nodes, progress=False, causal_skip=False)
+    assert copies[-1] == 2 + len(nodes)
+    torch.testing.assert_close(skipped, full, rtol=0, atol=2e-6)
+    expected = patch_reference(model, prompts, [(n.component, n.layer, None, n.position) for n in nodes])
+    torch.testing.assert_close(skipped, torch.tensor(expected), rtol=0, atol=2e-5)
+    only_early, clean_only, corrupt_only = patching.patch_scores(model, enc, [nodes[i] for i in early], progress=False)
+    assert only_early.eq(0).all() and copies[-1] == 2  # nothing to patch: one forward for the metrics
+    assert (clean_only, corrupt_only) == pytest.approx((clean, corrupt), abs=1e-6)
+    assert clean == pytest.approx(clean_all, abs=1e-6)

@@ -39,57 +39,76 @@ def reader(model, node):
     return block.module(norm if block.has(norm) else node.component)
 
 
-def hand_eap(model, prompts, sources, targets):
+def hand_eap(model, prompts, sources, targets, points=None):
     """score[u, d] = sum over prompts and positions of (write_u clean - corrupt) . grad of d's own input copy,
-    a sublayer's write being its output times the config's residual multiplier (Granite)."""
+    a sublayer's write being its output times the config's residual multiplier (Granite).
+
+    With ``points`` (alphas, weights): EAP-IG, the gradient is ``sum_k weights[k] * gradient`` at
+    the corrupted run whose embeddings are ``corrupt + alphas[k] (clean - corrupt)``.
+    """
     multiplier = getattr(model.hf.config, "residual_multiplier", 1.0)
     scores = torch.zeros(len(sources), len(targets))
+    embed = model.module("embed")
+
+    def run(text, embedding=None):
+        writes, inputs, handles = {}, {}, []
+        if embedding is None:
+            handles.append(embed.register_forward_hook(lambda m, a, o: writes.__setitem__("embedding", o.detach())))
+        else:
+            handles.append(embed.register_forward_hook(lambda m, a, o: embedding + 0 * o))
+        for u in sources:
+            module, reads_input = writer(model, u)
+            if reads_input:
+                handles.append(module.register_forward_pre_hook(
+                    lambda m, a, u=u, writes=writes: writes.__setitem__(u, a[0])))
+            else:
+                handles.append(module.register_forward_hook(
+                    lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
+        for d in targets:
+            def own_copy(m, args, kwargs, d=d, inputs=inputs):
+                key = None if args else next(iter(kwargs))  # attention called with hidden_states=...
+                x = (args[0] if args else kwargs[key]).clone()
+                x.retain_grad()
+                inputs[d] = x
+                return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, key: x})
+            handles.append(reader(model, d).register_forward_pre_hook(own_copy, with_kwargs=True))
+        logits = model.hf(input_ids=ids_of(model, text)).logits
+        for h in handles:
+            h.remove()
+        return writes, inputs, logits
+
     for clean, corrupt, answer, distractor in prompts:
-        runs = {}
-        for text in (clean, corrupt):
-            writes, inputs, handles = {}, {}, []
-            for u in sources:
-                module, reads_input = writer(model, u)
-                if reads_input:
-                    handles.append(module.register_forward_pre_hook(
-                        lambda m, a, u=u, writes=writes: writes.__setitem__(u, a[0])))
-                else:
-                    handles.append(module.register_forward_hook(
-                        lambda m, a, o, u=u, writes=writes: writes.__setitem__(u, o[0] if isinstance(o, tuple) else o)))
-            for d in targets:
-                def own_copy(m, args, kwargs, d=d, inputs=inputs):
-                    key = None if args else next(iter(kwargs))  # attention called with hidden_states=...
-                    x = (args[0] if args else kwargs[key]).clone()
-                    x.retain_grad()
-                    inputs[d] = x
-                    return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, key: x})
-                handles.append(reader(model, d).register_forward_pre_hook(own_copy, with_kwargs=True))
-            logits = model.hf(input_ids=ids_of(model, text)).logits
-            for h in handles:
-                h.remove()
-            runs[text] = (writes, inputs, logits)
-        writes, inputs, logits = runs[corrupt]
-        metric = (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
-        metric.backward()
-        for i, u in enumerate(sources):
-            delta = (runs[clean][0][u] - writes[u]).detach() * (1.0 if u.component == "embed" else multiplier)
-            for j, d in enumerate(targets):
-                scores[i, j] += float((delta * inputs[d].grad).sum())
-    model.hf.zero_grad(set_to_none=True)
+        clean_run, corrupt_run = run(clean), run(corrupt)
+        alphas, weights = points if points is not None else ([None], [1.0])
+        for alpha, weight in zip(alphas, weights):
+            if alpha is None:
+                _, inputs, logits = corrupt_run
+            else:
+                e_clean, e_corrupt = clean_run[0]["embedding"], corrupt_run[0]["embedding"]
+                _, inputs, logits = run(corrupt, e_corrupt + alpha * (e_clean - e_corrupt))
+            metric = weight * (logits[0, -1, answer] - logits[0, -1, distractor]) / len(prompts)
+            metric.backward()
+            for i, u in enumerate(sources):
+                delta = (clean_run[0][u] - corrupt_run[0][u]).detach() * (1.0 if u.component == "embed" else multiplier)
+                for j, d in enumerate(targets):
+                    scores[i, j] += float((delta * inputs[d].grad).sum())
+            model.hf.zero_grad(set_to_none=True)
     return scores
 
 
 @pytest.mark.parametrize("family", DENSE_FAMILIES)
-@pytest.mark.parametrize("method", ["atp", "relp"])
+@pytest.mark.parametrize("method", ["atp", "relp", "ig"])
 def test_edges_match_a_hand_written_eap(family, method, device):
     model = tiny(family, device=device, seed=5)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
-    att = attribute(model, il_task(model, prompts), method=method, level="edge", positions=False)
+    options = {"steps": 3} if method == "ig" else {}
+    att = attribute(model, il_task(model, prompts), method=method, level="edge", positions=False, **options)
     if method == "relp":
         with lrp.rules(model):
             expected = hand_eap(model, prompts, att.sources, att.targets)
     else:
-        expected = hand_eap(model, prompts, att.sources, att.targets)
+        points = ([0, 0.5, 1], [0.25, 0.5, 0.25])  # the trapezoid rule on 3 points, written out
+        expected = hand_eap(model, prompts, att.sources, att.targets, points if method == "ig" else None)
     valid = ~torch.isnan(att.edge_scores)
     torch.testing.assert_close(att.edge_scores[valid], expected[valid], rtol=1e-4, atol=1e-6)
 
@@ -111,11 +130,11 @@ def test_edge_set_follows_the_block_structure():
 
 @pytest.mark.parametrize("family", PRE_NORM)
 def test_outgoing_edges_sum_to_the_node_score(family):
-    """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP node score."""
+    """The residual stream is a sum of writes, so a source's edges add up to its AtP/RelP/IG node score."""
     model = tiny(family, seed=6)
     prompts = [(c, r, token_id(model, a), token_id(model, d)) for c, r, a, d in TEXTS]
     task = il_task(model, prompts)
-    for method in ("atp", "relp"):
+    for method in ("atp", "relp", "ig"):
         edges = attribute(model, task, method=method, level="edge", positions=False)
         nodes = attribute(model, task, method=method, positions=False)
         outgoing = torch.nan_to_num(edges.edge_scores).sum(1)

@@ -49,7 +49,7 @@ def test_all_rules_leave_the_forward_unchanged_and_all_run(one_block):
     ids = model.encode(["the cat sat on the mat", "a dog was"])  # padded batch: masks matter
     with torch.no_grad():
         plain = model.hf(**ids).logits
-        with lrp.rules(model) as ruleset:
+        with lrp.rules(model, enable=lrp.RULES) as ruleset:
             ruled = model.hf(**ids).logits
     torch.testing.assert_close(ruled, plain, rtol=0, atol=1e-6)
     assert ruleset.counts == ruleset.expected
@@ -187,7 +187,7 @@ def test_a_rule_that_does_not_run_is_an_error(monkeypatch):
     task = ContrastTask.build(model, ["the cat sat on the mat"], ["the dog sat on the mat"], " and", " is")
     monkeypatch.setitem(AttentionInterface._global_mapping, lrp.ATTENTION, sdpa_attention_forward)
     with pytest.raises(RuntimeError, match=r"attention: ran 0 times, expected [1-9]"):
-        attribute(model, task, method="relp")
+        attribute(model, task, method="relp", rules=lrp.RULES)
 
 
 def test_unknown_rule_is_refused():

@@ -66,7 +66,8 @@ def test_a_sources_edges_sum_to_its_node_score_with_patterns_fixed(family):
     task = il_task(model, prompts_for(model))
     for method, rules in (("atp", ("attention",)), ("relp", ("norm", "identity", "half", "attention"))):
         nodes = attribute(model, task, method="relp", rules=rules)  # node scores with the nnsight trace
-        edges = attribute(model, task, method=method, level="edge", keep=None, rules=rules)
+        ruled = {"rules": rules} if method == "relp" else {}  # AtP's edges hold the patterns fixed by themselves
+        edges = attribute(model, task, method=method, level="edge", keep=None, **ruled)
         sums = {}
         for edge, score in edges.edges():
             sums[edge.source] = sums.get(edge.source, 0.0) + score

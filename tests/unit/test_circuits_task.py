@@ -123,6 +123,28 @@ def test_ioi_task_swaps_the_repeated_name():
     assert enc.answer_ids.tolist() == [model.tokenizer.convert_tokens_to_ids(a.strip()) for a in task.answer]
 
 
+def test_ioi_third_name_corruption_replaces_the_repeated_name_by_a_name_not_in_the_prompt():
+    import interplab as il
+    from interplab.tasks.ioi_prompts import HELDOUT_NAMES
+
+    model = ioi_model()
+    task = il.tasks.ioi(model, n=12, seed=3, corruption="third")
+    swapped = il.tasks.ioi(model, n=12, seed=3)
+    assert task.name == "ioi-third" and task.clean == swapped.clean and task.answer == swapped.answer
+    thirds = set()
+    for clean, corrupt, answer, distractor in zip(task.clean, task.corrupt, task.answer, task.distractor):
+        io, s = answer.strip(), distractor.strip()
+        a, b = clean.split(), corrupt.split()
+        changed = [i for i in range(len(a)) if a[i] != b[i]]
+        assert len(changed) == 1 and a[changed[0]] == s  # only the second mention of S changes
+        third = b[changed[0]]
+        assert third in HELDOUT_NAMES and third not in (io, s) and third not in a
+        thirds.add(third)
+    assert len(thirds) > 3  # drawn, not one fixed name
+    with pytest.raises(TaskError, match="unknown IOI corruption 'abc'; choose one of io, third"):
+        il.tasks.ioi(model, n=4, corruption="abc")
+
+
 def test_ioi_task_skips_names_that_are_not_one_token():
     import interplab as il
     from interplab.tasks.ioi_prompts import HELDOUT_NAMES

@@ -28,7 +28,7 @@ def setup(device):
 
 @pytest.fixture
 def explorer(setup):
-    return il.CircuitExplorer(setup[0], setup[2], top_k=6)
+    return il.CircuitExplorer(setup[0], setup[2], "atp", top_k=6)
 
 
 def test_rankings_and_choices_come_from_python(explorer):

@@ -39,7 +39,7 @@ def setup(device):
 @pytest.fixture
 def explorer(setup):
     model, _, task = setup
-    return il.CircuitExplorer(model, task, top_k=5)
+    return il.CircuitExplorer(model, task, "atp", top_k=5)
 
 
 def test_nodes_and_scores_travel_as_typed_buffers(explorer, setup):
@@ -152,7 +152,7 @@ def test_errors_reach_the_banner_and_the_widget_stays_usable(explorer):
     response, _ = browser.invoke("_toggle", {"node": "resid.0@0"})
     assert "read-only" in response["error"]["message"] and explorer.error["command"] == "_toggle"
     response, _ = browser.invoke("_compute", {"method": "magic"})
-    assert "method must be one of patch, atp, relp" in response["error"]["message"]
+    assert "method must be one of patch, atp, relp, ig" in response["error"]["message"]
     response, _ = browser.invoke("_toggle", {"node": explorer.circuit[0]})
     assert response["result"]["ablated"] is True
 

@@ -1,7 +1,7 @@
 """Circuits: which components carry a behaviour.
 
     task = il.circuits.ContrastTask.build(model, clean, corrupt, answer, distractor)   # or il.tasks.ioi(model)
-    att = il.circuits.attribute(model, task, method="relp")    # "patch" | "atp" | "relp"
+    att = il.circuits.attribute(model, task)                   # method="ig" | "patch" | "atp" | "relp"
     att.to_frame()                                             # layer, component, head, position, score
     circuit = att.top(20)                                      # or att.threshold(x)
     il.circuits.faithfulness(model, task, circuit, ablation="mean")

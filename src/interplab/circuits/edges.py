@@ -11,7 +11,9 @@ Score of ``u -> d`` (summed over prompts and positions; the metric is a mean ove
 ``(write_u(clean) - write_u(corrupt)) . d metric / d input_d`` at the corrupted run, where the
 gradient reaches ``input_d`` only through ``d`` (each reader gets its own copy of the residual
 stream). Since the stream is a sum of writes, a source's outgoing edges sum to its AtP (RelP)
-node score, which is what ``scores`` holds at this level.
+node score, which is what ``scores`` holds at this level. With integrated gradients (EAP-IG) the
+gradient is the average over the interpolated copies of ``gradients``' path, each source's write
+held on the path too when the path interpolates activations.
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ from torch import Tensor
 
 from ..tasks.contrast import EncodedTask
 from . import lrp
-from .gradients import gradients_on_activations, prompt_inputs, session
+from .gradients import (
+    IntegratedGradients,
+    copies_summed,
+    gradients_on_activations,
+    on_path,
+    path_inputs,
+    path_objective,
+    path_points,
+    path_start,
+    prompt_inputs,
+    session,
+)
 from .nodes import Node
 from .result import Attribution
 
@@ -96,8 +109,9 @@ def private_reader_inputs(modules) -> Iterator[None]:
             handle.remove()
 
 
-def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | None = None, model_name: str = "",
-                     rules: tuple[str, ...] = lrp.RULES, **meta) -> Attribution:
+def edge_attribution(model, enc: EncodedTask, *, rules: tuple[str, ...] | None = None,
+                     ig: IntegratedGradients | None = None, batch_size: int | None = None, model_name: str = "",
+                     **meta) -> Attribution:
     sources, targets = edge_nodes(model)
     parallel = parallel_blocks(model)
     valid = torch.tensor([[is_edge(s, t, parallel) for t in targets] for s in sources])
@@ -106,7 +120,7 @@ def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | N
     clean = corrupt = 0.0
     for start in range(0, enc.n, per):
         idx = slice(start, min(start + per, enc.n))
-        part, part_clean, part_corrupt = _edge_pass(model, enc, idx, sources, targets, relp, rules)
+        part, part_clean, part_corrupt = _edge_pass(model, enc, idx, sources, targets, rules, ig)
         weight = (idx.stop - idx.start) / enc.n
         total += part * weight
         clean += part_clean * weight
@@ -119,8 +133,9 @@ def edge_attribution(model, enc: EncodedTask, *, relp: bool, batch_size: int | N
                        model=model_name, **meta)
 
 
-def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool,
-               rules: tuple[str, ...]) -> tuple[Tensor, float, float]:
+def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tuple[str, ...] | None,
+               ig: IntegratedGradients | None) -> tuple[Tensor, float, float]:
+    n = idx.stop - idx.start
     answer = enc.answer_ids[idx][:, None]
     distractor = enc.distractor_ids[idx][:, None]
     # forward order: per layer, the attn reader, the attn write, the mlp reader, the mlp write
@@ -130,29 +145,42 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
         steps += [(False, readers[2 * layer][0], True), (True, *_writer(model, sources[1 + 2 * layer])),
                   (False, readers[2 * layer + 1][0], True), (True, *_writer(model, sources[2 + 2 * layer]))]
     steps.append((False, readers[-1][0], True))
+    relp = bool(rules)
     clone_in_trace = not relp  # with RelP the norm rules are hooks, so the copies are made by hooks too
     ruled = lrp.rules(model, enable=rules) if relp else nullcontext()
     copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
     embed, unembed = model.embed, model.unembed
     writes = [step for step in steps if step[0]]
+    k, alpha, weights = path_points(ig, n, model.device)
+    held = ig is not None and ig.interpolate == "activations"
     with gradients_on_activations(model), ruled, copies, session(model):
-        with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
-            cleans = []
-            for _, envoy, is_input in writes:
-                cleans.append(envoy.input if is_input else envoy.output)
-            logits = unembed.output[:, -1].float()
-            clean_metric = enc.measure(logits, answer, distractor).mean()
-        with model.nn.trace(**prompt_inputs(enc, "corrupt", idx), logits_to_keep=1):
-            first = embed.output
-            if not first.requires_grad:
-                first.requires_grad_(True)
+        if ig is None:
+            with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+                cleans = []
+                for _, envoy, is_input in writes:
+                    cleans.append(envoy.input if is_input else envoy.output)
+                logits = unembed.output[:, -1].float()
+                clean_metric = enc.measure(logits, answer, distractor).mean()
+        with model.nn.trace(**path_inputs(enc, idx, k), logits_to_keep=1):
+            start = path_start(embed.output, n, alpha)
+            if start is not None:
+                embed.output = start
             deltas = []
             reads = []
             for is_write, envoy, is_input in steps:
                 h = envoy.input if is_input else envoy.output
                 if is_write:  # what the write adds to the stream: Granite scales sublayer outputs
                     scale = model.anatomy.residual_multiplier if deltas else 1.0
-                    deltas.append((cleans[len(deltas)] - h.detach()) * scale)
+                    if ig is None:
+                        deltas.append((cleans[len(deltas)] - h.detach()) * scale)
+                    else:
+                        delta, held_h = on_path(h, n, alpha)
+                        deltas.append(delta * scale)
+                        if held:  # the write on the path; the gradient through the module that computed it
+                            if is_input:
+                                envoy.input = held_h
+                            else:
+                                envoy.output = held_h
                 else:
                     if clone_in_trace:
                         h = h.clone()
@@ -160,11 +188,12 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, relp: bool
                     reads.append(h)
             stacked = torch.stack(deltas).float()
             logits = unembed.output[:, -1].float()
-            metric = enc.measure(logits, answer, distractor).mean()
-            metrics = torch.stack([clean_metric, metric.detach()]).save()
+            values = enc.measure(logits, answer.repeat(k, 1), distractor.repeat(k, 1)).view(k, n).mean(1)
+            objective, metrics = path_objective(values, weights, clean_metric if ig is None else None)
+            metrics = metrics.save()
             columns = nnsight.save([])
-            with metric.backward():
+            with objective.backward():
                 for j in range(len(reads) - 1, -1, -1):
-                    columns.append(torch.einsum("unsd,nsd->u", stacked, reads[j].grad.float()))
+                    columns.append(torch.einsum("unsd,nsd->u", stacked, copies_summed(reads[j].grad.float(), k, n)))
     matrix = torch.stack(columns[::-1], dim=1).cpu()
     return matrix, float(metrics[0]), float(metrics[1])

@@ -1,7 +1,9 @@
 """LRP rules for RelP, as gradient overrides that leave the forward pass unchanged.
 
 ``with lrp.rules(model):`` makes an ordinary backward carry LRP relevance (RelP; Rezaei Jafari et
-al. 2025) through every dense block of the anatomy:
+al. 2025) through every dense block of the anatomy (``enable=`` picks the rules; by default all
+but the AH-rule, as in the RelP authors' code: the AH-rule freezes every attention pattern, so
+scores under it estimate patching with the patterns frozen, not activation patching):
 
 =====================  ===========  ====================================================================
 where                  rule         backward
@@ -42,10 +44,13 @@ from torch.nn import functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-__all__ = ["ATTENTION", "RULES", "STABILISER", "ActiveRules", "attention_ah_rule", "rules"]
+__all__ = ["ATTENTION", "DEFAULT_RULES", "RULES", "STABILISER", "ActiveRules", "attention_ah_rule", "rules"]
 
 #: rule names: LN-rule on norms, identity rule on activations, half rule on gated products, AH-rule on softmax
 RULES = ("norm", "identity", "half", "attention")
+#: the rules RelP uses unless told (the RelP authors' default): the AH-rule freezes the attention
+#: patterns, so with it the scores estimate patching with every pattern frozen (see docs/circuits.md)
+DEFAULT_RULES = ("norm", "identity", "half")
 
 ATTENTION = "interplab_relp"
 #: keeps act(x) / x finite near x = 0
@@ -161,7 +166,7 @@ _COUNTS = "_interplab_relp_counts"
 class ActiveRules:
     """The rules switched on for one model (``enabled``), and how often each ran (``counts``)."""
 
-    def __init__(self, model, enable: tuple[str, ...] = RULES):
+    def __init__(self, model, enable: tuple[str, ...] = DEFAULT_RULES):
         unknown = set(enable) - set(RULES)
         if unknown:
             raise ValueError(f"unknown LRP rules {sorted(unknown)}; the rules are {', '.join(RULES)}")
@@ -228,12 +233,12 @@ class ActiveRules:
 
 
 @contextmanager
-def rules(model, *, enable: tuple[str, ...] = RULES, check: bool = True) -> Iterator[ActiveRules]:
+def rules(model, *, enable: tuple[str, ...] = DEFAULT_RULES, check: bool = True) -> Iterator[ActiveRules]:
     """Switch RelP's LRP rules on for ``model`` (an ``interplab.Model``) inside the block.
 
-    ``enable`` picks rules by name (default: all of ``RULES``). With ``check`` (default), leaving
-    the block raises if an enabled rule did not run on every layer in each whole-model forward
-    pass made inside it.
+    ``enable`` picks rules by name from ``RULES`` (default: ``DEFAULT_RULES``, without the AH-rule).
+    With ``check`` (default), leaving the block raises if an enabled rule did not run on every layer
+    in each whole-model forward pass made inside it.
     """
     if model.anatomy.moe is not None:
         raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")

@@ -32,7 +32,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["CIRCUIT_COMPONENTS", "LEVELS", "SCORED_COMPONENTS", "Edge", "Node", "node_from_id", "nodes_of"]
+__all__ = ["CIRCUIT_COMPONENTS", "LEVELS", "SCORED_COMPONENTS", "Edge", "Node", "check_node", "node_from_id",
+           "nodes_of"]
 
 LEVELS = ("component", "head", "edge")
 SCORED_COMPONENTS = {"component": ("resid", "attn", "mlp"), "head": ("head", "mlp"),
@@ -125,6 +126,20 @@ def site_envoy(model, layer: int, kind: str):
     raise ValueError(f"unknown site kind {kind!r}")
 
 
+def check_node(node: Node, n_layers: int, n_heads: int, seq_len: int) -> str:
+    """The site kind of a patchable node, or a ``ValueError`` saying what is wrong with it."""
+    if node.component not in _SITE_OF:
+        raise ValueError(f"{node} is not a patchable node (components: {', '.join(_SITE_OF)})")
+    if not 0 <= node.layer < n_layers:
+        raise ValueError(f"{node}: layer {node.layer} is outside 0..{n_layers - 1}")
+    if node.position is not None and not 0 <= node.position < seq_len:
+        raise ValueError(f"{node}: position {node.position} is outside 0..{seq_len - 1}")
+    kind = _SITE_OF[node.component]
+    if kind == "z" and (node.head is None or not 0 <= node.head < n_heads):
+        raise ValueError(f"{node}: head must be in 0..{n_heads - 1}")
+    return kind
+
+
 def site_masks(groups: list[Iterable[Node]], n_layers: int, n_heads: int, seq_len: int,
                device) -> dict[tuple[int, str], Tensor]:
     """Per site, a bool mask ``[copies, seq_len, n_heads or 1]`` of what each group (copy) replaces.
@@ -135,23 +150,12 @@ def site_masks(groups: list[Iterable[Node]], n_layers: int, n_heads: int, seq_le
     copies = len(groups)
     for c, group in enumerate(groups):
         for node in group:
-            if node.component not in _SITE_OF:
-                raise ValueError(f"{node} is not a patchable node (components: {', '.join(_SITE_OF)})")
-            if not 0 <= node.layer < n_layers:
-                raise ValueError(f"{node}: layer {node.layer} is outside 0..{n_layers - 1}")
-            kind = _SITE_OF[node.component]
+            kind = check_node(node, n_layers, n_heads, seq_len)
             key = (node.layer, kind)
             if key not in masks:
                 masks[key] = torch.zeros(copies, seq_len, n_heads if kind == "z" else 1, dtype=torch.bool)
             pos = slice(None) if node.position is None else node.position
-            if node.position is not None and not 0 <= node.position < seq_len:
-                raise ValueError(f"{node}: position {node.position} is outside 0..{seq_len - 1}")
-            if kind == "z":
-                if node.head is None or not 0 <= node.head < n_heads:
-                    raise ValueError(f"{node}: head must be in 0..{n_heads - 1}")
-                masks[key][c, pos, node.head] = True
-            else:
-                masks[key][c, pos, 0] = True
+            masks[key][c, pos, node.head if kind == "z" else 0] = True
     return {key: masks[key].to(device) for key in sorted(masks, key=lambda k: (k[0], SITE_KINDS.index(k[1])))}
 
 

@@ -5,6 +5,10 @@ patches node ``j`` of the chunk: at that node's site, its rows take the clean ac
 clean rows of the same forward (which nothing patches), so no activations are stored between
 forwards. The unpatched corrupt copy in the same forward is the baseline, so a node whose clean and
 corrupt activations are equal scores exactly zero.
+
+Causal skip: a node at a position before the task's first difference between clean and corrupted
+prompts (``EncodedTask.first_difference``) has the same activation in both runs, since attention
+is causal, so its score is exactly zero without running it. Those nodes are not patched.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..tasks.contrast import EncodedTask
-from .nodes import Node, rows_mask, site_envoy, site_masks
+from .nodes import Node, check_node, rows_mask, site_envoy, site_masks
 
 __all__ = ["patch_scores", "replaced_metrics"]
 
@@ -65,23 +69,27 @@ def nodes_per_forward(enc: EncodedTask, batch_size: int | None) -> int:
 
 
 def patch_scores(model, enc: EncodedTask, nodes: Sequence[Node], *, batch_size: int | None = None,
-                 progress: bool = True) -> tuple[Tensor, float, float]:
+                 progress: bool = True, causal_skip: bool = True) -> tuple[Tensor, float, float]:
     """Denoising activation patching of each node: (scores ``[len(nodes)]``, clean metric, corrupt metric).
 
     ``batch_size`` is the number of nodes patched per forward (default: as many as fit in about
-    16k tokens per forward).
+    16k tokens per forward). ``causal_skip``: nodes before the first difference score 0 unpatched.
     """
     per = nodes_per_forward(enc, batch_size)
-    chunks = [nodes[i:i + per] for i in range(0, len(nodes), per)]
     a = model.anatomy
-    scores = []
+    for node in nodes:
+        check_node(node, a.n_layers, a.n_heads, enc.seq_len)
+    first = enc.first_difference if causal_skip else 0
+    run = [i for i, node in enumerate(nodes) if node.position is None or node.position >= first]
+    chunks = [run[i:i + per] for i in range(0, len(run), per)] or [[]]  # no node to run: still the metrics
+    scores = torch.zeros(len(nodes))
     clean = corrupt = float("nan")
     for chunk in tqdm(chunks, desc="patching", unit="forward", disable=not progress or len(chunks) < 2):
-        groups = [[], [], *([node] for node in chunk)]
+        groups = [[], [], *([nodes[i]] for i in chunk)]
         masks = site_masks(groups, a.n_layers, a.n_heads, enc.seq_len, model.device)
         inputs = enc.inputs(["clean"] + ["corrupt"] * (len(chunk) + 1))
         answer, distractor = enc.targets(len(groups))
         metrics = replaced_metrics(model, enc, inputs, masks, None, answer, distractor).float().cpu()
         clean, corrupt = float(metrics[0]), float(metrics[1])
-        scores.append(metrics[2:] - metrics[1])
-    return torch.cat(scores), clean, corrupt
+        scores[chunk] = metrics[2:] - metrics[1]
+    return scores, clean, corrupt

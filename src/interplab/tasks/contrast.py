@@ -68,6 +68,13 @@ class EncodedTask:
     def padded(self) -> bool:
         return min(self.lengths) != max(self.lengths)
 
+    @property
+    def first_difference(self) -> int:
+        """The first position where some clean prompt and its corrupted partner differ (``seq_len``
+        if none do). Every activation before it is the same in both runs (attention is causal)."""
+        differs = (self.clean_ids != self.corrupt_ids).any(0).nonzero()
+        return int(differs[0, 0]) if len(differs) else self.seq_len
+
     def inputs(self, parts: Sequence[str]) -> dict[str, Tensor]:
         """Model inputs stacking copies of the clean / corrupt prompts, e.g. ``("clean", "corrupt")``.
 

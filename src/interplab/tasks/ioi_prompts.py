@@ -18,9 +18,16 @@ text it never saw:
   action's verb occurs only in plain two-name sentences ("Mary passed the book to John."),
   never after an intro, so a held-out template is a new arrangement of known words.
 
-Corruption (`IOIPrompt.corrupt`): the second mention of S is replaced by IO, the "S2 -> IO"
-swap used in activation-patching tutorials. In the corrupted prompt IO is the repeated name,
-so the right answer flips to S and the logit difference (answer minus distractor) changes sign.
+Corruption (`IOIPrompt.corrupt`, chosen by `ioi_prompts(..., corruption=)`):
+
+- `"io"` (the default): the second mention of S is replaced by IO, the "S2 -> IO" swap used in
+  activation-patching tutorials. In the corrupted prompt IO is the repeated name, so the right
+  answer flips to S and the logit difference (answer minus distractor) changes sign.
+- `"third"`: the second mention of S is replaced by a third name C that the prompt does not hold
+  (Wang et al.'s "ABC" distribution: no name is repeated, so neither S nor IO is the answer).
+  C is drawn from the split's names by a second seeded stream, so the clean prompts are the same
+  as with `"io"`.
+
 Clean and corrupted prompts differ in one word only, so with single-token names they have the
 same token length.
 
@@ -235,7 +242,8 @@ SPLITS = ("train", "test", "test_names", "test_templates")
 
 @dataclass(frozen=True)
 class IOIPrompt:
-    """One IOI contrast: `clean` continues with `answer`, `corrupt` (S2 -> IO) with `distractor`.
+    """One IOI contrast: `clean` continues with `answer` (IO); `distractor` is S. With the "io"
+    corruption `corrupt` (S2 -> IO) continues with `distractor`; with "third" (S2 -> C) with neither.
 
     `answer` and `distractor` are continuation strings with their leading space (" Mary"), so
     `clean + answer` is the full sentence.
@@ -265,28 +273,38 @@ def _fill(template: str, io: str, s: str, io_first: bool, place: str, obj: str, 
     return template.format(A=a, B=b, S=s2, PLACE=place, OBJECT=obj)
 
 
-def _draw(rng: random.Random, names: tuple[str, ...], templates: tuple[str, ...], word_noise: float = 0.0) -> IOIPrompt:
+CORRUPTIONS = ("io", "third")
+
+
+def _draw(rng: random.Random, names: tuple[str, ...], templates: tuple[str, ...], word_noise: float = 0.0,
+          third: random.Random | None = None) -> IOIPrompt:
+    """One prompt; with ``third`` (a second stream) S2 becomes a third name drawn from it, else IO."""
     template = rng.choice(templates)
     if word_noise:
         template = _noisy(template, rng, word_noise)
     io, s = rng.sample(names, 2)
     io_first = rng.random() < 0.5
     place, obj = rng.choice(PLACES), rng.choice(OBJECTS)
+    s2 = io if third is None else third.choice([name for name in names if name not in (io, s)])
     return IOIPrompt(
         clean=_fill(template, io, s, io_first, place, obj, s2=s),
-        corrupt=_fill(template, io, s, io_first, place, obj, s2=io),
+        corrupt=_fill(template, io, s, io_first, place, obj, s2=s2),
         answer=" " + io,
         distractor=" " + s,
     )
 
 
-def ioi_prompts(n: int, seed: int = 0, split: str = "test") -> list[IOIPrompt]:
-    """`n` seeded IOI prompts from one split (see the module docstring for the splits)."""
+def ioi_prompts(n: int, seed: int = 0, split: str = "test", corruption: str = "io") -> list[IOIPrompt]:
+    """`n` seeded IOI prompts from one split, corrupted by ``corruption`` (``"io"`` or
+    ``"third"``; see the module docstring for the splits and corruptions)."""
     if n < 1:
         raise ValueError(f"n must be a positive number of prompts, got {n}")
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"unknown IOI corruption {corruption!r}; choose one of {', '.join(CORRUPTIONS)}")
     names, templates = _split_pools(split)
     rng = random.Random(f"ioi-prompts/{split}/{seed}")
-    return [_draw(rng, names, templates) for _ in range(n)]
+    third = random.Random(f"ioi-third/{split}/{seed}") if corruption == "third" else None
+    return [_draw(rng, names, templates, third=third) for _ in range(n)]
 
 
 @cache

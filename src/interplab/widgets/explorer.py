@@ -6,7 +6,7 @@ level, per position) and the edges between them (``level="edge"``), draws them a
 the browser from rankings computed here, and re-runs the model when you act on it. Everything it
 does is a method here too::
 
-    explorer = il.CircuitExplorer(model, task)          # method="atp"; "patch" and "relp" on request
+    explorer = il.CircuitExplorer(model, task)          # method="ig"; "patch", "atp", "relp" on request
     explorer.compute("relp")                             # switch method (the widget's method menu)
     explorer.keep(20)                                    # the circuit: top 20 nodes (the size box)
     explorer.toggle("mlp.1@16")                          # ablate a node (a click), or explorer.ablated = [...]
@@ -70,7 +70,7 @@ def _ids(nodes: Iterable[Node | str] | Node | str) -> list[str]:
 class CircuitExplorer(Widget, bundle="explorer"):
     """An attribution graph of ``task`` (an ``il.circuits.ContrastTask``) on ``model``.
 
-    ``method``: the first method computed ("patch", "atp" or "relp"). ``level``: "component"
+    ``method``: the first method computed ("ig", the default, "patch", "atp" or "relp"). ``level``: "component"
     (resid, attn, mlp per layer and position) or "head" (heads and MLPs per layer and position).
     ``ablation``: what an ablated node is replaced with ("mean", "zero" or "corrupt"; see
     ``il.circuits.ablate``). ``top_k``: nodes kept in the circuit at first (default: the top 10%).
@@ -85,7 +85,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
     n_layers = traitlets.Int(0).tag(sync=True)
     n_heads = traitlets.Int(0).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    method = traitlets.Enum(circuits.METHODS, default_value="atp").tag(sync=True)
+    method = traitlets.Enum(circuits.METHODS, default_value="ig").tag(sync=True)
     ablation = traitlets.Enum(circuits.ABLATIONS, default_value="mean").tag(sync=True)
     colour = traitlets.Enum(tuple(COLOURS), default_value="log", help="how node colours encode scores").tag(sync=True)
     top_k = traitlets.Int(0, help="nodes kept in the circuit").tag(sync=True)
@@ -110,7 +110,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
     _browser_writable = frozenset({"circuit", "top_k", "top_edges", "ablated", "ablation", "colour", "pinned",
                                    "groups", "suggestions", "collapsed", "zoom"})
 
-    def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "atp", *, level: str = "component",
+    def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "ig", *, level: str = "component",
                  ablation: str = "mean", top_k: int | None = None,
                  attributions: Iterable[circuits.Attribution] = (), **kwargs: Any) -> None:
         if not isinstance(model, Model):
