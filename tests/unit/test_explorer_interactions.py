@@ -11,7 +11,7 @@ import pytest
 import torch
 import traitlets
 from circuit_reference import ids_of, il_task, logit_diff, patch_reference, token_id
-from test_explorer_widget import mean_ablated_metric, tiny_task
+from test_explorer_widget import ablated_metric, tiny_task
 from widget_channel import Browser, assert_freed_after_close
 
 import interplab as il
@@ -143,7 +143,7 @@ def test_intervene_measures_by_hand(explorer, setup):
     result = explorer.intervene("mean", generate=3)
     clean = np.mean([float(logit_diff(model, ids_of(model, c), a, d)) for c, _, a, d in prompts])
     assert result["before"] == pytest.approx(clean, abs=1e-4)
-    assert result["after"] == pytest.approx(mean_ablated_metric(model, prompts, "mlp", 1, node.position), abs=1e-4)
+    assert result["after"] == pytest.approx(ablated_metric(model, prompts, "mlp", 1, node.position, "mean"), abs=1e-4)
     assert explorer.intervention["nodes"] == [node.id] and len(explorer.intervention["per_prompt"]["after"]) == 4
     generation = explorer.intervention["generation"]
     ids = ids_of(model, prompts[0][0])

@@ -86,23 +86,24 @@ def test_keep_takes_the_top_k_by_absolute_score(explorer):
     assert explorer.top_k == 7 and explorer.metric["size"] == 7
 
 
-def mean_ablated_metric(model, prompts, component, layer, position):
-    """Mean logit difference on the clean prompts with one site mean-ablated at one position (hooks)."""
+def ablated_metric(model, prompts, component, layer, position, ablation):
+    """Mean logit difference on the clean prompts with one site ablated at one position (hooks):
+    "mean" puts the site's mean over the clean prompts there, "corrupt" each prompt's corrupted value."""
     module, reads_input = site_module(model, component, layer)
     seen = []
     with hooked(module, reads_input, lambda t: seen.append(t.detach().clone())), torch.no_grad():
-        for clean, *_ in prompts:
-            model.hf(input_ids=ids_of(model, clean))
-    mean = torch.cat(seen).mean(0)
-
-    def put(t):
-        t = t.clone()
-        t[0, position] = mean[position]
-        return t
+        for clean, corrupt, *_ in prompts:
+            model.hf(input_ids=ids_of(model, corrupt if ablation == "corrupt" else clean))
+    values = seen if ablation == "corrupt" else [torch.cat(seen).mean(0, keepdim=True)] * len(prompts)
 
     total = 0.0
-    with hooked(module, reads_input, put), torch.no_grad():
-        for clean, _, answer, distractor in prompts:
+    for (clean, _, answer, distractor), value in zip(prompts, values):
+        def put(t, value=value):
+            t = t.clone()
+            t[0, position] = value[0, position]
+            return t
+
+        with hooked(module, reads_input, put), torch.no_grad():
             total += float(logit_diff(model, ids_of(model, clean), answer, distractor))
     return total / len(prompts)
 
@@ -111,15 +112,20 @@ def test_a_click_ablates_a_node_and_the_metric_follows_by_hand(explorer, setup):
     model, prompts, task = setup
     browser = Browser(explorer)
     node = Node("mlp", 1, None, task.encode(model).seq_len - 1)
+    assert explorer.ablation == "corrupt"  # the default: the counterfactual the methods score
     response, _ = browser.invoke("_toggle", {"node": node.id})
     assert response["result"]["ablated"] is True and explorer.ablated == [node.id]
-    expected = mean_ablated_metric(model, prompts, "mlp", 1, node.position)
+    expected = ablated_metric(model, prompts, "mlp", 1, node.position, "corrupt")
     assert explorer.metric["ablated"] == pytest.approx(expected, abs=1e-4)
     assert response["result"]["metric"]["ablated"] == pytest.approx(expected, abs=1e-4)
     # the circuit's faithfulness, as the engine computes it for the kept nodes minus the ablated one
     circuit = explorer.as_circuit()
     assert node not in circuit
-    assert explorer.metric["faithfulness"] == pytest.approx(faithfulness(model, task, circuit), abs=1e-5)
+    assert explorer.metric["faithfulness"] == pytest.approx(faithfulness(model, task, circuit, "corrupt"), abs=1e-5)
+    # the ablation menu: mean ablation, by hand too
+    explorer.ablation = "mean"
+    mean = ablated_metric(model, prompts, "mlp", 1, node.position, "mean")
+    assert explorer.metric["ablated"] == pytest.approx(mean, abs=1e-4) and abs(mean - expected) > 1e-3
     # a second click restores it
     response, _ = browser.invoke("_toggle", {"node": node.id})
     assert response["result"]["ablated"] is False and explorer.ablated == []

@@ -72,8 +72,10 @@ class CircuitExplorer(Widget, bundle="explorer"):
 
     ``method``: the first method computed ("ig", the default, "patch", "atp" or "relp"). ``level``: "component"
     (resid, attn, mlp per layer and position) or "head" (heads and MLPs per layer and position).
-    ``ablation``: what an ablated node is replaced with ("mean", "zero" or "corrupt"; see
-    ``il.circuits.ablate``). ``top_k``: nodes kept in the circuit at first (default: the top 10%).
+    ``ablation``: what an ablated node is replaced with ("corrupt", the default, "mean" or "zero";
+    see ``il.circuits.ablate``). The default matches what every method scores (a node's clean
+    activation put into the corrupted run), so a circuit is judged by the same counterfactual.
+    ``top_k``: nodes kept in the circuit at first (default: the top 10%).
     ``attributions``: attributions of this task already computed (e.g. in a notebook), reused
     instead of recomputed; node-level ones of ``level`` with positions, and edge-level ones.
     """
@@ -86,7 +88,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
     n_heads = traitlets.Int(0).tag(sync=True)
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     method = traitlets.Enum(circuits.METHODS, default_value="ig").tag(sync=True)
-    ablation = traitlets.Enum(circuits.ABLATIONS, default_value="mean").tag(sync=True)
+    ablation = traitlets.Enum(circuits.ABLATIONS, default_value="corrupt").tag(sync=True)
     colour = traitlets.Enum(tuple(COLOURS), default_value="log", help="how node colours encode scores").tag(sync=True)
     top_k = traitlets.Int(0, help="nodes kept in the circuit").tag(sync=True)
     top_edges = traitlets.Int(0, help="edges drawn (the top ones by |score|)").tag(sync=True)
@@ -111,7 +113,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
                                    "groups", "suggestions", "collapsed", "zoom"})
 
     def __init__(self, model: Model, task: circuits.ContrastTask, method: str = "ig", *, level: str = "component",
-                 ablation: str = "mean", top_k: int | None = None,
+                 ablation: str = "corrupt", top_k: int | None = None,
                  attributions: Iterable[circuits.Attribution] = (), **kwargs: Any) -> None:
         if not isinstance(model, Model):
             raise TypeError(f"model must be an interplab Model (il.load(...)), got {type(model).__name__}")
