@@ -19,34 +19,13 @@ import { createFrame } from "../shared/frame";
 import { TokenStrip } from "../shared/tokenstrip";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
+import type { ConceptInfo, DetectionState, EditorTraits, GenerationState } from "./traits";
 import { ruleLanguage } from "./language";
 import { analyse, type InferenceState, toRanges } from "./lint";
 import { chip, conceptColours, type FlatProof, type Proofs, proofPositions, proofStep, summaryText } from "./proofs";
 
 export const LINT_DELAY_MS = 250;
 const TEXT_DELAY_MS = 500;
-
-interface ConceptInfo {
-  name: string;
-  method: string;
-  detected: boolean;
-}
-
-interface DetectionState {
-  text: string;
-  tokens: string[];
-  detected: Record<string, number[]>;
-}
-
-interface GenerationState {
-  prompt: string;
-  strength: number;
-  base: string | null;
-  steered: string;
-  derived: string[];
-  suppressed: string[];
-  steering: Record<string, number>;
-}
 
 const S_KEY_CODE = 83;
 
@@ -90,7 +69,7 @@ const jupyterTheme = EditorView.theme({
   ".cm-panels": { backgroundColor: "var(--jp-layout-color2, #eee)", color: "var(--jp-ui-font-color1, #212121)" },
 });
 
-function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+function render({ model, el }: { model: AnyModel<EditorTraits>; el: HTMLElement }): Cleanup {
   const frame = createFrame(model, el, "il-editor");
   const tooltip = createTooltip();
   frame.onDispose(() => tooltip.dispose());
@@ -100,7 +79,10 @@ function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
   let known: ReadonlySet<string> = new Set(colours.keys());
   const colour = (name: string) => colours.get(name) ?? null;
   const detection = (): DetectionState => model.get("_detection") ?? { text: "", tokens: [], detected: {} };
-  const inference = (): InferenceState | null => model.get("_inference") ?? null;
+  const inference = (): InferenceState | null => {
+    const published = model.get("_inference");
+    return published && "rules" in published ? (published as InferenceState) : null; // {} until the first inference
+  };
 
   // --- the rule editor ------------------------------------------------------------------------
   const status = h("div", { class: "il-lint-status il-muted", attrs: { "aria-live": "polite" } });

@@ -52,6 +52,8 @@ export function putBuffers(state: Record<string, any>, buffers: BufferSpec[] = [
 /** A kernel-less model: traits live in the page; commands get an error reply. */
 export class StaticModel implements AnyModel {
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** No other widgets' models here: interplab's widgets never ask for one. */
+  readonly widget_manager = { get_model: (): Promise<never> => Promise.reject(new Error("no widget manager")) };
 
   constructor(private readonly state: Record<string, any>) {}
 

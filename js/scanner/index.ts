@@ -15,6 +15,7 @@ import { createFrame } from "../shared/frame";
 import type { Scale } from "../shared/theme";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
+import type { ScannerTraits } from "./traits";
 import { binColours, binOf, type Cell, LEVELS, type Marks, markColours } from "./heatmap";
 import { cellInfo, MapView, mapDrawing, type Picture } from "./mapview";
 import { type Choices, chosen, decodeMaps, formatValue, labels, legendTitle, type Maps, scaleFor, valuesFor } from "./maps";
@@ -25,7 +26,7 @@ import { type Run, RunPanel } from "./runs";
 const samePairs = (a: [number, number][], b: [number, number][]) =>
   a.length === b.length && a.every(([l, e], i) => b[i][0] === l && b[i][1] === e);
 
-export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+export function render({ model, el }: { model: AnyModel<ScannerTraits>; el: HTMLElement }): Cleanup {
   const frame = createFrame(model, el, "il-scanner");
   const tooltip = createTooltip("il-scanner-tooltip");
   frame.onDispose(() => tooltip.dispose());

@@ -92,7 +92,7 @@ export function createFrame(model: AnyModel, el: HTMLElement, className: string)
         if (!message || message.kind !== "interplab-export") return;
         try {
           const bytes = await blobBytes(await exportBlob(drawing(), message.format));
-          await commands.invoke("_receive_export", { id: message.id, format: message.format }, { buffers: [bytes] });
+          await commands.invoke("_receive_export", { id: message.id, format: message.format }, { buffers: [new Uint8Array(bytes)] });
         } catch (error) {
           banner.show(error);
         }

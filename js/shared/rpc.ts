@@ -58,7 +58,7 @@ export interface Reply<T> {
 }
 
 export interface InvokeOptions {
-  buffers?: (ArrayBuffer | ArrayBufferView)[];
+  buffers?: ArrayBufferView[];
   /** Abort the wait (the kernel still finishes; its late reply is ignored). */
   signal?: AbortSignal;
   /** Give up after this long without a sign of life from the kernel (default `PATIENCE_MS`). */

@@ -5,25 +5,12 @@
 
 import { h, replaceChildren } from "./dom";
 import { CommandError, type Commands, isAbort } from "./rpc";
-import type { AnyModel } from "./types";
+import type { AnyModel, KernelError, Progress } from "./types";
+
+export type { KernelError, Progress };
 
 /** What the banner calls errors raised in the browser, by their name. */
 const TITLES: Record<string, string> = { KernelGone: "Not connected", NoAnswer: "No answer" };
-
-/** The `error` trait: what Python's Widget records when a command or observer fails. */
-export interface KernelError {
-  type: string;
-  message: string;
-  command?: string;
-  traceback?: string;
-}
-
-/** The `progress` trait: `done` of `total` steps (total null: unknown), with a label. */
-export interface Progress {
-  done?: number;
-  total?: number | null;
-  label?: string;
-}
 
 export interface ErrorBanner {
   el: HTMLElement;

@@ -9,6 +9,8 @@ export interface Sent {
 
 export class MockModel implements AnyModel {
   readonly sent: Sent[] = [];
+  /** No other widgets' models here: interplab's widgets never ask for one. */
+  readonly widget_manager = { get_model: (): Promise<never> => Promise.reject(new Error("no widget manager")) };
   saves = 0;
   private readonly state: Map<string, unknown>;
   private readonly listeners = new Map<string, Set<Listener>>();

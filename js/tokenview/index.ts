@@ -15,18 +15,12 @@ import { quote } from "../shared/text";
 import { TokenStrip } from "../shared/tokenstrip";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
+import type { Preloaded, TokenViewTraits } from "./traits";
 
 interface Prediction {
   token: string;
   id: number;
   logprob: number;
-}
-
-/** Predictions for every position, sent ahead by `TokenView.preload_predictions()` (for reports). */
-interface Preloaded {
-  tokens: string[]; // [seq * k], row-major
-  ids: ArrayMeta; // int32 [seq, k]
-  logprobs: ArrayMeta; // float32 [seq, k]
 }
 
 interface PredictionsReply {
@@ -38,7 +32,7 @@ interface PredictionsReply {
 
 const fmt = (v: number) => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : "–");
 
-function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+function render({ model, el }: { model: AnyModel<TokenViewTraits>; el: HTMLElement }): Cleanup {
   const frame = createFrame(model, el, "il-tokenview");
   const tooltip = createTooltip();
   frame.onDispose(() => tooltip.dispose());
