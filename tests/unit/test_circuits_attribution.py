@@ -1,5 +1,7 @@
 """Activation patching and AtP/RelP against hand-written references (torch hooks, no nnsight)."""
 
+import itertools
+
 import pytest
 import torch
 from circuit_reference import atp_reference, ig_reference, il_task, patch_reference, token_id
@@ -225,6 +227,22 @@ def test_relp_with_a_chosen_rule_set():
     torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
     with pytest.raises(ValueError, match="unknown LRP rules"):
         attribute(model, task, method="relp", rules=("softmax",))
+
+
+@pytest.mark.parametrize("family", DENSE_FAMILIES)
+def test_each_rule_subset_matches_the_hook_implementation(family, device):
+    """The rules as trace interventions against the previous implementation (torch hooks with
+    hand-written autograd functions, ``lrp_reference``) around AtP's own pass, for every subset of
+    the LN, identity and half rules (edges: ``test_edges_match_a_hand_written_eap``)."""
+    model = tiny(family, device=device, seed=4)
+    task = il_task(model, prompts_for(model, RAGGED))
+    base = ("norm", "identity", "half")
+    for chosen in [r for k in (1, 2, 3) for r in itertools.combinations(base, k)]:
+        att = attribute(model, task, method="relp", rules=chosen)
+        with reference_rules(model, enable=chosen):
+            expected = attribute(model, task, method="atp")
+        for component in att.scores:
+            torch.testing.assert_close(att.scores[component], expected.scores[component], rtol=1e-5, atol=1e-7)
 
 
 # the trapezoid rule on 4 points of [0, 1], written out

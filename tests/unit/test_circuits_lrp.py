@@ -113,7 +113,7 @@ def test_identity_rule_passes_relevance_through_the_activation(one_block):
     v = torch.randn_like(x)
     plain_y = act(x)
     plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
-    with lrp.hooks(model, ("identity",)) as counts:
+    with lrp.hooks(lrp.RuleSet(model, ("identity",))) as counts:
         y = act(x)
     assert counts == {"identity": 1}
     grad, = torch.autograd.grad((y * v).sum(), x)
@@ -139,13 +139,13 @@ def test_half_rule_splits_the_gated_product(family, device):
     v = torch.randn(2, 5, model.anatomy.d_model, device=device)
     plain_y = mlp(x)
     plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
-    with lrp.hooks(model, ("half",)):
+    with lrp.hooks(lrp.RuleSet(model, ("half",))):
         y = mlp(x)
     grad, = torch.autograd.grad((y * v).sum(), x)
     assert torch.equal(y, plain_y)
     torch.testing.assert_close(grad, 0.5 * plain_grad, rtol=1e-5, atol=1e-7)
     # with the identity rule too: each factor gets half of the product's relevance
-    with lrp.hooks(model, ("half", "identity")):
+    with lrp.hooks(lrp.RuleSet(model, ("half", "identity"))):
         y = mlp(x)
     grad, = torch.autograd.grad((y * v).sum(), x)
     a = x.detach() @ gate.T

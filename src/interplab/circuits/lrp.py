@@ -28,7 +28,7 @@ projection's input of gated MLPs through envoys. It reads weights through the en
 rules run wherever the trace runs: locally or remotely (``remote=``). The AH-rule needs the
 pattern, which transformers' fused attention never forms: it runs an eager attention with the
 pattern detached, registered with transformers (on first use, not at import) and switched on by
-``ah_rule(model)`` around a local run only. ``hooks(model, enable)`` applies the same rules with
+``ah_rule(model, counts)`` around a local run only. ``hooks(ruleset)`` applies the same rules with
 torch hooks to plain forward passes (position-resolved edges, which run the model without nnsight).
 The rules give activation gradients only (norm weights get none).
 
@@ -185,10 +185,9 @@ def apply(plan: list[Site]) -> list[str]:
 
 
 @contextmanager
-def hooks(model, enable: tuple[str, ...] = DEFAULT_RULES) -> Iterator[Counter]:
-    """The rules (but the AH-rule) as torch hooks on ``model``'s modules, for forward passes run
-    without nnsight. Yields the count of each rule's applications (``RuleSet.check`` them)."""
-    ruleset = RuleSet(model, tuple(rule for rule in enable if rule != "attention"))
+def hooks(ruleset: RuleSet) -> Iterator[Counter]:
+    """The rules of ``ruleset.plan`` as torch hooks on the model's modules, for forward passes run
+    without nnsight. Yields the count of each rule's applications (``ruleset.check`` them)."""
     counts: Counter = Counter()
 
     def post(site: Site) -> Callable:

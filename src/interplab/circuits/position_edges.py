@@ -282,7 +282,8 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
         return copy
 
     states = [LayerPatterns(capture={}) for _ in range(n_layers)]
-    ruled = lrp.hooks(model, rules) if relp else nullcontext(None)
+    ruleset = lrp.RuleSet(model, tuple(r for r in rules if r != "attention")) if relp else None
+    ruled = lrp.hooks(ruleset) if ruleset else nullcontext(None)
     with ExitStack() as stack:
         stack.enter_context(gradients_on_activations(model))
         counts = stack.enter_context(ruled)
@@ -291,8 +292,8 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
                                  [(m, i, recorder(writes)) for m, i in writers] +
                                  [(m, True, private) for m in readers]))
         metric = run_metric(model, enc, prompt_inputs(enc, "corrupt", idx), answer, distractor).mean()
-    if counts is not None:
-        lrp.RuleSet(model, tuple(r for r in rules if r != "attention")).check(counts)
+    if ruleset is not None:
+        ruleset.check(counts)
     scale = model.anatomy.residual_multiplier  # what a sublayer adds to the stream (Granite scales its output)
     deltas = torch.stack([(c - w.detach()) * (scale if k else 1.0)
                           for k, (c, w) in enumerate(zip(clean_writes, writes))]).float()  # [2L+1, n, S, d]
