@@ -5,7 +5,10 @@ stay where the model runs, remote or not), then the corrupted prompts, whose met
 back-propagated. Each node scores ``sum over features of (clean - corrupt) * d metric / d
 activation`` at the corrupted run, the first-order estimate of denoising patching; the products
 are reduced inside the trace, so only the scores come back. RelP is the same pass with the LRP
-rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient.
+rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient: the
+pass with gradients reads its activations in one ``tracer.invoke`` and applies the rules in an
+empty one after it (whole batch, after the reads' edits), so they run wherever the trace runs.
+Every trace goes through ``model.session()`` and ``model.trace``, with the model's ``remote``.
 
 Integrated gradients (``IntegratedGradients``) replace the gradient at the corrupted run by its
 average along a straight path from the corrupted to the clean run (EAP-IG; Hanna et al. 2024), by
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import nnsight
@@ -124,7 +127,8 @@ def inner(model) -> dict:
     return {"remote": False} if model.remote else {}
 
 
-def rules_for(model, rules: tuple[str, ...] | None) -> tuple[lrp.RuleSet | None, Counter, object]:
+def rules_for(model, rules: tuple[str, ...] | None,
+              ) -> tuple[lrp.RuleSet | None, Counter, AbstractContextManager]:
     """(the rule set or None, the AH-rule's call count, the context that runs the AH-rule) of a pass
     with ``rules`` on."""
     counts: Counter = Counter()
