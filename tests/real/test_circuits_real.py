@@ -75,3 +75,20 @@ def test_landmark_pairs_line_up_and_swap_the_city(real_model):
     assert task.clean != il.tasks.landmarks(real_model, n=16, seed=1).clean
     with pytest.raises(il.tasks.TaskError, match="ask for n <="):
         il.tasks.landmarks(real_model, n=10_000)
+
+
+def test_relp_rules_in_the_trace_match_the_hook_implementation_and_run_remotely(real_model, ioi):
+    """RelP's rules as interventions inside the trace give the previous implementation's scores
+    (torch hooks with hand-written autograd functions around AtP's pass), and the same scores
+    through nnsight's serialising backend (remote='local')."""
+    from tests.unit.lrp_reference import rules as reference_rules
+
+    att = attribute(real_model, ioi, method="relp")
+    with reference_rules(real_model):
+        expected = attribute(real_model, ioi, method="atp")
+    remote = il.load(real_model.hf, tokenizer=real_model.tokenizer, remote="local")
+    there = attribute(remote, ioi, method="relp")
+    for component in att.scores:
+        scale = float(expected.scores[component].abs().max())
+        torch.testing.assert_close(att.scores[component], expected.scores[component], rtol=0, atol=1e-5 * scale)
+        torch.testing.assert_close(there.scores[component], att.scores[component], rtol=0, atol=0)

@@ -1,12 +1,15 @@
 """Activation patching and AtP/RelP against hand-written references (torch hooks, no nnsight)."""
 
+import itertools
+
 import pytest
 import torch
 from circuit_reference import atp_reference, ig_reference, il_task, patch_reference, token_id
 from families import DENSE_FAMILIES
+from lrp_reference import rules as reference_rules
 
 import interplab as il
-from interplab.circuits import Node, attribute, lrp
+from interplab.circuits import Node, attribute
 from interplab.zoo.tiny import tiny
 
 TEXTS = [
@@ -80,7 +83,7 @@ def test_relp_is_the_same_product_with_the_rules_in_the_backward(family_model):
     model = family_model
     prompts = prompts_for(model, TEXTS)
     sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
-    with lrp.rules(model, enable=("norm", "identity", "half")):
+    with reference_rules(model, enable=("norm", "identity", "half")):
         expected = atp_reference(model, prompts, sites)
     att = attribute(model, il_task(model, prompts), method="relp")
     plain = attribute(model, il_task(model, prompts), method="atp")
@@ -136,11 +139,30 @@ def test_runs_through_nnsights_serialising_backend():
         there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False, **options)
         for component in here.scores:
             torch.testing.assert_close(there.scores[component], here.scores[component])
-    for method in ("relp", "ig"):
-        with pytest.raises(ValueError, match="LRP rules run as hooks on a local model"):
-            attribute(remote, il_task(remote, prompts), method=method, rules=("norm",))
+    with pytest.raises(ValueError, match=r"attention rule \(AH-rule\) runs an attention function of this process"):
+        attribute(remote, il_task(remote, prompts), method="relp", rules=("norm", "attention"))
     with pytest.raises(ValueError, match="position-resolved edges run hooks on a local model"):
         attribute(remote, il_task(remote, prompts), method="atp", level="edge")
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])
+def test_relp_runs_through_nnsights_serialising_backend(family):
+    """RelP's rules are interventions inside the trace: remote='local' gives the local scores, with
+    each rule alone, the default rules at every level, and the rules on integrated gradients."""
+    base = tiny(family)
+    remote = il.load(base.hf, tokenizer=base.tokenizer, remote="local")
+    prompts = prompts_for(base, TEXTS)
+    runs = [("relp", "component", {"rules": (rule,)}) for rule in ("norm", "identity", "half")]
+    runs += [("relp", "component", {}), ("relp", "head", {}), ("relp", "edge", {"positions": False}),
+             ("ig", "component", {"rules": ("norm", "identity", "half"), "steps": 3})]
+    for method, level, options in runs:
+        here = attribute(base, il_task(base, prompts), method=method, level=level, progress=False, **options)
+        there = attribute(remote, il_task(remote, prompts), method=method, level=level, progress=False, **options)
+        assert there.corrupt_metric == pytest.approx(here.corrupt_metric, abs=1e-6)
+        for component in here.scores:
+            torch.testing.assert_close(there.scores[component], here.scores[component], rtol=0, atol=0)
+        if level == "edge":
+            torch.testing.assert_close(there.edge_scores, here.edge_scores, rtol=0, atol=0, equal_nan=True)
 
 
 def test_the_final_logits_map_travels_through_the_serialising_backend():
@@ -194,7 +216,7 @@ def test_relp_with_a_chosen_rule_set():
     task = il_task(model, prompts)
     sites = [(c, layer) for layer in range(model.anatomy.n_layers) for c in ("resid", "attn", "mlp")]
     chosen = ("norm", "identity", "half")  # no AH-rule: the backward also flows through the pattern
-    with lrp.rules(model, enable=chosen):
+    with reference_rules(model, enable=chosen):
         expected = atp_reference(model, prompts, sites)
     att = attribute(model, task, method="relp", rules=chosen)
     for component, layer in sites:
@@ -205,6 +227,22 @@ def test_relp_with_a_chosen_rule_set():
     torch.testing.assert_close(none.edge_scores, plain.edge_scores, equal_nan=True)
     with pytest.raises(ValueError, match="unknown LRP rules"):
         attribute(model, task, method="relp", rules=("softmax",))
+
+
+@pytest.mark.parametrize("family", DENSE_FAMILIES)
+def test_each_rule_subset_matches_the_hook_implementation(family, device):
+    """The rules as trace interventions against the previous implementation (torch hooks with
+    hand-written autograd functions, ``lrp_reference``) around AtP's own pass, for every subset of
+    the LN, identity and half rules (edges: ``test_edges_match_a_hand_written_eap``)."""
+    model = tiny(family, device=device, seed=4)
+    task = il_task(model, prompts_for(model, RAGGED))
+    base = ("norm", "identity", "half")
+    for chosen in [r for k in (1, 2, 3) for r in itertools.combinations(base, k)]:
+        att = attribute(model, task, method="relp", rules=chosen)
+        with reference_rules(model, enable=chosen):
+            expected = attribute(model, task, method="atp")
+        for component in att.scores:
+            torch.testing.assert_close(att.scores[component], expected.scores[component], rtol=1e-5, atol=1e-7)
 
 
 # the trapezoid rule on 4 points of [0, 1], written out
@@ -241,7 +279,7 @@ def test_ig_on_the_activation_path_and_with_rules():
                                    rtol=1e-4, atol=1e-6)
     chosen = ("norm", "identity", "half")
     ruled = attribute(model, task, method="ig", steps=4, rules=chosen)
-    with lrp.rules(model, enable=chosen):
+    with reference_rules(model, enable=chosen):
         expected = ig_reference(model, prompts, sites, *TRAPEZOID4)
     for component, layer in sites:
         torch.testing.assert_close(ruled.scores[component][layer], expected[(component, layer)].cpu(),

@@ -5,9 +5,10 @@ import pytest
 import torch
 from circuit_reference import ids_of, il_task, site_module, token_id
 from families import DENSE_FAMILIES
+from lrp_reference import rules as reference_rules
 
 from interplab.anatomy import FAMILIES
-from interplab.circuits import Edge, Node, attribute, lrp
+from interplab.circuits import Edge, Node, attribute
 from interplab.zoo.tiny import tiny
 
 # families whose attention and MLP writes are the attn and mlp nodes themselves (no post-norms)
@@ -104,7 +105,7 @@ def test_edges_match_a_hand_written_eap(family, method, device):
     options = {"steps": 3} if method == "ig" else {}
     att = attribute(model, il_task(model, prompts), method=method, level="edge", positions=False, **options)
     if method == "relp":
-        with lrp.rules(model):
+        with reference_rules(model):
             expected = hand_eap(model, prompts, att.sources, att.targets)
     else:
         points = ([0, 0.5, 1], [0.25, 0.5, 0.25])  # the trapezoid rule on 3 points, written out

@@ -1,7 +1,12 @@
 """Each LRP rule on one-block models: forward unchanged, backward exactly the rule's (hand-written)."""
 
+import os
+import subprocess
+import sys
+from collections import Counter
 from unittest import mock
 
+import nnsight
 import pytest
 import torch
 from families import DENSE_FAMILIES
@@ -45,30 +50,43 @@ def norms_of(model):
 
 
 def test_all_rules_leave_the_forward_unchanged_and_all_run(one_block):
+    """The rules in the trace (an empty invoke after the model's inputs) and the AH-rule around it."""
     model = one_block
     ids = model.encode(["the cat sat on the mat", "a dog was"])  # padded batch: masks matter
+    ruleset = lrp.RuleSet(model, lrp.RULES)
+    attention = Counter()
     with torch.no_grad():
-        plain = model.hf(**ids).logits
-        with lrp.rules(model, enable=lrp.RULES) as ruleset:
-            ruled = model.hf(**ids).logits
+        with model.trace(**ids):
+            plain = model.unembed.output.save()
+        with lrp.ah_rule(model, attention), model.trace() as tracer:
+            with tracer.invoke(**ids):
+                ruled = model.unembed.output.save()
+            with tracer.invoke():
+                applied = nnsight.save(lrp.apply(ruleset.plan))
     torch.testing.assert_close(ruled, plain, rtol=0, atol=1e-6)
-    assert ruleset.counts == ruleset.expected
-    assert ruleset.counts["attention"] == 1 and ruleset.counts["identity"] == 1
-    assert ruleset.counts["norm"] == len(norms_of(model))
-    assert ruleset.counts["half"] == (1 if model.family.mlp == "gated" else 0)
+    ruleset.check(applied + list(attention.elements()))
+    counts = Counter(applied) + attention
+    assert counts == ruleset.expected
+    assert counts["attention"] == 1 and counts["identity"] == 1
+    assert counts["norm"] == len(norms_of(model))
+    assert counts["half"] == (1 if model.family.mlp == "gated" else 0)
+    with pytest.raises(RuntimeError, match="norm: ran 1 times, expected"):
+        ruleset.check(applied[-1:] + list(attention.elements()))
 
 
 def test_ln_rule_treats_the_normaliser_as_constant(one_block):
     model = one_block
     d = model.anatomy.d_model
     torch.manual_seed(0)
-    for norm in norms_of(model):
+    sites = lrp.RuleSet(model, ("norm",)).plan
+    assert {id(site.module) for site in sites} == {id(norm) for norm in norms_of(model)}
+    for site in sites:
+        norm = site.module
         x = (torch.randn(2, 5, d, device=model.device) * 3 + 1).requires_grad_()
         v = torch.randn(2, 5, d, device=model.device)
         plain_y = norm(x)
         plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
-        with lrp.rules(model, enable=("norm",)):
-            y = norm(x)
+        y = lrp.ln_rule(x, norm(x), norm.weight, site.eps, site.kind)
         grad, = torch.autograd.grad((y * v).sum(), x)
         assert torch.equal(y, plain_y)
         # hand-written LN-rule backward: through centring and scaling, not through the normaliser
@@ -95,8 +113,9 @@ def test_identity_rule_passes_relevance_through_the_activation(one_block):
     v = torch.randn_like(x)
     plain_y = act(x)
     plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
-    with lrp.rules(model, enable=("identity",)):
+    with lrp.hooks(lrp.RuleSet(model, ("identity",))) as counts:
         y = act(x)
+    assert counts == {"identity": 1}
     grad, = torch.autograd.grad((y * v).sum(), x)
     assert torch.equal(y, plain_y)
     expected = v * plain_y.detach() / x.detach()  # relevance x * grad in = relevance out
@@ -120,13 +139,13 @@ def test_half_rule_splits_the_gated_product(family, device):
     v = torch.randn(2, 5, model.anatomy.d_model, device=device)
     plain_y = mlp(x)
     plain_grad, = torch.autograd.grad((plain_y * v).sum(), x)
-    with lrp.rules(model, enable=("half",)):
+    with lrp.hooks(lrp.RuleSet(model, ("half",))):
         y = mlp(x)
     grad, = torch.autograd.grad((y * v).sum(), x)
     assert torch.equal(y, plain_y)
     torch.testing.assert_close(grad, 0.5 * plain_grad, rtol=1e-5, atol=1e-7)
     # with the identity rule too: each factor gets half of the product's relevance
-    with lrp.rules(model, enable=("half", "identity")):
+    with lrp.hooks(lrp.RuleSet(model, ("half", "identity"))):
         y = mlp(x)
     grad, = torch.autograd.grad((y * v).sum(), x)
     a = x.detach() @ gate.T
@@ -170,8 +189,10 @@ def check_ah_rule(model):
         return logits, torch.autograd.grad((logits[:, -1] * readout).sum(), e)[0]
 
     plain_logits, plain_grad = gradient()
-    with lrp.rules(model, enable=("attention",)):
+    counts = Counter()
+    with lrp.ah_rule(model, counts):
         logits, grad = gradient()
+    assert counts["attention"] == model.anatomy.n_layers
     softmax = torch.nn.functional.softmax
     with mock.patch("torch.nn.functional.softmax", lambda *a, **k: softmax(*a, **k).detach()):
         ref_logits, expected = gradient()
@@ -190,6 +211,36 @@ def test_a_rule_that_does_not_run_is_an_error(monkeypatch):
         attribute(model, task, method="relp", rules=lrp.RULES)
 
 
+def test_a_rule_whose_module_does_not_run_in_the_trace_is_an_error(monkeypatch):
+    """An activation computed without going through its module: the rule's intervention never gets
+    its value, and the trace fails instead of returning plain gradients."""
+    model = tiny("llama")
+    task = ContrastTask.build(model, ["the cat sat on the mat"], ["the dog sat on the mat"], " and", " is")
+    act = model.blocks[1].module("act")
+    monkeypatch.setattr(act, "forward", torch.nn.functional.silu)  # the module runs but nnsight sees nothing
+    with pytest.raises(Exception, match=r"layers\.1\.mlp\.act_fn"):
+        attribute(model, task, method="relp")
+
+
 def test_unknown_rule_is_refused():
-    with pytest.raises(ValueError, match="unknown LRP rules"), lrp.rules(tiny("gpt2"), enable=("softmax",)):
-        pass
+    with pytest.raises(ValueError, match="unknown LRP rules"):
+        lrp.RuleSet(tiny("gpt2"), ("softmax",))
+
+
+def test_importing_interplab_registers_no_attention_function():
+    """The AH-rule's and the fixed patterns' attention functions are registered on first use only."""
+    code = ("import interplab, interplab.circuits\n"
+            "from transformers import AttentionInterface\n"
+            "from transformers.masking_utils import AttentionMaskInterface\n"
+            "names = set(AttentionInterface()) | set(AttentionMaskInterface())\n"
+            "print(sorted(n for n in names if n.startswith('interplab')))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    model = tiny("gpt2")
+    lrp.register_attention(lrp.ATTENTION, lrp.attention_ah_rule)
+    assert lrp.ATTENTION in AttentionInterface()
+    with lrp.ah_rule(model, Counter()):
+        assert model.hf.config._attn_implementation == lrp.ATTENTION
+    assert model.hf.config._attn_implementation != lrp.ATTENTION

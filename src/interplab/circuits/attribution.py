@@ -49,7 +49,8 @@ def attribute(model, task: ContrastTask, method: str = DEFAULT_METHOD, level: st
     - ``batch_size``: nodes per forward for ``"patch"``, prompts per forward for gradient methods.
     - ``rules``: the LRP rules in the backward of ``"relp"`` (default ``lrp.DEFAULT_RULES``: norm,
       identity, half) or ``"ig"`` (default: none); ``"attention"`` (the AH-rule) freezes the
-      attention patterns, so the scores estimate patching with every pattern frozen.
+      attention patterns, so the scores estimate patching with every pattern frozen. The rules run
+      inside the trace, so remotely too (``remote=``), except the AH-rule (a local attention function).
     - ``steps``, ``interpolate``: the path of ``"ig"`` (default 5 points; ``"inputs"``, the
       embeddings, or ``"activations"``, every scored activation; see ``gradients``).
     """
@@ -67,9 +68,8 @@ def attribute(model, task: ContrastTask, method: str = DEFAULT_METHOD, level: st
     if (steps is not None or interpolate != "inputs") and method != "ig":
         raise ValueError(f"steps= and interpolate= set the path of method 'ig', not of {method!r}")
     rules = tuple(DEFAULT_RULES[method] if rules is None else rules) if method in DEFAULT_RULES else None
-    if rules and model.remote:
-        raise ValueError("LRP rules run as hooks on a local model; load the model without remote= for RelP's "
-                         "rules, or use method='atp' or 'ig' (with rules=()) remotely")
+    if rules:
+        lrp.RuleSet(model, rules)  # unknown rules are an error before anything runs
     ig = IntegratedGradients(IG_STEPS if steps is None else steps, interpolate) if method == "ig" else None
     enc = task.encode(model)
     a = model.anatomy

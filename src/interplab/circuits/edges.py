@@ -18,9 +18,6 @@ held on the path too when the path interpolates activations.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-
 import nnsight
 import torch
 from torch import Tensor
@@ -31,13 +28,14 @@ from .gradients import (
     IntegratedGradients,
     copies_summed,
     gradients_on_activations,
+    inner,
     on_path,
     path_inputs,
     path_objective,
     path_points,
     path_start,
     prompt_inputs,
-    session,
+    rules_for,
 )
 from .nodes import Node
 from .result import Attribution
@@ -91,24 +89,6 @@ def _reader(model, node: Node):
     return getattr(block, name), block.module(name)
 
 
-@contextmanager
-def private_reader_inputs(modules) -> Iterator[None]:
-    """Give each reading norm its own copy of its input (a pre-hook), so its input gradient is
-    the gradient through that reader alone. Used with RelP, whose norm rules are hooks too."""
-    def clone(module, args, kwargs):
-        if args:
-            return (args[0].clone(), *args[1:]), kwargs
-        first = next(iter(kwargs))  # a sublayer called with hidden_states=... (post-norm blocks)
-        return args, {**kwargs, first: kwargs[first].clone()}
-
-    handles = [m.register_forward_pre_hook(clone, with_kwargs=True) for m in modules]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def edge_attribution(model, enc: EncodedTask, *, rules: tuple[str, ...] | None = None,
                      ig: IntegratedGradients | None = None, batch_size: int | None = None, model_name: str = "",
                      **meta) -> Attribution:
@@ -145,55 +125,58 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
         steps += [(False, readers[2 * layer][0], True), (True, *_writer(model, sources[1 + 2 * layer])),
                   (False, readers[2 * layer + 1][0], True), (True, *_writer(model, sources[2 + 2 * layer]))]
     steps.append((False, readers[-1][0], True))
-    relp = bool(rules)
-    clone_in_trace = not relp  # with RelP the norm rules are hooks, so the copies are made by hooks too
-    ruled = lrp.rules(model, enable=rules) if relp else nullcontext()
-    copies = private_reader_inputs([module for _, module in readers]) if relp else nullcontext()
     embed, unembed = model.embed, model.unembed
     writes = [step for step in steps if step[0]]
     k, alpha, weights = path_points(ig, n, model.device)
     held = ig is not None and ig.interpolate == "activations"
-    with gradients_on_activations(model), ruled, copies, session(model):
+    ruleset, counts, ah = rules_for(model, rules)
+    plan = ruleset.plan if ruleset else []
+    with gradients_on_activations(model), ah, model.session():
         if ig is None:
-            with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+            with torch.no_grad(), model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
                 cleans = []
                 for _, envoy, is_input in writes:
                     cleans.append(envoy.input if is_input else envoy.output)
                 logits = unembed.output[:, -1].float()
                 clean_metric = enc.measure(logits, answer, distractor).mean()
-        with model.nn.trace(**path_inputs(enc, idx, k), logits_to_keep=1):
-            start = path_start(embed.output, n, alpha)
-            if start is not None:
-                embed.output = start
-            deltas = []
-            reads = []
-            for is_write, envoy, is_input in steps:
-                h = envoy.input if is_input else envoy.output
-                if is_write:  # what the write adds to the stream: Granite scales sublayer outputs
-                    scale = model.anatomy.residual_multiplier if deltas else 1.0
-                    if ig is None:
-                        deltas.append((cleans[len(deltas)] - h.detach()) * scale)
-                    else:
-                        delta, held_h = on_path(h, n, alpha)
-                        deltas.append(delta * scale)
-                        if held:  # the write on the path; the gradient through the module that computed it
-                            if is_input:
-                                envoy.input = held_h
-                            else:
-                                envoy.output = held_h
-                else:
-                    if clone_in_trace:
+        with model.trace(logits_to_keep=1, **inner(model)) as tracer:
+            with tracer.invoke(**path_inputs(enc, idx, k)):
+                start = path_start(embed.output, n, alpha)
+                if start is not None:
+                    embed.output = start
+                deltas = []
+                reads = []
+                for is_write, envoy, is_input in steps:
+                    h = envoy.input if is_input else envoy.output
+                    if is_write:  # what the write adds to the stream: Granite scales sublayer outputs
+                        scale = model.anatomy.residual_multiplier if deltas else 1.0
+                        if ig is None:
+                            deltas.append((cleans[len(deltas)] - h.detach()) * scale)
+                        else:
+                            delta, held_h = on_path(h, n, alpha)
+                            deltas.append(delta * scale)
+                            if held:  # the write on the path; the gradient through the module that computed it
+                                if is_input:
+                                    envoy.input = held_h
+                                else:
+                                    envoy.output = held_h
+                    else:  # the reader's private copy of the stream
                         h = h.clone()
                         envoy.input = h
-                    reads.append(h)
-            stacked = torch.stack(deltas).float()
-            logits = unembed.output[:, -1].float()
-            values = enc.measure(logits, answer.repeat(k, 1), distractor.repeat(k, 1)).view(k, n).mean(1)
-            objective, metrics = path_objective(values, weights, clean_metric if ig is None else None)
-            metrics = metrics.save()
-            columns = nnsight.save([])
-            with objective.backward():
-                for j in range(len(reads) - 1, -1, -1):
-                    columns.append(torch.einsum("unsd,nsd->u", stacked, copies_summed(reads[j].grad.float(), k, n)))
+                        reads.append(h)
+                stacked = torch.stack(deltas).float()
+                logits = unembed.output[:, -1].float()
+                values = enc.measure(logits, answer.repeat(k, 1), distractor.repeat(k, 1)).view(k, n).mean(1)
+                objective, metrics = path_objective(values, weights, clean_metric if ig is None else None)
+                metrics = metrics.save()
+                columns = nnsight.save([])
+                with objective.backward():
+                    for j in range(len(reads) - 1, -1, -1):
+                        columns.append(torch.einsum("unsd,nsd->u", stacked,
+                                                    copies_summed(reads[j].grad.float(), k, n)))
+            with tracer.invoke():  # after the reads: a norm's rule reads its private copy
+                applied = nnsight.save(lrp.apply(plan))
+    if ruleset is not None:
+        ruleset.check(applied + list(counts.elements()), attention_forwards=1 if ig else 2)
     matrix = torch.stack(columns[::-1], dim=1).cpu()
     return matrix, float(metrics[0]), float(metrics[1])

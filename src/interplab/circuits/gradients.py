@@ -5,7 +5,10 @@ stay where the model runs, remote or not), then the corrupted prompts, whose met
 back-propagated. Each node scores ``sum over features of (clean - corrupt) * d metric / d
 activation`` at the corrupted run, the first-order estimate of denoising patching; the products
 are reduced inside the trace, so only the scores come back. RelP is the same pass with the LRP
-rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient.
+rules of ``lrp`` switched on, so the backward carries relevance instead of the plain gradient: the
+pass with gradients reads its activations in one ``tracer.invoke`` and applies the rules in an
+empty one after it (whole batch, after the reads' edits), so they run wherever the trace runs.
+Every trace goes through ``model.session()`` and ``model.trace``, with the model's ``remote``.
 
 Integrated gradients (``IntegratedGradients``) replace the gradient at the corrupted run by its
 average along a straight path from the corrupted to the clean run (EAP-IG; Hanna et al. 2024), by
@@ -22,8 +25,9 @@ that computed it). The rules of ``lrp`` may be on during the pass too.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import nnsight
@@ -35,7 +39,8 @@ from . import lrp
 from .nodes import site_envoy
 
 __all__ = ["INTERPOLATIONS", "IntegratedGradients", "copies_summed", "gradient_scores", "gradients_on_activations",
-           "on_path", "path_inputs", "path_objective", "path_points", "path_start", "prompt_inputs", "session"]
+           "inner", "on_path", "path_inputs", "path_objective", "path_points", "path_start", "prompt_inputs",
+           "rules_for"]
 
 INTERPOLATIONS = ("inputs", "activations")
 
@@ -117,9 +122,19 @@ def gradient_scores(model, enc: EncodedTask, level: str, *, rules: tuple[str, ..
     return out, clean, corrupt
 
 
-def session(model):
-    """An nnsight session with the model's ``remote`` setting (passed only when set, like ``Model.trace``)."""
-    return model.nn.session(**({"remote": model.remote} if model.remote else {}))
+def inner(model) -> dict:
+    """Keyword arguments of a trace inside ``model.session()``: the session carries ``remote``."""
+    return {"remote": False} if model.remote else {}
+
+
+def rules_for(model, rules: tuple[str, ...] | None,
+              ) -> tuple[lrp.RuleSet | None, Counter, AbstractContextManager]:
+    """(the rule set or None, the AH-rule's call count, the context that runs the AH-rule) of a pass
+    with ``rules`` on."""
+    counts: Counter = Counter()
+    ruleset = lrp.RuleSet(model, rules) if rules else None
+    ah = lrp.ah_rule(model, counts) if ruleset and "attention" in ruleset.enabled else nullcontext()
+    return ruleset, counts, ah
 
 
 def prompt_inputs(enc: EncodedTask, part: str, idx: slice, copies: int = 1) -> dict[str, Tensor]:
@@ -197,45 +212,51 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
     embed, unembed = model.embed, model.unembed
     copies, alpha, weights = path_points(ig, n, model.device)
     held = ig is not None and ig.interpolate == "activations"
-    ruled = lrp.rules(model, enable=rules) if rules else nullcontext()
-    with gradients_on_activations(model), ruled, session(model):
+    ruleset, counts, ah = rules_for(model, rules)
+    plan = ruleset.plan if ruleset else []
+    with gradients_on_activations(model), ah, model.session():
         if ig is None:
-            with torch.no_grad(), model.nn.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1):
+            with torch.no_grad(), model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
                 cleans = []
                 for envoy, reads_input, _ in reads:
                     cleans.append(envoy.input if reads_input else envoy.output)
                 logits = unembed.output[:, -1].float()
                 clean_metric = enc.measure(logits, answer, distractor).mean()
-        with model.nn.trace(**path_inputs(enc, idx, copies), logits_to_keep=1):
-            start = path_start(embed.output, n, alpha)
-            if start is not None:
-                embed.output = start
-            acts = []
-            deltas = []
-            for i in range(len(reads)):
-                envoy, reads_input, _ = reads[i]
-                h = envoy.input if reads_input else envoy.output
-                if ig is None:
-                    delta = cleans[i] - h.detach()
-                else:
-                    delta, held_h = on_path(h, n, alpha)
-                    if held:
-                        h = held_h
-                        if reads_input:
-                            envoy.input = h
-                        else:
-                            envoy.output = h
-                acts.append(h)
-                deltas.append(delta)
-            logits = unembed.output[:, -1].float()
-            values = enc.measure(logits, answer.repeat(copies, 1), distractor.repeat(copies, 1)).view(copies, n)
-            objective, metrics = path_objective(values.mean(1), weights, clean_metric if ig is None else None)
-            metrics = metrics.save()
-            totals = nnsight.save([])
-            with objective.backward():
-                for i in range(len(acts) - 1, -1, -1):
-                    product = deltas[i].float() * copies_summed(acts[i].grad.float(), copies, n)
-                    if reads[i][2]:
-                        product = product.view(n, product.shape[1], heads, d_head)
-                    totals.append(product.sum(-1).sum(0).float())
+        with model.trace(logits_to_keep=1, **inner(model)) as tracer:
+            with tracer.invoke(**path_inputs(enc, idx, copies)):
+                start = path_start(embed.output, n, alpha)
+                if start is not None:
+                    embed.output = start
+                acts = []
+                deltas = []
+                for i in range(len(reads)):
+                    envoy, reads_input, _ = reads[i]
+                    h = envoy.input if reads_input else envoy.output
+                    if ig is None:
+                        delta = cleans[i] - h.detach()
+                    else:
+                        delta, held_h = on_path(h, n, alpha)
+                        if held:
+                            h = held_h
+                            if reads_input:
+                                envoy.input = h
+                            else:
+                                envoy.output = h
+                    acts.append(h)
+                    deltas.append(delta)
+                logits = unembed.output[:, -1].float()
+                values = enc.measure(logits, answer.repeat(copies, 1), distractor.repeat(copies, 1)).view(copies, n)
+                objective, metrics = path_objective(values.mean(1), weights, clean_metric if ig is None else None)
+                metrics = metrics.save()
+                totals = nnsight.save([])
+                with objective.backward():
+                    for i in range(len(acts) - 1, -1, -1):
+                        product = deltas[i].float() * copies_summed(acts[i].grad.float(), copies, n)
+                        if reads[i][2]:
+                            product = product.view(n, product.shape[1], heads, d_head)
+                        totals.append(product.sum(-1).sum(0).float())
+            with tracer.invoke():  # after the reads: the rules see what they set
+                applied = nnsight.save(lrp.apply(plan))
+    if ruleset is not None:
+        ruleset.check(applied + list(counts.elements()), attention_forwards=1 if ig else 2)
     return totals[::-1], float(metrics[0]), float(metrics[1])

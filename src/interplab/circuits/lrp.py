@@ -1,9 +1,9 @@
-"""LRP rules for RelP, as gradient overrides that leave the forward pass unchanged.
+"""LRP rules for RelP, as interventions inside the nnsight trace that leave the forward pass unchanged.
 
-``with lrp.rules(model):`` makes an ordinary backward carry LRP relevance (RelP; Rezaei Jafari et
-al. 2025) through every dense block of the anatomy (``enable=`` picks the rules; by default all
-but the AH-rule, as in the RelP authors' code: the AH-rule freezes every attention pattern, so
-scores under it estimate patching with the patterns frozen, not activation patching):
+RelP (Rezaei Jafari et al. 2025) is AtP whose backward carries LRP relevance instead of the plain
+gradient. Each rule replaces a value ``y`` of the forward pass by ``y.detach() + (g - g.detach())``
+with ``g`` the rule's linearisation: the value is exactly ``y`` (``g - g.detach()`` is exactly
+zero), and an ordinary backward goes through ``g`` instead of the module's own graph:
 
 =====================  ===========  ====================================================================
 where                  rule         backward
@@ -17,34 +17,40 @@ attention softmax      AH-rule      the attention pattern is constant: relevance
 linear maps            0-rule       plain gradient
 =====================  ===========  ====================================================================
 
-Mechanism: each rule passes a module's output ``y`` through a small autograd function whose
-forward returns ``y`` itself (so the forward pass is exactly unchanged and costs nothing extra) and
-whose backward is the rule's (the same gradient as the "detach tricks" ``y.detach() + g -
-g.detach()`` with ``g`` the rule's linearisation, computed only in the backward pass). Norms and
-activations get forward hooks, the gated product a pre-hook on the down projection, and attention
-runs through ``interplab_relp``, an eager attention registered with transformers'
-``AttentionInterface`` (GQA, scaling, masks incl. sliding windows, Gemma 2 soft-capping) that
-detaches the pattern. The rules give activation gradients only (norm weights get none). They run
-locally (hooks and a registered attention function), so RelP needs the model in this process.
+By default all but the AH-rule are on, as in the RelP authors' code: the AH-rule freezes every
+attention pattern, so scores under it estimate patching with the patterns frozen, not activation
+patching.
 
-Rules silently off is the known failure of RelP implementations: the context counts every rule
-application, and ``check()`` (called by the attribution code after each RelP pass) raises if a rule
-did not run on every layer.
+Where: ``RuleSet(model, enable).plan`` lists the modules in forward order, and ``apply(plan)``,
+called inside a trace (in its own empty ``tracer.invoke()``, after the invoke that reads and sets
+activations, so it sees their edits), rewrites the norm outputs, activation outputs and the down
+projection's input of gated MLPs through envoys. It reads weights through the envoys too, so the
+rules run wherever the trace runs: locally or remotely (``remote=``). The AH-rule needs the
+pattern, which transformers' fused attention never forms: it runs an eager attention with the
+pattern detached, registered with transformers (on first use, not at import) and switched on by
+``ah_rule(model, counts)`` around a local run only. ``hooks(ruleset)`` applies the same rules with
+torch hooks to plain forward passes (position-resolved edges, which run the model without nnsight).
+The rules give activation gradients only (norm weights get none).
+
+Rules silently off is the known failure of RelP implementations: ``apply`` returns the rules it
+applied (save it), the AH-rule and the hooks count their calls, and ``RuleSet.check`` raises unless
+every rule ran on every module it covers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from transformers import AttentionInterface
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-__all__ = ["ATTENTION", "DEFAULT_RULES", "RULES", "STABILISER", "ActiveRules", "attention_ah_rule", "rules"]
+__all__ = ["ATTENTION", "DEFAULT_RULES", "RULES", "STABILISER", "RuleSet", "Site", "ah_rule", "apply",
+           "attention_ah_rule", "half_rule", "hooks", "identity_rule", "ln_rule", "register_attention"]
 
 #: rule names: LN-rule on norms, identity rule on activations, half rule on gated products, AH-rule on softmax
 RULES = ("norm", "identity", "half", "attention")
@@ -55,80 +61,154 @@ DEFAULT_RULES = ("norm", "identity", "half")
 ATTENTION = "interplab_relp"
 #: keeps act(x) / x finite near x = 0
 STABILISER = 1e-6
+# The AH-rule's count lives on the attention module itself, not in a module global.
+_COUNTS = "_interplab_relp_counts"
 
 
-class _LNRule(torch.autograd.Function):
-    """Forward: the norm's own output. Backward: through ``center(x) * weight / s`` with ``s`` constant."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor, weight: Tensor | None, eps: float, centred: bool) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.eps, ctx.centred = eps, centred
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        xf = x.float()
-        if ctx.centred:
-            xf = xf - xf.mean(-1, keepdim=True)
-        scale = torch.sqrt(xf.pow(2).mean(-1, keepdim=True) + ctx.eps)
-        g = grad.float() / scale
-        if weight is not None:
-            g = g * weight.float()
-        if ctx.centred:
-            g = g - g.mean(-1, keepdim=True)
-        return g.to(x.dtype), None, None, None, None
-
-
-class _IdentityRule(torch.autograd.Function):
-    """Forward: ``act(x)``. Backward: ``grad * act(x) / x`` (x kept away from 0 by ``STABILISER``)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, y: Tensor) -> Tensor:
-        ctx.save_for_backward(x, y)
-        return y.view_as(y)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, y = ctx.saved_tensors
-        stable = x + torch.where(x >= 0, STABILISER, -STABILISER).to(x.dtype)
-        return grad * (y / stable), None
-
-
-class _HalfRule(torch.autograd.Function):
-    """Forward: the product ``a * b``. Backward: half the gradient, so each factor gets half."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor) -> Tensor:
-        return z.view_as(z)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return 0.5 * grad
-
-
-def ln_rule(module: nn.Module, x: Tensor, y: Tensor, kind: str) -> Tensor:
-    """``y = norm(x)`` whose backward follows the LN-rule (the normaliser treated as a constant)."""
-    eps = getattr(module, "eps", None)
-    if eps is None:
-        eps = module.variance_epsilon
-    weight = module.weight
+def ln_rule(x: Tensor, y: Tensor, weight: Tensor | None, eps: float, kind: str) -> Tensor:
+    """``y = norm(x)`` whose backward treats the normaliser as a constant (the LN-rule). ``kind``:
+    the family's norm (``layernorm`` keeps the centring; ``rmsnorm_offset`` scales by ``1 + w``)."""
+    xf = x.detach().float()
+    if kind == "layernorm":
+        xf = xf - xf.mean(-1, keepdim=True)
+    factor = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     if weight is not None:
-        weight = weight.detach()
-        if kind == "rmsnorm_offset":
-            weight = 1.0 + weight
-    return _LNRule.apply(x, y, weight, float(eps), kind == "layernorm")
+        factor = factor * (1.0 + weight.detach().float() if kind == "rmsnorm_offset" else weight.detach().float())
+    moved = x - x.detach()  # exactly zero, with x's gradient
+    if kind == "layernorm":
+        moved = moved - moved.mean(-1, keepdim=True)
+    return y.detach() + moved * factor.to(x.dtype)
 
 
 def identity_rule(x: Tensor, y: Tensor) -> Tensor:
     """``y = act(x)`` whose backward passes relevance through unchanged: ``d y / d x = act(x) / x``."""
-    return _IdentityRule.apply(x, y)
+    stable = x.detach() + torch.where(x.detach() >= 0, STABILISER, -STABILISER).to(x.dtype)
+    return y.detach() + (x - x.detach()) * (y.detach() / stable)
 
 
-def half_rule(z: Tensor) -> Tensor:
-    """The half rule on a product ``z = a * b``: same value, half the gradient to each factor."""
-    return _HalfRule.apply(z)
+def half_rule(p: Tensor) -> Tensor:
+    """The half rule on a product ``p = a * b``: same value, half the gradient to each factor."""
+    return p.detach() + 0.5 * (p - p.detach())
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where one rule applies: ``envoy`` (nnsight) and ``module`` (torch) of a norm (``"norm"``: output
+    rewritten), an activation (``"identity"``: output) or a gated MLP's down projection (``"half"``:
+    input); for norms, ``eps``, ``kind`` and whether it has a weight."""
+
+    rule: str
+    envoy: Any
+    module: nn.Module
+    eps: float = 0.0
+    kind: str = ""
+    weighted: bool = False
+
+
+class RuleSet:
+    """The rules switched on for one model (``enabled``), where they apply (``plan``, in forward
+    order) and how often each must run per forward pass (``expected``)."""
+
+    def __init__(self, model, enable: tuple[str, ...] = DEFAULT_RULES):
+        unknown = set(enable) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown LRP rules {sorted(unknown)}; the rules are {', '.join(RULES)}")
+        if model.anatomy.moe is not None:
+            raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")
+        self.model = model
+        self.enabled = tuple(enable)
+        family = model.family
+        n = model.anatomy.n_layers
+        acts = sum(block.has("act") for block in model.blocks)
+        if acts != n:
+            raise NotImplementedError(f"RelP needs a dense MLP with an activation module in every block; "
+                                      f"this {family.name} model has one in {acts} of {n} blocks")
+        # forward order within a block: pre- and post-norms around attention, then the MLP's
+        order = (("ln_attn", "norm"), ("ln_attn_post", "norm"), ("ln_mlp", "norm"), ("act", "identity"),
+                 ("mlp_out", "half"), ("ln_mlp_post", "norm"))
+        self.plan: list[Site] = []
+        for block in model.blocks:
+            for name, rule in order:
+                if rule == "half" and family.mlp != "gated":
+                    continue
+                if block.has(name):
+                    self.plan.append(self._site(rule, getattr(block, name), block.module(name)))
+        self.plan.append(self._site("norm", model.final_norm, model.module("final_norm")))
+        self.plan = [site for site in self.plan if site.rule in self.enabled]
+        modules = [id(site.module) for site in self.plan]
+        if len(set(modules)) != len(modules):
+            raise NotImplementedError(f"this {family.name} model calls one module at several places: RelP's "
+                                      "rules need a module per norm, activation and projection")
+        self.expected = Counter(site.rule for site in self.plan)
+        if "attention" in self.enabled:
+            self.expected["attention"] = n
+
+    def _site(self, rule: str, envoy, module: nn.Module) -> Site:
+        if rule != "norm":
+            return Site(rule, envoy, module)
+        eps = getattr(module, "eps", None)
+        eps = module.variance_epsilon if eps is None else eps
+        weighted = getattr(module, "weight", None) is not None
+        return Site(rule, envoy, module, float(eps), self.model.family.norm, weighted)
+
+    def check(self, counts: Counter | list[str], forwards: int = 1, attention_forwards: int | None = None) -> None:
+        """Raise unless each enabled rule ran on every module it covers, ``forwards`` times (the
+        AH-rule ``attention_forwards`` times: it holds for every forward pass inside ``ah_rule``)."""
+        counts = Counter(counts)
+        times = {rule: attention_forwards if rule == "attention" and attention_forwards is not None else forwards
+                 for rule in self.expected}
+        missing = {rule: (counts[rule], count * times[rule]) for rule, count in self.expected.items()
+                   if counts[rule] != count * times[rule]}
+        if missing:
+            detail = ", ".join(f"{rule}: ran {got} times, expected {want}" for rule, (got, want) in missing.items())
+            raise RuntimeError(f"RelP rules did not all run on this {self.model.family.name} model ({detail}); "
+                               "its scores would silently be plain gradients, so none are returned")
+
+
+def apply(plan: list[Site]) -> list[str]:
+    """Inside a trace (an empty ``tracer.invoke()`` of its own): put the rules of ``plan`` into this
+    forward pass. Returns the rule of each site rewritten, in order (save it, then ``check`` it)."""
+    applied = []
+    for site in plan:
+        envoy = site.envoy
+        if site.rule == "half":
+            envoy.input = half_rule(envoy.input)
+        elif site.rule == "identity":
+            x = envoy.input
+            envoy.output = identity_rule(x, envoy.output)
+        else:
+            x = envoy.input
+            weight = envoy.weight if site.weighted else None
+            envoy.output = ln_rule(x, envoy.output, weight, site.eps, site.kind)
+        applied.append(site.rule)
+    return applied
+
+
+@contextmanager
+def hooks(ruleset: RuleSet) -> Iterator[Counter]:
+    """The rules of ``ruleset.plan`` as torch hooks on the model's modules, for forward passes run
+    without nnsight. Yields the count of each rule's applications (``ruleset.check`` them)."""
+    counts: Counter = Counter()
+
+    def post(site: Site) -> Callable:
+        def hook(module, args, output):
+            counts[site.rule] += 1
+            if site.rule == "identity":
+                return identity_rule(args[0], output)
+            return ln_rule(args[0], output, module.weight if site.weighted else None, site.eps, site.kind)
+        return hook
+
+    def pre(module, args):
+        counts["half"] += 1
+        return (half_rule(args[0]), *args[1:])
+
+    handles = [site.module.register_forward_pre_hook(pre) if site.rule == "half"
+               else site.module.register_forward_hook(post(site)) for site in ruleset.plan]
+    try:
+        yield counts
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
@@ -155,101 +235,35 @@ def attention_ah_rule(module: nn.Module, query: Tensor, key: Tensor, value: Tens
     return out, pattern
 
 
-AttentionInterface.register(ATTENTION, attention_ah_rule)
-AttentionMaskInterface.register(ATTENTION, eager_mask)
+def register_attention(name: str, function: Callable) -> None:
+    """Register an eager attention function (and the eager mask) with transformers under ``name``,
+    once, when first needed: importing interplab registers nothing."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-# The count lives on the attention module itself, not in a module global: nnsight's serialising
-# backend can load a second copy of this module whose registered function would see other globals.
-_COUNTS = "_interplab_relp_counts"
-
-
-class ActiveRules:
-    """The rules switched on for one model (``enabled``), and how often each ran (``counts``)."""
-
-    def __init__(self, model, enable: tuple[str, ...] = DEFAULT_RULES):
-        unknown = set(enable) - set(RULES)
-        if unknown:
-            raise ValueError(f"unknown LRP rules {sorted(unknown)}; the rules are {', '.join(RULES)}")
-        self.model = model
-        self.enabled = tuple(enable)
-        self.counts: Counter = Counter()
-        family = model.family
-        n = model.anatomy.n_layers
-        self.norms: list[nn.Module] = [model.module("final_norm")]
-        for block in model.blocks:
-            for name in ("ln_attn", "ln_mlp", "ln_attn_post", "ln_mlp_post"):
-                if block.has(name):
-                    self.norms.append(block.module(name))
-        self.acts = [block.module("act") for block in model.blocks if block.has("act")]
-        self.gated = [block.module("mlp_out") for block in model.blocks] if family.mlp == "gated" else []
-        expected = {"norm": len(self.norms), "identity": len(self.acts), "half": len(self.gated), "attention": n}
-        self.expected = Counter({rule: expected[rule] for rule in self.enabled})
-        if len(self.acts) != n:
-            raise NotImplementedError(f"RelP needs a dense MLP with an activation module in every block; "
-                                      f"this {family.name} model has one in {len(self.acts)} of {n} blocks")
-
-    def _norm_hook(self, module, args, output):
-        self.counts["norm"] += 1
-        return ln_rule(module, args[0], output, self.model.family.norm)
-
-    def _act_hook(self, module, args, output):
-        self.counts["identity"] += 1
-        return identity_rule(args[0], output)
-
-    def _half_hook(self, module, args):
-        self.counts["half"] += 1
-        return (half_rule(args[0]), *args[1:])
-
-    @contextmanager
-    def active(self) -> Iterator[ActiveRules]:
-        on = set(self.enabled)
-        handles = [m.register_forward_hook(self._norm_hook) for m in self.norms if "norm" in on]
-        handles += [m.register_forward_hook(self._act_hook) for m in self.acts if "identity" in on]
-        handles += [m.register_forward_pre_hook(self._half_hook) for m in self.gated if "half" in on]
-        config = self.model.hf.config
-        previous = config._attn_implementation
-        if "attention" in on:
-            config._attn_implementation = ATTENTION
-        attentions = [block.module("attn") for block in self.model.blocks]
-        for attention in attentions:
-            setattr(attention, _COUNTS, self.counts)
-        try:
-            yield self
-        finally:
-            for attention in attentions:
-                delattr(attention, _COUNTS)
-            config._attn_implementation = previous
-            for handle in handles:
-                handle.remove()
-
-    def check(self, forwards: int = 1) -> None:
-        """Raise if some rule did not run on every module it covers, ``forwards`` times."""
-        missing = {rule: (self.counts[rule], count * forwards) for rule, count in self.expected.items()
-                   if self.counts[rule] != count * forwards}
-        if missing:
-            detail = ", ".join(f"{rule}: ran {got} times, expected {want}" for rule, (got, want) in missing.items())
-            raise RuntimeError(f"RelP rules did not all run on this {self.model.family.name} model ({detail}); "
-                               "its scores would silently be plain gradients, so none are returned")
+    if name not in AttentionInterface():
+        AttentionInterface.register(name, function)
+        AttentionMaskInterface.register(name, eager_mask)
 
 
 @contextmanager
-def rules(model, *, enable: tuple[str, ...] = DEFAULT_RULES, check: bool = True) -> Iterator[ActiveRules]:
-    """Switch RelP's LRP rules on for ``model`` (an ``interplab.Model``) inside the block.
-
-    ``enable`` picks rules by name from ``RULES`` (default: ``DEFAULT_RULES``, without the AH-rule).
-    With ``check`` (default), leaving the block raises if an enabled rule did not run on every layer
-    in each whole-model forward pass made inside it.
-    """
-    if model.anatomy.moe is not None:
-        raise NotImplementedError("RelP rules cover dense models; this model has MoE layers")
-    ruleset = ActiveRules(model, enable)
-    forwards = Counter()
-    with ruleset.active():
-        # one embedding call per forward pass
-        handle = model.module("embed").register_forward_hook(lambda *_: forwards.update(["forward"]))
-        try:
-            yield ruleset
-        finally:
-            handle.remove()
-    if check and forwards["forward"]:
-        ruleset.check(forwards["forward"])
+def ah_rule(model, counts: Counter) -> Iterator[None]:
+    """Run ``model``'s attention through ``interplab_relp`` (the AH-rule) inside the block, counting
+    its calls into ``counts``. Local models only: the rule is an attention function of this process."""
+    if model.remote:
+        raise ValueError("RelP's attention rule (AH-rule) runs an attention function of this process, so it "
+                         "needs a local model; remotely, use the other rules (rules=lrp.DEFAULT_RULES, the "
+                         "default), or hold attention patterns fixed with position-resolved edges on a local model")
+    register_attention(ATTENTION, attention_ah_rule)
+    config = model.hf.config
+    previous = config._attn_implementation
+    attentions = [block.module("attn") for block in model.blocks]
+    for attention in attentions:
+        setattr(attention, _COUNTS, counts)
+    config._attn_implementation = ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = previous
+        for attention in attentions:
+            delattr(attention, _COUNTS)

@@ -2,8 +2,8 @@
 ``pattern_split``.
 
 ``with fixed_patterns(model, states):`` runs every attention layer through ``interplab_patterns``,
-an eager attention registered with transformers (the pattern computation is RelP's, ``lrp``), whose
-behaviour per layer comes from ``states[layer]`` (a ``LayerPatterns``):
+an eager attention registered with transformers on first use (the pattern computation is RelP's,
+``lrp``), whose behaviour per layer comes from ``states[layer]`` (a ``LayerPatterns``):
 
 - ``pattern``: a pattern ``[prompts, heads, S, S]`` to use instead of the one the layer computes
   (row ``r`` of a batch of stacked copies uses prompt ``r % prompts``);
@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from transformers import AttentionInterface
-from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
 from . import lrp
 
@@ -77,10 +75,6 @@ def attention_with_fixed_patterns(module: nn.Module, query: Tensor, key: Tensor,
     return output, pattern
 
 
-AttentionInterface.register(ATTENTION, attention_with_fixed_patterns)
-AttentionMaskInterface.register(ATTENTION, eager_mask)
-
-
 @contextmanager
 def fixed_patterns(model, states: Sequence[LayerPatterns]) -> Iterator[Sequence[LayerPatterns]]:
     """Run ``model``'s attention layers through ``interplab_patterns`` with one state per layer.
@@ -92,6 +86,7 @@ def fixed_patterns(model, states: Sequence[LayerPatterns]) -> Iterator[Sequence[
     n = model.anatomy.n_layers
     if len(states) != n:
         raise ValueError(f"give one LayerPatterns per layer ({n}), got {len(states)}")
+    lrp.register_attention(ATTENTION, attention_with_fixed_patterns)
     config = model.hf.config
     previous = config._attn_implementation
     modules = [block.module("attn") for block in model.blocks]

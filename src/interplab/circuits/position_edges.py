@@ -282,15 +282,18 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, relp: bool, rules: tuple[str
         return copy
 
     states = [LayerPatterns(capture={}) for _ in range(n_layers)]
-    ruled = lrp.rules(model, enable=tuple(r for r in rules if r != "attention")) if relp else nullcontext()
+    ruleset = lrp.RuleSet(model, tuple(r for r in rules if r != "attention")) if relp else None
+    ruled = lrp.hooks(ruleset) if ruleset else nullcontext(None)
     with ExitStack() as stack:
         stack.enter_context(gradients_on_activations(model))
-        stack.enter_context(ruled)
+        counts = stack.enter_context(ruled)
         stack.enter_context(fixed_patterns(model, states))
         stack.enter_context(taps([(model.module("embed"), False, lambda t: t.detach().requires_grad_(True))] +
                                  [(m, i, recorder(writes)) for m, i in writers] +
                                  [(m, True, private) for m in readers]))
         metric = run_metric(model, enc, prompt_inputs(enc, "corrupt", idx), answer, distractor).mean()
+    if ruleset is not None:
+        ruleset.check(counts)
     scale = model.anatomy.residual_multiplier  # what a sublayer adds to the stream (Granite scales its output)
     deltas = torch.stack([(c - w.detach()) * (scale if k else 1.0)
                           for k, (c, w) in enumerate(zip(clean_writes, writes))]).float()  # [2L+1, n, S, d]
