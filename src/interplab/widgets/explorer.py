@@ -32,7 +32,7 @@ import traitlets
 from tqdm.auto import tqdm
 
 from .. import circuits
-from ..circuits.groups import edge_profiles, endpoint
+from ..circuits.groups import edge_profiles, endpoints
 from ..circuits.nodes import CIRCUIT_COMPONENTS, SCORED_COMPONENTS, Edge, Node, node_from_id, nodes_of
 from ..model import Model
 from . import explorer_document as document
@@ -468,7 +468,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
         pinned = [node_from_id(i) for i in self.pinned]
         edges = self.edges()
         known = {n for e, _ in edges for n in e}
-        covered = {endpoint(n, known) for n in pinned} - {None}
+        covered = {end for n in pinned for end in endpoints(n, known)}
         groups = {name: {"nodes": ids, "score": float(sum(self.scores()[self._node_index[i]] for i in ids))}
                   for name, ids in self.groups.items() if set(ids) & set(self.pinned)}
         return json_safe({
