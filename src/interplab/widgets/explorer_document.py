@@ -109,7 +109,7 @@ def attributions(doc: dict) -> list[circuits.Attribution]:
         extra: dict[str, Any] = {}
         if "edge_count" in doc:  # position-resolved: the kept edges, sparse, as the engine holds them
             matrix = torch.sparse_coo_tensor(torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1), values,
-                                             (len(sources), len(targets))).coalesce()
+                                             (len(sources), len(targets)), check_invariants=True).coalesce()
             extra = {"edge_count": doc["edge_count"], "edge_mass": from_json_number(doc["edge_mass"])}
         else:
             matrix = torch.full((len(sources), len(targets)), float("nan"))
