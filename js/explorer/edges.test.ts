@@ -108,8 +108,12 @@ describe("edges where the nodes are", () => {
     const [x, y1, y2] = [250 * 2 + 10, Y["mlp.0"] * 3 + 5, Y["h0.1"] * 3 + 5];
     const bow = Math.min(GUTTER * 2, 60, 4 + 0.25 * Math.abs(y1 - y2));
     const half = NODE_HALF_WIDTH * 2;
-    expect(edgeLine(t, drawn, 0)).toEqual([x + half, y1, x + half + bow, (y1 + y2) / 2, x + half, y2]);
-    expect(edgeLine(t, drawn, 1)).toEqual([50 * 2 + 10, y1, x, y2]);
+    const line = (e: number) => {
+      const out = new Float64Array(6);
+      return Array.from(out.subarray(0, 2 * edgeLine(t, drawn, e, out, 0)));
+    };
+    expect(line(0)).toEqual([x + half, y1, x + half + bow, (y1 + y2) / 2, x + half, y2]);
+    expect(line(1)).toEqual([50 * 2 + 10, y1, x, y2]);
   });
 
   it("paint one path per sign and bucket, leaving out edges off screen", () => {

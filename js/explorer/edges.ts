@@ -135,28 +135,35 @@ export function incident(d: DrawnEdges, item: number): number[] {
 }
 
 /**
- * Edge `e` on screen as a polyline [x, y, ...]: the two box centres joined straight; an edge within
- * a column leaves and enters at the boxes' right ends and bows right of the column (its middle
- * point), past the column's other boxes.
+ * Edge `e` on screen as a polyline written to `out` from `at` (x, y pairs; returns how many points):
+ * the two box centres joined straight; an edge within a column leaves and enters at the boxes'
+ * right ends and bows right of the column (its middle point), past the column's other boxes.
  */
-export function edgeLine(t: Transform, d: DrawnEdges, e: number): number[] {
+export function edgeLine(t: Transform, d: DrawnEdges, e: number, out: Float64Array, at: number): number {
   const x1 = d.x1[e] * t.sx + t.tx;
   const y1 = d.y1[e] * t.sy + t.ty;
   const x2 = d.x2[e] * t.sx + t.tx;
   const y2 = d.y2[e] * t.sy + t.ty;
-  if (Math.abs(d.x1[e] - d.x2[e]) > 1e-6) return [x1, y1, x2, y2];
+  if (Math.abs(d.x1[e] - d.x2[e]) > 1e-6) {
+    out[at] = x1;
+    out[at + 1] = y1;
+    out[at + 2] = x2;
+    out[at + 3] = y2;
+    return 2;
+  }
   const half = NODE_HALF_WIDTH * t.sx;
   const bow = Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2));
-  return [x1 + half, y1, x1 + half + bow, (y1 + y2) / 2, x2 + half, y2];
+  out.set([x1 + half, y1, x1 + half + bow, (y1 + y2) / 2, x2 + half, y2], at);
+  return 3;
 }
 
-/** Whether any of the polyline's bounding box lies in [left, right] x [top, bottom]. */
-export function onScreen(line: number[], left: number, top: number, right: number, bottom: number): boolean {
+/** Whether any of the bounding box of the `count` points at `at` lies in [left, right] x [top, bottom]. */
+export function onScreen(line: Float64Array, at: number, count: number, left: number, top: number, right: number, bottom: number): boolean {
   let x0 = Infinity;
   let x1 = -Infinity;
   let y0 = Infinity;
   let y1 = -Infinity;
-  for (let k = 0; k < line.length; k += 2) {
+  for (let k = at; k < at + 2 * count; k += 2) {
     x0 = Math.min(x0, line[k]);
     x1 = Math.max(x1, line[k]);
     y0 = Math.min(y0, line[k + 1]);
@@ -190,14 +197,19 @@ export interface EdgeView {
   bottom: number;
 }
 
+let scratch = new Float64Array(0);
+
 /** Every drawn edge on screen, one path per sign and bucket: stronger buckets wider and more opaque. */
 export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
   if (!d.length) return;
   const buckets = edgeBuckets(d);
-  const lines: (number[] | null)[] = new Array(d.length);
+  // screen polylines, 3 points at most per edge, in one buffer reused across paints
+  if (scratch.length < 6 * d.length) scratch = new Float64Array(6 * d.length);
+  const points = new Uint8Array(d.length);
   for (let e = 0; e < d.length; e++) {
-    const line = buckets[e] ? edgeLine(v.t, d, e) : null;
-    lines[e] = line && onScreen(line, v.left, v.top, v.right, v.bottom) ? line : null;
+    if (!buckets[e]) continue;
+    const n = edgeLine(v.t, d, e, scratch, 6 * e);
+    if (onScreen(scratch, 6 * e, n, v.left, v.top, v.right, v.bottom)) points[e] = n;
   }
   const scale = diverging(v.theme, 1);
   const thin = d.length > WIDE_EDGES;
@@ -205,10 +217,7 @@ export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
     for (let b = 1; b <= EDGE_BUCKETS; b++) {
       const style = { stroke: scale(sign)!, lineWidth: thin ? THIN : 1 + (b - 1) * 0.8, opacity: 0.25 + (0.6 * (b - 1)) / (EDGE_BUCKETS - 1) };
       p.shapes(style, (path) => {
-        for (let e = 0; e < d.length; e++) {
-          const line = lines[e];
-          if (line && buckets[e] === sign * b) polyline(path, line);
-        }
+        for (let e = 0; e < d.length; e++) if (points[e] && buckets[e] === sign * b) segments(path, scratch, 6 * e, points[e]);
       });
     }
   }
@@ -216,14 +225,15 @@ export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
 
 /** The hovered item's drawn edges, in the accent colour. */
 export function drawIncident(p: Painter, d: DrawnEdges, t: Transform, theme: Theme, item: number): void {
+  const line = new Float64Array(6);
   p.shapes({ stroke: theme.accent, lineWidth: 1.5, opacity: 0.9 }, (path) => {
-    for (const e of incident(d, item)) polyline(path, edgeLine(t, d, e));
+    for (const e of incident(d, item)) segments(path, line, 0, edgeLine(t, d, e, line, 0));
   });
 }
 
-/** The polyline as separate segments: no joins to compute, which keeps thin strokes cheap. */
-function polyline(path: { moveTo(x: number, y: number): void; lineTo(x: number, y: number): void }, line: number[]): void {
-  for (let k = 2; k < line.length; k += 2) {
+/** A polyline as separate segments: no joins to compute, which keeps thin strokes cheap. */
+function segments(path: { moveTo(x: number, y: number): void; lineTo(x: number, y: number): void }, line: Float64Array, at: number, count: number): void {
+  for (let k = at + 2; k < at + 2 * count; k += 2) {
     path.moveTo(line[k - 2], line[k - 1]);
     path.lineTo(line[k], line[k + 1]);
   }
