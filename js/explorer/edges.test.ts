@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Painter } from "../shared/painter";
 import { readTheme } from "../shared/theme";
 import type { Edges } from "./data";
-import { cachedMerge, drawEdges, edgeLine, edgeSummary, incident, mergeEdges, placeEnds, WIDE_EDGES } from "./edges";
+import { cachedMerge, clipSegment, drawEdges, edgeLine, edgeSummary, incident, mergeEdges, placeEnds, WIDE_EDGES } from "./edges";
 import { groupOf, idIndex } from "./graph";
 import { nodesOf } from "./graph.test";
 import { buildScene, type CollapsedState, GUTTER, layoutGraph, NODE_HALF_WIDTH } from "./layout";
@@ -122,22 +122,34 @@ describe("edges where the nodes are", () => {
       ["mlp.0@1", "head.1.0@2", -0.3], // bucket 2, negative
       ["mlp.0@2", "head.1.1@2", 0.1], // bucket 1, but off screen (right of 200 px)
     ]);
-    const strokes: { width: number; opacity: number; segments: number }[] = [];
+    const strokes: { width: number; opacity: number; segments: number[][] }[] = [];
     const painter = {
-      shapes(style: { lineWidth: number; opacity: number }, build: (b: { moveTo(): void; lineTo(): void }) => void) {
-        let segments = 0;
-        build({ moveTo() {}, lineTo: () => segments++ });
+      shapes(style: { lineWidth: number; opacity: number }, build: (b: { moveTo(x: number, y: number): void; lineTo(x: number, y: number): void }) => void) {
+        const segments: number[][] = [];
+        build({ moveTo: (x, y) => segments.push([x, y]), lineTo: (x, y) => segments[segments.length - 1].push(x, y) });
         strokes.push({ width: style.lineWidth, opacity: Math.round(style.opacity * 1000) / 1000, segments });
       },
     } as unknown as Painter;
     drawEdges(painter, drawn, { t: { sx: 1, sy: 1, tx: 0, ty: 0 }, theme: readTheme(), left: 0, top: 0, right: 200, bottom: 108 });
     expect(strokes.length).toBe(8);
-    const drawnStrokes = strokes.filter((s) => s.segments > 0);
+    const drawnStrokes = strokes.filter((s) => s.segments.length > 0);
+    // (50, 61) -> (250, 47) and (150, 61) -> (250, 47), both cut at x = 200
     expect(drawnStrokes).toEqual([
-      { width: 1 + 3 * 0.8, opacity: 0.85, segments: 1 },
-      { width: 1 + 0.8, opacity: 0.45, segments: 1 },
+      { width: 1 + 3 * 0.8, opacity: 0.85, segments: [[50, 61, 200, 61 - (14 * 150) / 200]] },
+      { width: 1 + 0.8, opacity: 0.45, segments: [[150, 61, 200, 61 - (14 * 50) / 100]] },
     ]);
     expect(drawn.length).toBeLessThan(WIDE_EDGES); // few edges: stronger ones wider
+  });
+
+  it("clip segments to the screen: zoomed in, most of a long edge is off it", () => {
+    const line = Float64Array.from([0, 0, 400, 100]);
+    expect(clipSegment(line, 0, 0, 0, 200, 108)).toBe(true);
+    expect(Array.from(line)).toEqual([0, 0, 200, 50]);
+    const through = Float64Array.from([-100, -100, 300, 300]);
+    expect(clipSegment(through, 0, 0, 0, 100, 50)).toBe(true);
+    expect(Array.from(through)).toEqual([0, 0, 50, 50]);
+    expect(clipSegment(Float64Array.from([300, 0, 400, 100]), 0, 0, 0, 200, 108)).toBe(false);
+    expect(clipSegment(Float64Array.from([0, 200, 100, 200]), 0, 0, 0, 200, 108)).toBe(false); // horizontal, below
   });
 
   it("merge again only when the threshold or the places change", () => {

@@ -8,7 +8,7 @@
 //
 // Painting is one canvas path per sign and |score| bucket (8 strokes in all, whatever the number
 // of edges): straight lines between columns, a bow (two segments) right of the column for an edge
-// within a column, edges off screen left out. Many edges are drawn as thin lines, which a CPU
+// within a column, each segment clipped to the screen (off-screen ones left out). Many edges are drawn as thin lines, which a CPU
 // rasteriser strokes at a few µs each.
 
 import type { Painter } from "../shared/painter";
@@ -157,19 +157,39 @@ export function edgeLine(t: Transform, d: DrawnEdges, e: number, out: Float64Arr
   return 3;
 }
 
-/** Whether any of the bounding box of the `count` points at `at` lies in [left, right] x [top, bottom]. */
-export function onScreen(line: Float64Array, at: number, count: number, left: number, top: number, right: number, bottom: number): boolean {
-  let x0 = Infinity;
-  let x1 = -Infinity;
-  let y0 = Infinity;
-  let y1 = -Infinity;
-  for (let k = at; k < at + 2 * count; k += 2) {
-    x0 = Math.min(x0, line[k]);
-    x1 = Math.max(x1, line[k]);
-    y0 = Math.min(y0, line[k + 1]);
-    y1 = Math.max(y1, line[k + 1]);
+/** Clip the segment at `at` in `line` (x1, y1, x2, y2) to [left, right] x [top, bottom] in place
+ * (Liang-Barsky); false when none of it is inside. Zoomed in, most of a long edge is off screen. */
+export function clipSegment(line: Float64Array, at: number, left: number, top: number, right: number, bottom: number): boolean {
+  const x1 = line[at];
+  const y1 = line[at + 1];
+  const dx = line[at + 2] - x1;
+  const dy = line[at + 3] - y1;
+  let t0 = 0;
+  let t1 = 1;
+  for (const [p, q] of [
+    [-dx, x1 - left],
+    [dx, right - x1],
+    [-dy, y1 - top],
+    [dy, bottom - y1],
+  ]) {
+    if (p === 0) {
+      if (q < 0) return false;
+      continue;
+    }
+    const r = q / p;
+    if (p < 0) {
+      if (r > t1) return false;
+      t0 = Math.max(t0, r);
+    } else {
+      if (r < t0) return false;
+      t1 = Math.min(t1, r);
+    }
   }
-  return x1 >= left && x0 <= right && y1 >= top && y0 <= bottom;
+  line[at] = x1 + t0 * dx;
+  line[at + 1] = y1 + t0 * dy;
+  line[at + 2] = x1 + t1 * dx;
+  line[at + 3] = y1 + t1 * dy;
+  return true;
 }
 
 /** Per drawn edge, its stroke: sign * (1 + bucket of |score| / the largest), 0 when not drawn. */
@@ -197,19 +217,24 @@ export interface EdgeView {
   bottom: number;
 }
 
+const polyline = new Float64Array(6);
 let scratch = new Float64Array(0);
 
 /** Every drawn edge on screen, one path per sign and bucket: stronger buckets wider and more opaque. */
 export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
   if (!d.length) return;
   const buckets = edgeBuckets(d);
-  // screen polylines, 3 points at most per edge, in one buffer reused across paints
-  if (scratch.length < 6 * d.length) scratch = new Float64Array(6 * d.length);
-  const points = new Uint8Array(d.length);
+  // each edge's segments (two at most) clipped to the screen, in one buffer reused across paints
+  if (scratch.length < 8 * d.length) scratch = new Float64Array(8 * d.length);
+  const kept = new Uint8Array(d.length);
   for (let e = 0; e < d.length; e++) {
     if (!buckets[e]) continue;
-    const n = edgeLine(v.t, d, e, scratch, 6 * e);
-    if (onScreen(scratch, 6 * e, n, v.left, v.top, v.right, v.bottom)) points[e] = n;
+    const n = edgeLine(v.t, d, e, polyline, 0);
+    for (let k = 0; k < n - 1; k++) {
+      const at = 8 * e + 4 * kept[e];
+      scratch.set(polyline.subarray(2 * k, 2 * k + 4), at);
+      if (clipSegment(scratch, at, v.left, v.top, v.right, v.bottom)) kept[e]++;
+    }
   }
   const scale = diverging(v.theme, 1);
   const thin = d.length > WIDE_EDGES;
@@ -217,7 +242,14 @@ export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
     for (let b = 1; b <= EDGE_BUCKETS; b++) {
       const style = { stroke: scale(sign)!, lineWidth: thin ? THIN : 1 + (b - 1) * 0.8, opacity: 0.25 + (0.6 * (b - 1)) / (EDGE_BUCKETS - 1) };
       p.shapes(style, (path) => {
-        for (let e = 0; e < d.length; e++) if (points[e] && buckets[e] === sign * b) segments(path, scratch, 6 * e, points[e]);
+        for (let e = 0; e < d.length; e++) {
+          if (buckets[e] !== sign * b) continue;
+          for (let k = 0; k < kept[e]; k++) {
+            const at = 8 * e + 4 * k;
+            path.moveTo(scratch[at], scratch[at + 1]);
+            path.lineTo(scratch[at + 2], scratch[at + 3]);
+          }
+        }
       });
     }
   }
@@ -225,18 +257,13 @@ export function drawEdges(p: Painter, d: DrawnEdges, v: EdgeView): void {
 
 /** The hovered item's drawn edges, in the accent colour. */
 export function drawIncident(p: Painter, d: DrawnEdges, t: Transform, theme: Theme, item: number): void {
-  const line = new Float64Array(6);
   p.shapes({ stroke: theme.accent, lineWidth: 1.5, opacity: 0.9 }, (path) => {
-    for (const e of incident(d, item)) segments(path, line, 0, edgeLine(t, d, e, line, 0));
+    for (const e of incident(d, item)) {
+      const n = edgeLine(t, d, e, polyline, 0);
+      path.moveTo(polyline[0], polyline[1]);
+      for (let k = 1; k < n; k++) path.lineTo(polyline[2 * k], polyline[2 * k + 1]);
+    }
   });
-}
-
-/** A polyline as separate segments: no joins to compute, which keeps thin strokes cheap. */
-function segments(path: { moveTo(x: number, y: number): void; lineTo(x: number, y: number): void }, line: Float64Array, at: number, count: number): void {
-  for (let k = at + 2; k < at + 2 * count; k += 2) {
-    path.moveTo(line[k - 2], line[k - 1]);
-    path.lineTo(line[k], line[k + 1]);
-  }
 }
 
 /** What the edges are, for the header and the edge legend: method, kind, and how many were sent. */

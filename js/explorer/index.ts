@@ -1,8 +1,8 @@
 // CircuitExplorer: a contrast task's attribution as a layered graph (layers bottom to top, token
 // positions left to right, edges between the nodes they join). This module holds the view's state
 // and wires traits, controls and gestures together; the pieces live next to it: data.ts (the wire
-// contract), graph.ts (pruning, search, colour), layout.ts (geometry and the scene), draw.ts
-// (painting), panels.ts (DOM panels), and ../shared/viewport.ts (pan and zoom).
+// contract), graph.ts (pruning, search, colour), layout.ts (geometry and the scene), edges.ts
+// (edges where their nodes are), draw.ts (painting), panels.ts (DOM panels), and ../shared/viewport.ts.
 //
 // Gestures: click a node to ablate it (the kernel re-runs the model), ctrl/cmd-click to pin it,
 // drag to pan, wheel to zoom (zoomed out, a layer shows its sum per position; click such a cell to
