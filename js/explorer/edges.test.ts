@@ -8,7 +8,7 @@ import { nodesOf } from "./graph.test";
 import { buildScene, type CollapsedState, GUTTER, layoutGraph, NODE_HALF_WIDTH } from "./layout";
 
 // head level, 2 layers x 2 heads, 3 positions: rows h0, h1, mlp per layer. By hand from the layout's
-// constants (COL_W 100, ROW_H 10, GAP 4, anchor rows 20): a band is 3 * 10 + 4 = 34 tall, layer 1's
+// constants (COL_W 100, ROW_H 10, GAP 4, anchor rows 20, boxes 42 either side of a column's centre): a band is 3 * 10 + 4 = 34 tall, layer 1's
 // band starts at y = 20 and layer 0's at 54, the page is 108 tall; a row's centre is its band's
 // bottom - 2 - (row + 0.5) * 10, a column's centre (column + 0.5) * 100.
 const rows: [string, number, number, number][] = [];
@@ -50,13 +50,13 @@ describe("edges where the nodes are", () => {
     const { drawn } = drawnOf([
       ["mlp.0@0", "head.1.0@2", 0.5],
       ["embed.0@1", "head.0.1@1", -0.25],
-      ["attn.0@1", "mlp.1@2", 0.125], // layer 0's attention at 1: the middle of its head rows
+      ["attn.0@1", "mlp.1@2", 0.125], // layer 0's attention at 1: halfway up its head rows, at their left end
       ["mlp.1@2", "logits.2@2", 1],
     ]);
     expect(ends(drawn)).toEqual([
       [50, Y["mlp.0"], 250, Y["h0.1"], 0.5],
       [150, 108 - 10, 150, Y["h1.0"], -0.25],
-      [150, (Y["h0.0"] + Y["h1.0"]) / 2, 250, Y["mlp.1"], 0.125],
+      [150 - 42, (Y["h0.0"] + Y["h1.0"]) / 2, 250, Y["mlp.1"], 0.125],
       [250, Y["mlp.1"], 250, 10, 1],
     ]);
   });
