@@ -19,8 +19,9 @@ of them drawn. Measured, each up to a forced rasterisation of the canvas (``getI
 - ``heap_mb``: the JS heap in use after rendering, minus before (chromium's precise memory info).
 
 Each measurement runs with every edge drawn (``--drawn 0``) and with the top 40 and 2,000 (the
-explorer draws the top ``top_edges``). Above 1,500 edges they are drawn as a density image (one
-pass over their pixels); below, as anti-aliased curves. ``load_average`` says how busy the machine was.
+explorer draws the top ``top_edges``), each between the centres of the two boxes it joins, one
+canvas path per sign and |score| bucket (``js/explorer/edges.ts``; thin lines above 500 edges).
+``load_average`` says how busy the machine was.
 
 Target: a render under 200 ms; pan and zoom repaints under 50 ms.
 """
@@ -258,7 +259,9 @@ def measure_model(name: str, n: int, level: str) -> dict:
         ex.toggle(node)
         clicks.append(time.perf_counter() - started)
     return {"model": name, "prompts": n, "positions": task.encode(model).seq_len, "level": level,
-            "nodes": len(ex.nodes), "edges": len(ex.edges()), "build_s": round(built, 2),
+            "nodes": len(ex.nodes), "edge_method": ex.edge_method(), "edges": len(ex.edges()),
+            "edges_scored": ex._edges["count"], "edge_mass_sent": round(ex._edges["mass"], 4),
+            "build_s": round(built, 2),
             "click_s": [round(c, 3) for c in clicks], "faithfulness_top_10pct": ex.metric["faithfulness"]}
 
 

@@ -35,6 +35,13 @@ export interface Order {
 /** Edges most important first, between endpoint ids (nodes at positions, or whole components). */
 export interface Edges {
   method: string;
+  /** The method's name, e.g. "RelP". */
+  label: string;
+  /** Position-resolved (`u@p -> v@q`), or summed over positions (ends such as `attn.3`). */
+  positions: boolean;
+  /** Edges scored in Python (zero or not), and the share of their total |score| the ones sent carry. */
+  count: number;
+  mass: number;
   ends: string[];
   source: Int32Array;
   target: Int32Array;
@@ -133,7 +140,9 @@ export function decodeEdges(trait: any): Edges | null {
   if (source.length !== n || target.length !== n || cumulative.length !== n) {
     throw new Error(`edge arrays disagree in length: ${source.length}, ${target.length}, ${n}, ${cumulative.length}`);
   }
-  return { method: trait.method, ends: trait.ends, source, target, score, cumulative, length: n };
+  const count = typeof trait.count === "number" ? trait.count : n;
+  const mass = typeof trait.mass === "number" ? trait.mass : 1;
+  return { method: trait.method, label: String(trait.label ?? trait.method), positions: trait.positions === true, count, mass, ends: trait.ends, source, target, score, cumulative, length: n };
 }
 
 export function componentOf(nodes: Nodes, i: number): string {

@@ -1,15 +1,16 @@
 // Painting the explorer through the shared Painter (canvas on screen and for PNG, SVG on export):
-// layer bands, edges between the nodes they join, nodes batched by colour, their marks (kept,
+// layer bands, edges between the nodes they join (edges.ts), nodes batched by colour, their marks (kept,
 // pinned, ablated, verified, found), supernodes, and axes drawn in screen space (layer labels on
 // the left, tokens along the bottom) so that they stay readable at any zoom. Also the scatter of
 // two methods' scores, with ticks.
 
-import { type Painter, type PathBuilder, SvgPainter } from "../shared/painter";
-import { diverging, parseColor, type Theme } from "../shared/theme";
+import type { Painter } from "../shared/painter";
+import { diverging, type Theme } from "../shared/theme";
 import { niceTicks, tickLabel } from "../shared/ticks";
 import type { Insets, Transform } from "../shared/viewport";
 import { componentOf, formatScore, type Nodes } from "./data";
-import { ANCHOR_H, COL_W, GAP, GROUP, GUTTER, type Item, type Layout, NODE_HALF_WIDTH, ROW_H } from "./layout";
+import { type DrawnEdges, drawEdges, drawIncident } from "./edges";
+import { ANCHOR_H, COL_W, GAP, GROUP, type Item, type Layout, ROW_H } from "./layout";
 
 export const KEPT = 1;
 export const PINNED = 2;
@@ -19,18 +20,9 @@ export const MATCHED = 16;
 
 /** Colour levels per sign: intensities are drawn in 2 * LEVELS + 1 colours, one fill each. */
 export const LEVELS = 12;
-export const EDGE_BUCKETS = 4;
 /** Below this many CSS pixels per sub-row, layers are drawn as one cell per position (their sum). */
 export const ROW_PX_MIN = 3.5;
 export const INSETS: Insets = { left: 70, right: 8, top: 16, bottom: 40 };
-
-export interface DrawnEdge {
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
-  score: number;
-}
 
 export interface Picture {
   layout: Layout;
@@ -38,7 +30,7 @@ export interface Picture {
   intensity: Float32Array;
   flags: Uint8Array;
   score: Float64Array;
-  edges: DrawnEdge[];
+  edges: DrawnEdges;
   labels: string[];
   t: Transform;
   width: number;
@@ -51,11 +43,6 @@ export interface Picture {
 export function palette(theme: Theme): string[] {
   const scale = diverging(theme, LEVELS);
   return Array.from({ length: 2 * LEVELS + 1 }, (_, k) => scale(k - LEVELS)!);
-}
-
-export function edgeColours(theme: Theme): { positive: string; negative: string } {
-  const scale = diverging(theme, 1);
-  return { positive: scale(1)!, negative: scale(-1)! };
 }
 
 /** A string cut to `width` pixels with an ellipsis. */
@@ -84,177 +71,6 @@ export function zoomedOut(t: Transform): boolean {
 function bucketOf(intensity: number): number {
   if (!Number.isFinite(intensity)) return -1;
   return Math.max(0, Math.min(2 * LEVELS, Math.round(intensity * LEVELS) + LEVELS));
-}
-
-/** An edge's ends in screen space, and how far it bows right: an edge within a column leaves and
- * enters at the nodes' right ends and bows past the column's other nodes (0: a straight edge). */
-function edgeGeometry(t: Transform, e: DrawnEdge): [number, number, number, number, number] {
-  const same = Math.abs(e.x1 - e.x2) < 1e-6;
-  const half = same ? NODE_HALF_WIDTH * t.sx : 0;
-  const y1 = screenY(t, e.y1);
-  const y2 = screenY(t, e.y2);
-  const bow = same ? Math.min(GUTTER * t.sx, 60, 4 + 0.25 * Math.abs(y1 - y2)) : 0;
-  return [screenX(t, e.x1) + half, y1, screenX(t, e.x2) + half, y2, bow];
-}
-
-/** One edge's curve: an S from source to target, or a bow within a column. */
-function edgeCurve(path: PathBuilder, t: Transform, e: DrawnEdge): void {
-  const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
-  const mid = (y1 + y2) / 2;
-  path.moveTo(x1, y1);
-  path.bezierCurveTo(x1 + bow, mid, x2 + bow, mid, x2, y2);
-}
-
-/** Above this many edges they are drawn as a density image (one pass over their pixels) instead of
- * as anti-aliased strokes, which a CPU rasteriser draws at a few thousand per 100 ms. */
-export const RASTER_EDGES = 1500;
-const BOW_STEPS = 8;
-
-const clipped = new Float64Array(4);
-
-/** The part of the segment inside [0, width - 1] x [0, height - 1] (Liang-Barsky) in a shared
- * [x1, y1, x2, y2] array, or null when none of it is. */
-export function clipSegment(x1: number, y1: number, x2: number, y2: number, width: number, height: number): Float64Array | null {
-  const dx = x2 - x1;
-  const dy = y2 - y1;
-  let t0 = 0;
-  let t1 = 1;
-  const clip = (p: number, q: number): boolean => {
-    if (p === 0) return q >= 0;
-    const r = q / p;
-    if (p < 0) {
-      if (r > t1) return false;
-      if (r > t0) t0 = r;
-    } else {
-      if (r < t0) return false;
-      if (r < t1) t1 = r;
-    }
-    return true;
-  };
-  if (!clip(-dx, x1) || !clip(dx, width - 1 - x1) || !clip(-dy, y1) || !clip(dy, height - 1 - y1)) return null;
-  clipped[0] = x1 + t0 * dx;
-  clipped[1] = y1 + t0 * dy;
-  clipped[2] = x1 + t1 * dx;
-  clipped[3] = y1 + t1 * dy;
-  return clipped;
-}
-
-/** Add `w` to the pixels of a line from (x1, y1) to (x2, y2), clipped to a width x height image. */
-function line(buf: Float32Array, width: number, height: number, ax: number, ay: number, bx: number, by: number, w: number): void {
-  const c = clipSegment(ax, ay, bx, by, width, height);
-  if (!c) return;
-  const x1 = c[0];
-  const y1 = c[1];
-  const x2 = c[2];
-  const y2 = c[3];
-  const steps = Math.max(1, Math.ceil(Math.max(Math.abs(x2 - x1), Math.abs(y2 - y1))));
-  // fixed point (16 fractional bits): the clipped line stays inside the image
-  let x = Math.round(x1 * 65536);
-  let y = Math.round(y1 * 65536);
-  const dx = Math.round(((x2 - x1) / steps) * 65536);
-  const dy = Math.round(((y2 - y1) / steps) * 65536);
-  const last = buf.length - 1;
-  for (let k = 0; k <= steps; k++, x += dx, y += dy) {
-    const i = (y >> 16) * width + (x >> 16);
-    buf[i < 0 ? 0 : i > last ? last : i] += w;
-  }
-}
-
-let scratch: { pos: Float32Array; neg: Float32Array } | null = null;
-
-/**
- * Edge density per pixel and sign: every edge a one-pixel line (a bowed one in BOW_STEPS pieces)
- * weighted by |score| / the largest |score|. Returns [positive, negative] sums, `width * height` each.
- */
-export function edgeDensity(edges: DrawnEdge[], t: Transform, width: number, height: number): [Float32Array, Float32Array] {
-  // one pair of buffers, reused while the size stays (a repaint per animation frame allocates nothing)
-  if (!scratch || scratch.pos.length !== width * height) scratch = { pos: new Float32Array(width * height), neg: new Float32Array(width * height) };
-  const { pos, neg } = scratch;
-  pos.fill(0);
-  neg.fill(0);
-  let max = 0;
-  for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
-  if (max === 0) return [pos, neg];
-  for (const e of edges) {
-    if (!Number.isFinite(e.score) || e.score === 0) continue;
-    const buf = e.score > 0 ? pos : neg;
-    const w = Math.abs(e.score) / max;
-    const [x1, y1, x2, y2, bow] = edgeGeometry(t, e);
-    if (!bow) {
-      line(buf, width, height, x1, y1, x2, y2, w);
-      continue;
-    }
-    let px = x1;
-    let py = y1;
-    for (let k = 1; k <= BOW_STEPS; k++) {
-      const u = k / BOW_STEPS;
-      const nx = x1 + 3 * u * (1 - u) * bow; // the cubic's x with both controls `bow` to the right
-      const ny = y1 + (y2 - y1) * u;
-      line(buf, width, height, px, py, nx, ny, w);
-      px = nx;
-      py = ny;
-    }
-  }
-  return [pos, neg];
-}
-
-/** The density as RGBA: the sign's colour, opacity by log density (0.25 for the faintest line). */
-export function densityImage(pos: Float32Array, neg: Float32Array, positive: string, negative: string): Uint8ClampedArray {
-  const [pr, pg, pb] = parseColor(positive) ?? [200, 0, 0];
-  const [nr, ng, nb] = parseColor(negative) ?? [0, 0, 200];
-  let max = 0;
-  let min = Infinity;
-  for (let i = 0; i < pos.length; i++) {
-    const v = pos[i] + neg[i];
-    if (v > 0) {
-      if (v > max) max = v;
-      if (v < min) min = v;
-    }
-  }
-  const out = new Uint8ClampedArray(pos.length * 4);
-  if (max === 0) return out;
-  const span = Math.log(max / min) || 1;
-  for (let i = 0; i < pos.length; i++) {
-    const v = pos[i] + neg[i];
-    if (v <= 0) continue;
-    const share = pos[i] / v;
-    const o = i * 4;
-    out[o] = pr * share + nr * (1 - share);
-    out[o + 1] = pg * share + ng * (1 - share);
-    out[o + 2] = pb * share + nb * (1 - share);
-    out[o + 3] = 255 * (0.25 + (0.7 * Math.log(v / min)) / span);
-  }
-  return out;
-}
-
-export function drawEdges(p: Painter, f: Picture): void {
-  const { t, edges, theme } = f;
-  if (!edges.length) return;
-  let max = 0;
-  for (const e of edges) if (Number.isFinite(e.score)) max = Math.max(max, Math.abs(e.score));
-  if (max === 0) return;
-  const colours = edgeColours(theme);
-  if (edges.length > RASTER_EDGES && !(p instanceof SvgPainter)) {
-    const width = Math.max(1, Math.round(f.width));
-    const height = Math.max(1, Math.round(f.height));
-    const [pos, neg] = edgeDensity(edges, t, width, height);
-    p.bitmap(0, 0, width, height, densityImage(pos, neg, colours.positive, colours.negative), width, height);
-    return;
-  }
-  for (const positive of [true, false]) {
-    for (let b = 0; b < EDGE_BUCKETS; b++) {
-      p.shapes(
-        { stroke: positive ? colours.positive : colours.negative, lineWidth: 0.7 + b * 0.9, opacity: 0.3 + (0.55 * b) / (EDGE_BUCKETS - 1) },
-        (path) => {
-          for (const e of edges) {
-            if (!Number.isFinite(e.score) || e.score >= 0 !== positive) continue;
-            const bucket = Math.min(EDGE_BUCKETS - 1, Math.floor((Math.abs(e.score) / max) * EDGE_BUCKETS));
-            if (bucket === b) edgeCurve(path, t, e);
-          }
-        },
-      );
-    }
-  }
 }
 
 function drawItems(p: Painter, f: Picture): void {
@@ -415,17 +231,16 @@ export function drawGraph(p: Painter, f: Picture): void {
     const y = screenY(t, layout.layerTop[l]);
     p.rect(gridX0, y, gridX1 - gridX0, layout.layerHeight[l] * t.sy, { fill: theme.surface });
   }
-  drawEdges(p, f);
+  drawEdges(p, f.edges, { t, theme, left: INSETS.left, top: 0, right: width, bottom: height - INSETS.bottom });
   drawItems(p, f);
   drawAxes(p, f);
 }
 
-/** The hover mark: the item outlined, its drawn edges in the accent colour. */
-export function drawHover(p: Painter, t: Transform, theme: Theme, it: Item | undefined, edges: DrawnEdge[]): void {
+/** The hover mark: the item outlined, its drawn edges in the accent colour (`item`: its index in
+ * the scene's items, -1 for a zoomed-out cell, which has no edges of its own). */
+export function drawHover(p: Painter, t: Transform, theme: Theme, it: Item | undefined, edges: DrawnEdges, item: number): void {
   if (!it) return;
-  p.shapes({ stroke: theme.accent, lineWidth: 1.5, opacity: 0.9 }, (path) => {
-    for (const e of edges) edgeCurve(path, t, e);
-  });
+  if (item >= 0) drawIncident(p, edges, t, theme, item);
   p.rect(screenX(t, it.x) - 2, screenY(t, it.y) - 2, Math.max(4, it.w * t.sx) + 4, Math.max(4, it.h * t.sy) + 4, { stroke: theme.accent, lineWidth: 2 });
 }
 

@@ -83,11 +83,16 @@ function state() {
       atp: { order: wire(Int32Array.from(ATP_ORDER)), cumulative: wire(cumulative(ATP, ATP_ORDER)) },
       relp: { order: wire(Int32Array.from(RELP_ORDER)), cumulative: wire(cumulative(RELP, RELP_ORDER)) },
     },
+    // position-resolved: embed.0@0 -> attn.0@1, attn.0@0 -> mlp.0@0, mlp.0@1 -> logits.1@1, embed.0@1 -> mlp.0@1
     _edges: {
       method: "atp",
-      ends: ["attn.0", "mlp.0", "logits.1", "embed.0"],
-      source: wire(Int32Array.from([0, 3, 1, 3])),
-      target: wire(Int32Array.from([1, 2, 2, 0])),
+      label: "AtP",
+      positions: true,
+      count: 11,
+      mass: 0.9,
+      ends: ["embed.0@0", "attn.0@1", "attn.0@0", "mlp.0@0", "mlp.0@1", "logits.1@1", "embed.0@1"],
+      source: wire(Int32Array.from([0, 2, 4, 6])),
+      target: wire(Int32Array.from([1, 3, 5, 4])),
       score: wire(Float32Array.from([-2, 1, 0.3, 0.1])),
       cumulative: wire(Float32Array.from([2 / 3.4, 3 / 3.4, 3.3 / 3.4, 1])),
     },
@@ -125,7 +130,10 @@ afterEach(() => {
 describe("CircuitExplorer front end", () => {
   it("says what is shown: task, method, metric, legend, circuit size", () => {
     const { el } = mount();
-    expect(text(el, ".il-info")).toBe("demo · task ioi: 8 prompt pairs, 2 positions · component level · method: AtP · metric: logit difference (answer − distractor)");
+    expect(text(el, ".il-info")).toBe("demo · task ioi: 8 prompt pairs, 2 positions · component level · method: AtP · AtP edges (per position) · metric: logit difference (answer − distractor)");
+    const edgeTotal = el.querySelectorAll<HTMLElement>(".il-total")[1];
+    expect(edgeTotal.textContent).toBe("of 4 AtP edges (per position)");
+    expect(edgeTotal.title).toBe("edges from AtP, per position: the 4 strongest non-zero of 11 edges scored, carrying 90.0% of their |score|");
     expect(text(el, ".il-graph-legend")).toContain("colour: log |score|, 3.00e-4 (pale) to 0.3000 (full), 3 decades");
     expect(text(el, ".il-graph-legend")).toContain("✕ ablated");
     expect(text(el, ".il-metric")).toContain("faithfulness f of the circuit0.8000");

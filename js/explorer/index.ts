@@ -1,8 +1,8 @@
 // CircuitExplorer: a contrast task's attribution as a layered graph (layers bottom to top, token
 // positions left to right, edges between the nodes they join). This module holds the view's state
 // and wires traits, controls and gestures together; the pieces live next to it: data.ts (the wire
-// contract), graph.ts (pruning, search, colour), layout.ts (geometry and the scene), draw.ts
-// (painting), panels.ts (DOM panels), and ../shared/viewport.ts (pan and zoom).
+// contract), graph.ts (pruning, search, colour), layout.ts (geometry and the scene), edges.ts
+// (edges where their nodes are), draw.ts (painting), panels.ts (DOM panels), and ../shared/viewport.ts.
 //
 // Gestures: click a node to ablate it (the kernel re-runs the model), ctrl/cmd-click to pin it,
 // drag to pan, wheel to zoom (zoomed out, a layer shows its sum per position; click such a cell to
@@ -38,7 +38,6 @@ import {
   type Vocab,
 } from "./data";
 import {
-  type DrawnEdge,
   drawColourBar,
   drawGraph,
   drawHover,
@@ -61,7 +60,8 @@ import { boundsOf, buildScene, centre, COL_W, type CollapsedState, type Item, it
 import { legendText, renderBreakdown, renderGroups, renderIntervention, renderMetric, renderPinned } from "./panels";
 import { scatterPanel } from "./scatter";
 import { sizeControl } from "./sizes";
-import { drawnEdges, type Styled, styleItems, zoomedOutItems } from "./style";
+import { cachedMerge, type DrawnEdges, edgeSummary, NO_EDGES, type Places, placeEnds } from "./edges";
+import { type Styled, styleItems, zoomedOutItems } from "./style";
 import { describe } from "./tooltips";
 
 const MARKS = "outlined: in the circuit · faint: pruned · ✕ ablated · blue frame: pinned · ✓ verified · dashed box: group (sum) · a cell's size says nothing; zoomed out, a layer shows its sum per position";
@@ -87,8 +87,9 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   let scene: Scene | null = null;
   let styled: Styled = { score: new Float64Array(0), intensity: new Float32Array(0), flags: new Uint8Array(0) };
   let cellStyled: Styled = styled;
-  let drawn: DrawnEdge[] = [];
-  let drawnEnds: [number, number][] = []; // item indices of each drawn edge's ends (-1: an anchor)
+  let places: Places | null = null; // where the edges' ends are drawn in the scene
+  let drawn: DrawnEdges = NO_EDGES;
+  const merge = cachedMerge();
   let kept: Uint8Array = new Uint8Array(0);
   let dragK: number | null = null;
   let dragE: number | null = null;
@@ -200,8 +201,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
       const [k, fromLayer] = hovered;
       if (!scene || k < 0) return;
       const it = fromLayer ? scene.layerItems[k] : scene.items[k];
-      const incident = fromLayer ? [] : drawn.filter((_, e) => drawnEnds[e][0] === k || drawnEnds[e][1] === k);
-      drawHover(new CanvasPainter(ctx), viewport.transform, frame.theme, it, incident);
+      drawHover(new CanvasPainter(ctx), viewport.transform, frame.theme, it, drawn, fromLayer ? -1 : k);
     },
     onHover: (pt) => hover(pt.x, pt.y, pt.sx, pt.sy, pt.event),
     onLeave: () => {
@@ -292,7 +292,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
     ablationChoice.select.value = model.get("ablation") ?? "mean";
     colourChoice.select.value = colour();
     const metricName = vocab.metric?.label || vocab.metric?.name || "metric";
-    info.textContent = `${model.get("model_name") || "model"} · task ${model.get("task_name") || ""}: ${model.get("n_prompts")} prompt pairs, ${labels().length} positions · ${model.get("level")} level · method: ${methodLabel(method())} · metric: ${metricName}`;
+    info.textContent = `${model.get("model_name") || "model"} · task ${model.get("task_name") || ""}: ${model.get("n_prompts")} prompt pairs, ${labels().length} positions · ${model.get("level")} level · method: ${methodLabel(method())} · ${edgeSummary(edges).short} · metric: ${metricName}`;
     info.title = info.textContent;
     syncFactor();
   }
@@ -306,6 +306,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   function rebuildScene(): void {
     if (!nodes || !layout) return;
     scene = buildScene(layout, nodes, new Set(vocab.circuit_components), groupOf(nodes.length, groups(), index));
+    places = edges ? placeEnds(edges, scene, layout, index, labels().length - 1) : null;
     restyle();
   }
 
@@ -337,12 +338,7 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   }
 
   function reedge(): void {
-    if (!edges || !scene || !layout) {
-      drawn = [];
-      drawnEnds = [];
-      return;
-    }
-    ({ drawn, ends: drawnEnds } = drawnEdges(edges, dragE ?? model.get("top_edges") ?? 0, scene, layout, index, labels().length - 1));
+    drawn = edges && places ? merge(edges, dragE ?? model.get("top_edges") ?? 0, places) : NO_EDGES;
   }
 
   function picture(): Picture | null {
@@ -362,7 +358,9 @@ export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cle
   function updateCounts(): void {
     circuitSize.show(dragK ?? circuitIds().length, order?.cumulative ?? [], "nodes");
     const e = Math.min(edges?.length ?? 0, dragE ?? model.get("top_edges") ?? 0);
-    edgeSize.show(e, edges?.cumulative ?? [], `(${edges?.method ?? "–"})`);
+    const what = edgeSummary(edges);
+    edgeSize.show(e, edges?.cumulative ?? [], what.short);
+    edgeSize.total.title = what.long;
   }
 
   // --- circuit size and edges ------------------------------------------------------------------------------

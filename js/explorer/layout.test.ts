@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { nodesOf } from "./graph.test";
-import { ANCHOR_H, anchorPoint, boundsOf, buildScene, CELL, centre, COL_W, GAP, GROUP, GUTTER, itemAt, layoutGraph, NODE, ROW_H, rowY } from "./layout";
+import { ANCHOR_H, anchorPoint, boundsOf, buildScene, CELL, centre, COL_W, GAP, GROUP, GUTTER, itemAt, layoutGraph, NODE, NODE_HALF_WIDTH, ROW_H, rowY } from "./layout";
 
 // head level, 2 layers x 2 heads, 3 positions: head 0, head 1, mlp per layer and position
 const rows: [string, number, number, number][] = [];
@@ -37,7 +37,7 @@ describe("layout", () => {
     expect(anchorPoint(L, "logits", 2, 2)).toEqual([2.5 * COL_W, ANCHOR_H / 2]);
     expect(anchorPoint(L, "mlp", 1, 0)).toEqual([0.5 * COL_W, rowY(L, 1, 2)]);
     // attn at the head level: the middle of the head rows
-    expect(anchorPoint(L, "attn", 1, 0)[1]).toBeCloseTo((rowY(L, 1, 0) + rowY(L, 1, 1)) / 2);
+    expect(anchorPoint(L, "attn", 1, 0)).toEqual([0.5 * COL_W - NODE_HALF_WIDTH, (rowY(L, 1, 0) + rowY(L, 1, 1)) / 2]);
   });
 });
 

@@ -111,9 +111,10 @@ export function layerAt(layout: Layout, y: number): number {
   return -1;
 }
 
-/** Where a component summed over positions is drawn: at `position`'s column, in its row of `layer`
- * (the middle of the head rows for `attn` at the head level; below layer 0 for `embed`, above the
- * top layer for `logits`). */
+/** Where an end without a box of its own is drawn: at `position`'s column, in its row of `layer`
+ * (below layer 0 for `embed`, above the top layer for `logits`). `attn` at the head level (the sum
+ * of the layer's heads) sits halfway up the head rows at their left end, so that its edges do not
+ * seem to leave the middle head. */
 export function anchorPoint(layout: Layout, component: string, layer: number, position: number): [number, number] {
   const x = columnX(layout.column[Math.max(0, Math.min(layout.nPositions - 1, position))]);
   if (component === "embed") return [x, layout.height - ANCHOR_H / 2];
@@ -122,7 +123,7 @@ export function anchorPoint(layout: Layout, component: string, layer: number, po
   if (layout.collapsed[l]) return [x, layout.layerTop[l] + layout.layerHeight[l] / 2];
   const row = layout.rows.indexOf(component);
   if (row >= 0) return [x, rowY(layout, l, row)];
-  return [x, (rowY(layout, l, 0) + rowY(layout, l, layout.rows.length - 2)) / 2];
+  return [x - NODE_HALF_WIDTH, (rowY(layout, l, 0) + rowY(layout, l, layout.rows.length - 2)) / 2];
 }
 
 // --- the scene ---------------------------------------------------------------------------------------

@@ -1,11 +1,9 @@
 // What the drawing shows, computed from the traits without any DOM: each drawn item's summed score,
-// colour intensity and marks; the drawn edges between items (or anchors), summed per pair; and
-// the items of a zoomed-out view (a cell per layer and position, plus collapsed cells and groups).
+// colour intensity and marks, and the items of a zoomed-out view (a cell per layer and position, plus collapsed cells and groups).
 
-import { ABLATED, type DrawnEdge, KEPT, MATCHED, PINNED, VERIFIED } from "./draw";
-import type { Edges } from "./data";
-import { type ColourScale, resolveEnd } from "./graph";
-import { anchorPoint, centre, GROUP, type Item, type Layout, type Scene } from "./layout";
+import { ABLATED, KEPT, MATCHED, PINNED, VERIFIED } from "./draw";
+import type { ColourScale } from "./graph";
+import { GROUP, type Item, type Scene } from "./layout";
 
 /** Per node, 1 where a mark applies. */
 export interface Marks {
@@ -45,49 +43,6 @@ export function styleItems(items: Item[], scores: ArrayLike<number>, rank: Int32
     flags[k] = f;
   });
   return { score, intensity, flags };
-}
-
-/**
- * The first `n` edges of Python's order, between the items their ends are drawn in (or anchors
- * for components summed over positions), summed per pair of places; an edge within one item (a
- * group, a collapsed cell) is not drawn. `ends[e]` holds the items of drawn edge `e` (-1: an anchor).
- */
-export function drawnEdges(edges: Edges, n: number, scene: Scene, layout: Layout, index: Map<string, number>, lastPosition: number): { drawn: DrawnEdge[]; ends: [number, number][] } {
-  const slots = scene.items.length;
-  const anchors = new Map<string, number>();
-  const places = edges.ends.map((id) => {
-    const e = resolveEnd(id, index, lastPosition);
-    if (!e) return null;
-    if ("node" in e) {
-      const k = scene.itemOf[e.node];
-      if (k < 0) return null;
-      const [x, y] = centre(scene.items[k]);
-      return { x, y, item: k, slot: k };
-    }
-    const [x, y] = anchorPoint(layout, e.component, e.layer, e.position);
-    const key = `${x},${y}`;
-    if (!anchors.has(key)) anchors.set(key, slots + anchors.size);
-    return { x, y, item: -1, slot: anchors.get(key)! };
-  });
-  const total = slots + anchors.size;
-  const merged = new Map<number, number>();
-  const drawn: DrawnEdge[] = [];
-  const ends: [number, number][] = [];
-  for (let e = 0; e < Math.min(n, edges.length); e++) {
-    const a = places[edges.source[e]];
-    const b = places[edges.target[e]];
-    if (!a || !b || a.slot === b.slot) continue;
-    const key = a.slot * total + b.slot;
-    const at = merged.get(key);
-    if (at !== undefined) {
-      drawn[at].score += edges.score[e];
-      continue;
-    }
-    merged.set(key, drawn.length);
-    drawn.push({ x1: a.x, y1: a.y, x2: b.x, y2: b.y, score: edges.score[e] });
-    ends.push([a.item, b.item]);
-  }
-  return { drawn, ends };
 }
 
 /** The items a zoomed-out view draws: per-layer cells of expanded layers, then collapsed cells and groups. */

@@ -173,3 +173,48 @@ def test_the_html_page_works_without_a_kernel(notebook, browser, tmp_path):
     root.get_by_role("button", name="verify", exact=True).click()
     expect(root.locator(".il-error")).to_contain_text("static report")
     page.close()
+
+
+EDGE_SETUP = """\
+ranked = sorted(explorer.edges(), key=lambda item: -abs(item[1]))
+k, (edge, score) = next((k, item) for k, item in enumerate(ranked) if item[0].source.id in explorer._node_index
+                        and item[0].target.id in explorer._node_index
+                        and item[0].source.position != item[0].target.position)
+explorer.top_edges = k + 1  # the edge is drawn
+print(json.dumps({"source": edge.source.id, "target": edge.target.id, "score": score}))
+"""
+
+
+def test_edges_join_the_nodes_where_they_are_and_pins_read_them_back(notebook):
+    nb = notebook("explorer-edges.ipynb", [SETUP, EDGE_SETUP, "explorer"])
+    nb.run_all()
+    edge = json.loads(nb.output(1).strip().splitlines()[-1])
+    root = nb.page.locator(".il-explorer")
+    expect(root.locator(".il-info")).to_contain_text("RelP edges (per position)")  # ig's edges come from RelP
+    (x1, y1), (x2, y2) = centre(nb, edge["source"]), centre(nb, edge["target"])
+    # hovering the source draws its edges on the overlay: the straight line between the two box centres
+    overlay = """([x, y]) => {
+        const c = document.querySelector('.il-explorer .il-viewport-overlay');
+        const r = c.getBoundingClientRect(), dpr = c.width / r.width;
+        const d = c.getContext('2d').getImageData((x - r.left) * dpr - 2, (y - r.top) * dpr - 2, 5, 5).data;
+        return Math.max(...d.filter((_, i) => i % 4 === 3));
+    }"""
+    middle = [(x1 + x2) / 2, (y1 + y2) / 2]
+    assert nb.page.evaluate(overlay, middle) == 0
+    nb.page.mouse.move(x1, y1)
+    expect(nb.page.locator(".il-tooltip:not([hidden])")).to_contain_text(edge["source"])
+    assert nb.page.evaluate(overlay, middle) > 0
+    # ctrl/cmd-click both ends: the kernel's subgraph has the edge, between the nodes at their positions
+    modifier = "Meta" if "Mac" in nb.page.evaluate("navigator.platform") else "Control"
+    for x, y in ((x1, y1), (x2, y2)):
+        nb.page.mouse.move(x, y)
+        nb.page.keyboard.down(modifier)
+        nb.page.mouse.down()
+        nb.page.mouse.up()
+        nb.page.keyboard.up(modifier)
+    expect(root.locator(".il-pinned-table tr[data-node]")).to_have_count(2)
+    sub = kernel_json(nb, "print(json.dumps(explorer.subgraph()))")
+    found = {(e["source"], e["target"]): e["score"] for e in sub["edges"]}
+    assert abs(found[(edge["source"], edge["target"])] - edge["score"]) < 1e-6
+    assert all("@" in a and "@" in b for a, b in found)  # position-resolved ends
+    assert nb.dialogs == []

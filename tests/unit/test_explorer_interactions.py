@@ -55,23 +55,42 @@ def test_keep_share_is_the_cumulative_influence(explorer):
 def test_pins_and_the_subgraph(explorer, setup):
     model, _, task = setup
     last = task.encode(model).seq_len - 1
-    explorer.pin([f"attn.0@{last}", "mlp.1@3"])
+    listed = {(e.source.id, e.target.id): s for e, s in explorer.edges()}
+    # a position-resolved edge between two graph nodes at different positions
+    source, target = next((a, b) for a, b in listed if not a.startswith("embed") and not b.startswith("logits")
+                          and a.split("@")[1] != b.split("@")[1])
+    explorer.pin([target, source])
     explorer.pin(circuits.Node("resid", 1, None, 2))
-    assert explorer.pinned == [f"attn.0@{last}", "resid.1@2", "mlp.1@3"]  # forward order
+    pinned = {source, target, "resid.1@2"}
+    assert explorer.pinned == sorted(pinned, key=lambda i: circuits.nodes.node_from_id(i).sort_key())  # forward order
     sub = explorer.subgraph()
     assert [n["id"] for n in sub["nodes"]] == explorer.pinned
     scores = dict(zip((n.id for n in explorer.nodes), explorer.scores()))
-    assert sub["nodes"][0]["score"] == pytest.approx(scores[f"attn.0@{last}"])
-    # edges are summed over positions: attn.0 and mlp.1 have pinned nodes, so attn.0 -> mlp.1 is in
-    listed = {(e.source.id, e.target.id): s for e, s in explorer.edges()}
-    assert {(e["source"], e["target"]) for e in sub["edges"]} == {("attn.0", "mlp.1")}
-    assert sub["edges"][0]["score"] == pytest.approx(listed[("attn.0", "mlp.1")])
-    explorer.unpin("mlp.1@3")
+    assert sub["nodes"][0]["score"] == pytest.approx(scores[explorer.pinned[0]])
+    # the edges among the pinned nodes, by hand; each joins the two nodes at their positions
+    among = {pair: s for pair, s in listed.items() if set(pair) <= pinned}
+    assert {(e["source"], e["target"]): e["score"] for e in sub["edges"]} == pytest.approx(among)
+    assert (source, target) in among
+    explorer.unpin(source)
     assert explorer.subgraph()["edges"] == []
     with pytest.raises(traitlets.TraitError, match="not a node of the component-level graph"):
         explorer.pin("head.0.1@2")
-    explorer.set_state({"pinned": ["mlp.0@1"]})  # a ctrl-click in the browser
-    assert explorer.pinned == ["mlp.0@1"]
+    explorer.set_state({"pinned": [f"mlp.0@{last}"]})  # a ctrl-click in the browser
+    assert explorer.pinned == [f"mlp.0@{last}"]
+
+
+def test_head_level_subgraph_edges_leave_the_heads_layer_at_their_position(setup):
+    model, _, task = setup
+    ex = il.CircuitExplorer(model, task, "atp", level="head", top_k=5)
+    edges = {(e.source.id, e.target.id): s for e, s in ex.edges()}
+    # an edge from layer 0's attention at p (its heads' summed writes) into a head of layer 1 at q
+    source, target = next((a, b) for a, b in edges if a.startswith("attn.0@") and b.startswith("head.1."))
+    p = source.split("@")[1]
+    ex.pin([f"head.0.2@{p}", target])
+    ends = (f"attn.0@{p}", f"head.0.2@{p}", target)
+    by_hand = {(a, b): s for (a, b), s in edges.items() if a in ends and b in ends}
+    assert (source, target) in by_hand
+    assert {(e["source"], e["target"]): e["score"] for e in ex.subgraph()["edges"]} == pytest.approx(by_hand)
 
 
 def test_groups_are_checked_and_sum_their_scores(explorer):
@@ -98,9 +117,8 @@ def test_suggested_groups_have_similar_edges_and_can_be_accepted_or_rejected(exp
     edges = explorer.edges()
     ends = list(dict.fromkeys(n for e, _ in edges for n in e))
 
-    def profile(node_id):
-        node = circuits.nodes.node_from_id(node_id)
-        mine = node._replace(position=None)
+    def profile(node_id):  # position-resolved edges into and out of the node itself, by other end
+        mine = circuits.nodes.node_from_id(node_id)
         into = [sum(s for e, s in edges if e.target == mine and e.source == v) for v in ends]
         out = [sum(s for e, s in edges if e.source == mine and e.target == v) for v in ends]
         return np.array(into + out)
@@ -209,6 +227,12 @@ def test_the_document_follows_its_schema_and_restores_the_view(explorer, setup, 
         assert getattr(back, key) == getattr(explorer, key), key
     np.testing.assert_array_equal(back.scores("relp"), explorer.scores("relp"))
     assert {e.id: s for e, s in back.edges()} == pytest.approx({e.id: s for e, s in explorer.edges()}, rel=1e-6)
+    # position-resolved edges come back as such, with how many were scored and the share sent
+    assert all(e.source.position is not None for e, _ in back.edges())
+    assert data["edge_count"] == explorer._edges["count"]
+    assert data["edge_mass"] == pytest.approx(explorer._edges["mass"])
+    for key in ("positions", "count", "mass"):
+        assert back._edges[key] == pytest.approx(explorer._edges[key]), key
     assert back.metric["ablated"] == pytest.approx(explorer.metric["ablated"], abs=1e-5)
 
 

@@ -12,6 +12,9 @@ from widget_channel import Browser
 
 import interplab as il
 from interplab.circuits import Node, attribute, faithfulness
+from interplab.circuits.nodes import node_from_id
+from interplab.circuits.position_edges import position_edge_units
+from interplab.widgets import explorer as explorer_module
 from interplab.widgets.codecs import decode_array
 from interplab.zoo.tiny import tiny
 
@@ -183,25 +186,44 @@ def test_correlation_is_pearson_of_the_engines_frames(explorer, setup):
     assert explorer.correlation("atp", "relp") == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-4)
 
 
-def test_edges_are_every_edge_of_the_model(explorer, setup):
-    model, _, _ = setup
-    n = model.anatomy.n_layers
-    # embed -> every reader (2n + 1); attn.l -> mlp.l, later readers, logits; mlp.l -> later readers, logits
-    expected = (2 * n + 1) + sum(2 + 2 * (n - 1 - layer) for layer in range(n)) + sum(1 + 2 * (n - 1 - layer)
-                                                                                    for layer in range(n))
+def test_edges_are_position_resolved_and_those_of_the_engine(explorer, setup):
+    model, _, task = setup
+    # independently: every non-zero position-resolved AtP edge, from the engine's frame
+    frame = attribute(model, task, "atp", "edge", positions=True, keep=None).to_frame()
+    frame = frame[frame["score"] != 0]
+    expected = {(f"{r.source_component}.{r.source_layer}@{r.source_position}",
+                 f"{r.target_component}.{r.target_layer}@{r.target_position}"): r.score for r in frame.itertuples()}
+    assert 0 < len(expected) <= explorer_module.MAX_EDGES
     edges = explorer._edges
-    scores = decode_array(edges["score"])
-    assert len(scores) == expected == len(explorer.edges())
-    assert {"embed.0", f"logits.{n}"} <= set(edges["ends"])
+    assert edges["method"] == "atp" and edges["positions"] is True and edges["mass"] == pytest.approx(1.0)
+    a, seq = model.anatomy, task.encode(model).seq_len
+    assert edges["count"] == len(position_edge_units(model, seq))  # every edge scored, zero or not
+    ends, scores = edges["ends"], decode_array(edges["score"])
+    sent = {(ends[s], ends[t]): v for s, t, v in zip(decode_array(edges["source"]), decode_array(edges["target"]),
+                                                     scores)}
+    assert sent.keys() == expected.keys()
+    assert all(sent[k] == pytest.approx(expected[k], rel=1e-4, abs=1e-7) for k in expected)
+    # an edge joins nodes at positions, never later to earlier; its ends are graph nodes, embed or logits
+    graph = {n.id for n in explorer.nodes}
+    for source, target in sent:
+        s, t = node_from_id(source), node_from_id(target)
+        assert s.position <= t.position and s.layer <= t.layer
+        assert source in graph or s.component == "embed"
+        assert target in graph or target == f"logits.{a.n_layers}@{seq - 1}"
     # ranked by |score| (the browser draws the first top_edges), with the cumulative share of |score|
     assert np.all(np.diff(np.abs(scores)) <= 0)
-    by_hand = sorted((abs(s) for _, s in explorer.edges()), reverse=True)
-    np.testing.assert_allclose(decode_array(edges["cumulative"]), np.cumsum(by_hand) / sum(by_hand), rtol=1e-5)
-    ends = edges["ends"]
-    listed = {(e.source.id, e.target.id): s for e, s in explorer.edges()}
-    for k in range(5):
-        pair = (ends[decode_array(edges["source"])[k]], ends[decode_array(edges["target"])[k]])
-        assert listed[pair] == pytest.approx(scores[k], rel=1e-6)
+    by_hand = sorted((abs(v) for v in expected.values()), reverse=True)
+    np.testing.assert_allclose(decode_array(edges["cumulative"]), np.cumsum(by_hand) / sum(by_hand), rtol=1e-4)
+
+
+def test_only_the_strongest_edges_are_sent(setup, monkeypatch):
+    model, _, task = setup
+    monkeypatch.setattr(explorer_module, "MAX_EDGES", 7)
+    ex = il.CircuitExplorer(model, task, "atp", top_k=5)
+    every = sorted((abs(s) for _, s in attribute(model, task, "atp", "edge", keep=None).edges()), reverse=True)
+    scores = decode_array(ex._edges["score"])
+    np.testing.assert_allclose(np.abs(scores), every[:7], rtol=1e-4)
+    assert ex._edges["mass"] == pytest.approx(sum(every[:7]) / sum(every), rel=1e-4)
 
 
 def test_to_json_holds_graph_circuit_ablations_and_metric(explorer):
@@ -238,3 +260,8 @@ def test_head_level_nodes(setup):
     assert len(ex.nodes) == a.n_layers * (a.n_heads + 1) * seq
     assert sum(n.component == "head" for n in ex.nodes) == a.n_layers * a.n_heads * seq
     assert len(ex.circuit) == 3 and all(c.startswith(("head.", "mlp.")) for c in ex.circuit)
+    # integrated gradients has no position-resolved edges: the explorer draws RelP's, heads as targets
+    assert ex.edge_method() == "relp" and ex._edges["label"] == "RelP"
+    reference = attribute(model, task, "relp", "edge", heads=True, keep=None).edges()
+    assert {e.id: s for e, s in ex.edges()} == pytest.approx({e.id: s for e, s in reference if s != 0}, rel=1e-4)
+    assert any(e.target.component == "head" for e, _ in ex.edges())

@@ -6,9 +6,11 @@ outgoing kept apart. Two nodes are similar when the cosine of their profiles is 
 nodes and merge, most similar first, two groups whose least similar pair still reaches the
 threshold. Nodes without any edge have no profile and are never grouped.
 
-Edges may join nodes at positions, or whole components (``attn.3``: every position of that
-layer's attention; at the head level, every head of it): ``endpoint(node, known)`` says which
-endpoint of an edge list stands for a node.
+Edge endpoints are nodes at positions (position-resolved edges), or whole components (``attn.3``:
+every position of that layer's attention; at the head level, every head of it) for edges summed
+over positions. ``endpoints(node, known)`` says which endpoints of an edge list stand for a node:
+at the head level a head at ``q`` is a target itself, while edges leave its layer's attention at
+``q`` (``attn.l@q``, the sum of the heads' writes).
 """
 
 from __future__ import annotations
@@ -19,36 +21,39 @@ import numpy as np
 
 from .nodes import Edge, Node
 
-__all__ = ["edge_profiles", "endpoint", "similar_groups"]
+__all__ = ["edge_profiles", "endpoints", "similar_groups"]
 
 SIMILARITY = 0.75
 
 
-def endpoint(node: Node, known: set[Node]) -> Node | None:
-    """The edge endpoint standing for ``node``: itself, its component over all positions, or (a
-    head) its layer's attention, whichever the edge list has; None if none."""
-    for candidate in (node, node._replace(position=None),
-                      Node("attn", node.layer, None, node.position) if node.component == "head" else None,
-                      Node("attn", node.layer) if node.component == "head" else None):
-        if candidate is not None and candidate in known:
-            return candidate
-    return None
+def endpoints(node: Node, known: set[Node]) -> list[Node]:
+    """The edge endpoints standing for ``node`` among ``known``: itself, its component over all
+    positions, and (a head) its layer's attention at its position or over all positions."""
+    attention = [Node("attn", node.layer, None, node.position), Node("attn", node.layer)] \
+        if node.component == "head" else []
+    return [c for c in dict.fromkeys((node, node._replace(position=None), *attention)) if c in known]
 
 
 def edge_profiles(edges: Iterable[tuple[Edge, float]], nodes: Sequence[Node]) -> np.ndarray:
-    """``[len(nodes), 2 * endpoints]``: per node, the scores of the edges into and out of its endpoint."""
-    edges = list(edges)
-    ends = list(dict.fromkeys(n for e, _ in edges for n in e))
-    index = {n: i for i, n in enumerate(ends)}
-    matrix = np.zeros((len(ends), 2 * len(ends)))
+    """``[len(nodes), columns]``: per node, the scores of the edges into and out of its endpoints,
+    one column per (direction, other endpoint) that some node's edges reach (columns no node
+    touches are left out: they change no cosine, and a graph has thousands of endpoints)."""
+    edges = [(e, s) for e, s in edges if np.isfinite(s)]
+    known = {n for e, _ in edges for n in e}
+    rows_of: dict[Node, list[int]] = {}
+    for r, node in enumerate(nodes):
+        for end in endpoints(node, known):
+            rows_of.setdefault(end, []).append(r)
+    columns: dict[tuple[str, Node], int] = {}
+    entries = []
     for (source, target), score in edges:
-        if np.isfinite(score):
-            matrix[index[source], len(ends) + index[target]] += score  # out of source
-            matrix[index[target], index[source]] += score  # into target
-    known = set(ends)
-    rows = [endpoint(n, known) for n in nodes]
-    return np.stack([matrix[index[r]] if r is not None else np.zeros(2 * len(ends)) for r in rows]) if rows else \
-        np.zeros((0, 2 * len(ends)))
+        for direction, mine, other in (("out", source, target), ("in", target, source)):
+            for r in rows_of.get(mine, ()):
+                entries.append((r, columns.setdefault((direction, other), len(columns)), score))
+    profiles = np.zeros((len(nodes), len(columns)))
+    for r, c, score in entries:
+        profiles[r, c] += score
+    return profiles
 
 
 def similar_groups(profiles: np.ndarray, threshold: float = SIMILARITY) -> list[tuple[list[int], float]]:

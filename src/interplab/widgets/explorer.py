@@ -1,10 +1,18 @@
 """``il.CircuitExplorer(model, task)``: a contrast task's attribution as a layered graph you can act on.
 
 The widget scores every node of ``task`` (``il.circuits.attribute`` at the component or head
-level, per position) and the edges between them (``level="edge"``), draws them as a graph
-(layers bottom to top, positions left to right, edges between the nodes they join), prunes it in
-the browser from rankings computed here, and re-runs the model when you act on it. Everything it
-does is a method here too::
+level, per position) and the position-resolved edges between them (``level="edge"``,
+``positions=True``: ``u@p -> v@q``, attention patterns held fixed), draws them as a graph (layers
+bottom to top, positions left to right, each edge between the two node boxes it joins), prunes it
+in the browser from rankings computed here, and re-runs the model when you act on it.
+
+Edges. Position-resolved edges come from one gradient (AtP or RelP): integrated gradients and
+patching have none, so each node method draws the edges of ``EDGE_METHODS[method]`` (ig -> RelP,
+patch -> AtP), which the header and the edge legend name. At most ``MAX_EDGES`` non-zero edges,
+the strongest by |score|, are kept and sent (as binary arrays, ranked once here, with their
+cumulative share of |score|); a remote model, where position-resolved edges cannot run, gets edges
+summed over positions instead (``REMOTE_EDGE_METHODS``; endpoints such as ``attn.3``). Everything
+it does is a method here too::
 
     explorer = il.CircuitExplorer(model, task)          # method="ig"; "patch", "atp", "relp" on request
     explorer.compute("relp")                             # switch method (the widget's method menu)
@@ -32,26 +40,35 @@ import traitlets
 from tqdm.auto import tqdm
 
 from .. import circuits
-from ..circuits.groups import edge_profiles, endpoint
+from ..circuits.groups import edge_profiles, endpoints
 from ..circuits.nodes import CIRCUIT_COMPONENTS, SCORED_COMPONENTS, Edge, Node, node_from_id, nodes_of
 from ..model import Model
 from . import explorer_document as document
 from .base import Widget, command
 from .codecs import encode_array, json_safe
 
-__all__ = ["COMPONENTS", "CircuitExplorer"]
+__all__ = ["COMPONENTS", "EDGE_METHODS", "MAX_EDGES", "CircuitExplorer"]
 
 COMPONENTS = ("resid", "attn", "mlp", "head")
 """Component codes of the node arrays sent to the browser (index = code)."""
 
 NODE_LEVELS = ("component", "head")
 COLOURS = {"log": "log |score|", "linear": "|score|", "rank": "rank"}
-METHOD_LABELS = {"patch": "activation patching", "atp": "attribution patching (AtP)", "relp": "RelP"}
+METHOD_LABELS = {"ig": "integrated gradients", "patch": "activation patching", "atp": "attribution patching (AtP)",
+                 "relp": "RelP"}
 INTERVENTION_LABELS = {"mean": "mean-ablate", "zero": "zero-ablate", "corrupt": "corrupt-ablate",
                        "patch": "patch in clean", "scale": "scale by"}
 METRIC_LABELS = {"logit_diff": "logit difference (answer − distractor)",
                  "prob_diff": "probability difference (answer − distractor)",
                  "logprob": "log-probability of the answer"}
+EDGE_METHODS = {"ig": "relp", "patch": "atp", "atp": "atp", "relp": "relp"}
+"""The method of the position-resolved edges drawn with each node method: AtP and RelP have an edge
+pass per position, integrated gradients and patching do not (ig -> RelP: like IG it corrects AtP's
+linearisation, with LRP rules instead of a path integral; patch -> AtP, its first-order estimate)."""
+REMOTE_EDGE_METHODS = {"ig": "ig", "patch": "atp", "atp": "atp", "relp": "relp"}
+"""Edges summed over positions on a remote model (position-resolved edges run local hooks)."""
+MAX_EDGES = 20_000
+"""Most edges kept and sent to the browser: the strongest non-zero ones by |score|."""
 GENERATED_TOKENS = 8
 MAX_NAME = 40
 
@@ -235,7 +252,7 @@ class CircuitExplorer(Widget, bundle="explorer"):
         show it (its graph, and its top ``top_k`` nodes as the circuit). Progress: one step per
         part of the prompts (``il.circuits.attribute_in_parts``) and one for the edges."""
         self._check_choice("method", method, circuits.METHODS)
-        edge_method = "atp" if method == "patch" else method  # patching scores nodes; edges come from gradients
+        edge_method = self.edge_method(method)
         enc = self.task.encode(self.model)
         parts = min(enc.n, 8 if method == "patch" else 4)
         steps = (0 if method in self.attributions else parts) + (0 if edge_method in self._edge_lists else 1)
@@ -245,8 +262,9 @@ class CircuitExplorer(Widget, bundle="explorer"):
                     self._adopt(circuits.attribute_in_parts(self.model, self.task, method, self.level, parts=parts,
                                                             observer=lambda done, total: step(1)))
                 if edge_method not in self._edge_lists:
-                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge", positions=False,
-                                                   progress=False))
+                    self._adopt(circuits.attribute(self.model, self.task, edge_method, "edge",
+                                                   positions=not self.model.remote, heads=self.level == "head",
+                                                   keep=MAX_EDGES, progress=False))
                     step(1)
         if show:
             with self.hold_sync():
@@ -277,13 +295,22 @@ class CircuitExplorer(Widget, bundle="explorer"):
         """The attribution shown (the current method's)."""
         return self.attributions[self.method]
 
+    def edge_method(self, method: str | None = None) -> str:
+        """The method whose edges are drawn with node method ``method`` (default: the current one):
+        ``EDGE_METHODS`` (``REMOTE_EDGE_METHODS`` on a remote model)."""
+        return (REMOTE_EDGE_METHODS if self.model.remote else EDGE_METHODS)[method or self.method]
+
     def edges(self) -> list[tuple[Edge, float]]:
-        """The edges shown with their scores (from the current method; AtP's when it is patching)."""
-        return self._edge_lists["atp" if self.method == "patch" else self.method]
+        """The edges shown with their scores (``edge_method()``'s): position-resolved, ``u@p -> v@q``
+        (on a remote model: summed over positions), the strongest ``MAX_EDGES`` at most."""
+        return self._edge_lists[self.edge_method()]
 
     def _edge_arrays(self, edge_method: str) -> dict:
         """Edges ranked by |score| (the browser's edge order), between endpoint ids: nodes at
-        positions, or whole components (``attn.3``) while edges are summed over positions."""
+        positions (``head.3.1@5``; at the head level ``attn.3@5``, its heads' summed writes, as a
+        source), or whole components (``attn.3``) where edges are summed over positions. ``count``:
+        edges scored; ``mass``: the share of their total |score| that the edges sent carry."""
+        att = self.edge_attributions[edge_method]
         listed = self._edge_lists[edge_method]
         ranked = sorted(range(len(listed)), key=lambda k: -abs(listed[k][1]))
         edges = [listed[k] for k in ranked]
@@ -293,6 +320,10 @@ class CircuitExplorer(Widget, bundle="explorer"):
         cumulative = np.cumsum(share) / share.sum() if len(share) and share.sum() > 0 else np.zeros(len(edges))
         return {
             "method": edge_method,
+            "label": METHOD_LABELS.get(edge_method, edge_method),
+            "positions": att.positions,
+            "count": att.edge_count if att.positions else len(listed),
+            "mass": att.edge_mass if att.positions else 1.0,
             "ends": [n.id for n in ends],
             "source": encode_array([index[e.source] for e, _ in edges], "int32"),
             "target": encode_array([index[e.target] for e, _ in edges], "int32"),
@@ -463,14 +494,15 @@ class CircuitExplorer(Widget, bundle="explorer"):
     def subgraph(self) -> dict:
         """The pinned nodes and the edges among them: ``{"nodes": [...], "edges": [...], "groups": {...}}``.
 
-        An edge's endpoints are as the edge attribution gives them: nodes at positions, or whole
-        components (``attn.3``) while edges are summed over positions; such an endpoint counts as
-        pinned when a node of that component (any position; for ``attn``, any head) is pinned.
+        An edge's endpoints are as the edge attribution gives them (``il.circuits.groups.endpoints``):
+        nodes at positions (``mlp.2@5 -> head.4.1@7``; an edge leaves a head's layer at its position,
+        ``attn.3@7``, which counts as pinned when a head of it there is), or, summed over positions
+        on a remote model, whole components (``attn.3``: pinned when any node of it is).
         """
         pinned = [node_from_id(i) for i in self.pinned]
         edges = self.edges()
         known = {n for e, _ in edges for n in e}
-        covered = {endpoint(n, known) for n in pinned} - {None}
+        covered = {end for n in pinned for end in endpoints(n, known)}
         groups = {name: {"nodes": ids, "score": float(sum(self.scores()[self._node_index[i]] for i in ids))}
                   for name, ids in self.groups.items() if set(ids) & set(self.pinned)}
         return json_safe({

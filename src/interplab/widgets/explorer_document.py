@@ -42,7 +42,10 @@ def write(ex: CircuitExplorer) -> dict:
               "token": ex.labels[n.position], "scores": {m: per[m][i] for m in methods}}
              for i, n in enumerate(ex.nodes)]
     edges = sorted(ex.edges(), key=lambda item: -abs(item[1]))
+    shown = ex.edge_attributions.get(ex._edges.get("method"))
+    scored = {"edge_count": shown.edge_count, "edge_mass": shown.edge_mass} if shown and shown.positions else {}
     return json_safe({
+        **scored,
         "schema": SCHEMA, "model": ex.model_name, "task": ex.task_name, "n_prompts": ex.n_prompts,
         "level": ex.level, "n_layers": ex.n_layers, "n_heads": ex.n_heads, "metric_name": ex.task.metric_name,
         "labels": list(ex.labels), "method": ex.method, "edge_method": ex._edges.get("method"),
@@ -99,14 +102,22 @@ def attributions(doc: dict) -> list[circuits.Attribution]:
                  for e in doc["edges"]]
         sources = tuple(dict.fromkeys(e.source for e, _ in edges))
         targets = tuple(dict.fromkeys(e.target for e, _ in edges))
-        matrix = torch.full((len(sources), len(targets)), float("nan"))
         where = {n: i for i, n in enumerate(sources)}, {n: j for j, n in enumerate(targets)}
-        for e, s in edges:
-            matrix[where[0][e.source], where[1][e.target]] = s
+        rows = [where[0][e.source] for e, _ in edges]
+        columns = [where[1][e.target] for e, _ in edges]
+        values = torch.tensor([s for _, s in edges], dtype=torch.float32)
+        extra: dict[str, Any] = {}
+        if "edge_count" in doc:  # position-resolved: the kept edges, sparse, as the engine holds them
+            matrix = torch.sparse_coo_tensor(torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1), values,
+                                             (len(sources), len(targets)), check_invariants=True).coalesce()
+            extra = {"edge_count": doc["edge_count"], "edge_mass": from_json_number(doc["edge_mass"])}
+        else:
+            matrix = torch.full((len(sources), len(targets)), float("nan"))
+            matrix[rows, columns] = values
         first = doc["attributions"][doc["method"]]
         out.append(circuits.Attribution(doc["edge_method"], "edge", {}, {}, tuple(doc["labels"]), n_layers, n_heads,
                                         from_json_number(first["clean"]), from_json_number(first["corrupt"]),
-                                        doc["model"], sources=sources, targets=targets, edge_scores=matrix))
+                                        doc["model"], sources=sources, targets=targets, edge_scores=matrix, **extra))
     return out
 
 
