@@ -130,8 +130,22 @@ export function decodeOrder(trait: { order: ArrayMeta; cumulative: ArrayMeta } |
   return { order, cumulative };
 }
 
-export function decodeEdges(trait: any): Edges | null {
-  if (!trait || !trait.ends) return null;
+/** `_edges` as the kernel sends it ({} before the first edges). */
+export interface EdgesTrait {
+  method?: string;
+  label?: string;
+  positions?: boolean;
+  count?: number;
+  mass?: number;
+  ends?: string[];
+  source?: ArrayMeta;
+  target?: ArrayMeta;
+  score?: ArrayMeta;
+  cumulative?: ArrayMeta;
+}
+
+export function decodeEdges(trait: EdgesTrait | null | undefined): Edges | null {
+  if (!trait || !trait.ends || !trait.source || !trait.target || !trait.score || !trait.cumulative) return null;
   const source = decodeArray(trait.source).data as Int32Array;
   const target = decodeArray(trait.target).data as Int32Array;
   const score = decodeArray(trait.score).data as Float32Array;
@@ -142,7 +156,7 @@ export function decodeEdges(trait: any): Edges | null {
   }
   const count = typeof trait.count === "number" ? trait.count : n;
   const mass = typeof trait.mass === "number" ? trait.mass : 1;
-  return { method: trait.method, label: String(trait.label ?? trait.method), positions: trait.positions === true, count, mass, ends: trait.ends, source, target, score, cumulative, length: n };
+  return { method: String(trait.method ?? ""), label: String(trait.label ?? trait.method), positions: trait.positions === true, count, mass, ends: trait.ends, source, target, score, cumulative, length: n };
 }
 
 export function componentOf(nodes: Nodes, i: number): string {

@@ -19,6 +19,7 @@ import { createFrame } from "../shared/frame";
 import { CanvasPainter, type Painter } from "../shared/painter";
 import { createTooltip } from "../shared/tooltip";
 import type { AnyModel, Cleanup } from "../shared/types";
+import type { ExplorerTraits } from "./traits";
 import { createViewport, type Rect } from "../shared/viewport";
 import {
   type Breakdown,
@@ -67,7 +68,7 @@ import { describe } from "./tooltips";
 const MARKS = "outlined: in the circuit · faint: pruned · ✕ ablated · blue frame: pinned · ✓ verified · dashed box: group (sum) · a cell's size says nothing; zoomed out, a layer shows its sum per position";
 const ZOOM_SAVE_MS = 400;
 
-export function render({ model, el }: { model: AnyModel; el: HTMLElement }): Cleanup {
+export function render({ model, el }: { model: AnyModel<ExplorerTraits>; el: HTMLElement }): Cleanup {
   const started = performance.now();
   const frame = createFrame(model, el, "il-explorer");
   const tooltip = createTooltip("il-explorer-tooltip");

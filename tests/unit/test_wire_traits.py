@@ -10,12 +10,13 @@ import pytest
 import traitlets
 
 from interplab.widgets.editor import RuleEditor
+from interplab.widgets.explorer import CircuitExplorer
 from interplab.widgets.scanner import ExpertScanner
 from interplab.widgets.tokenview import TokenView
 
 JS = Path(__file__).resolve().parents[2] / "js"
 WIDGETS = {"tokenview": (TokenView, "TokenViewTraits"), "scanner": (ExpertScanner, "ScannerTraits"),
-           "editor": (RuleEditor, "EditorTraits")}
+           "editor": (RuleEditor, "EditorTraits"), "explorer": (CircuitExplorer, "ExplorerTraits")}
 PRIMITIVE = {traitlets.Unicode: "string", traitlets.Int: "number", traitlets.Float: "number",
              traitlets.Bool: "boolean", traitlets.Enum: "string"}
 
