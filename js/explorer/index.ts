@@ -13,7 +13,7 @@
 import "../shared/base.css";
 import "./explorer.css";
 import { decodeArray } from "../shared/codecs";
-import { canvasContext, choice, h, replaceChildren } from "../shared/dom";
+import { canvasContext, h, replaceChildren } from "../shared/dom";
 import { download, type Drawing } from "../shared/export";
 import { createFrame } from "../shared/frame";
 import { CanvasPainter, type Painter } from "../shared/painter";
@@ -59,8 +59,8 @@ import {
 } from "./graph";
 import { boundsOf, buildScene, centre, COL_W, type CollapsedState, type Item, itemAt, layerAt, type Layout, layoutGraph, ROW_H, type Scene } from "./layout";
 import { legendText, renderBreakdown, renderGroups, renderIntervention, renderMetric, renderPinned } from "./panels";
+import { buildPanels, buildToolbar, button } from "./chrome";
 import { scatterPanel } from "./scatter";
-import { sizeControl } from "./sizes";
 import { cachedMerge, type DrawnEdges, edgeSummary, NO_EDGES, type Places, placeEnds } from "./edges";
 import { type Styled, styleItems, zoomedOutItems } from "./style";
 import { describe } from "./tooltips";
@@ -135,52 +135,21 @@ export function render({ model, el }: { model: AnyModel<ExplorerTraits>; el: HTM
   }
 
   // --- toolbar --------------------------------------------------------------------------------------
-  const methodChoice = choice({} as Record<string, string>, "method", (m) => void compute(m, true));
-  const ablationChoice = choice({} as Record<string, string>, "ablation", (a) => set({ ablation: a }));
-  const colourChoice = choice({} as Record<string, string>, "colour", (c) => set({ colour: c }));
-  const searchBox = h("input", {
-    class: "il-input il-search",
-    attrs: { type: "search", placeholder: "search: L12 h3 @5 Mary", "aria-label": "search nodes by layer, head, position or token" },
-    on: { input: () => runSearch(false), keydown: (e) => e.key === "Enter" && runSearch(true) },
+  const { methodChoice, ablationChoice, colourChoice, searchBox, searchCount, circuitSize, edgeSize } = buildToolbar(frame.toolbar, {
+    method: (m) => void compute(m, true),
+    ablation: (a) => set({ ablation: a }),
+    colour: (c) => set({ colour: c }),
+    search: (zoom) => runSearch(zoom),
+    nodeShares: () => order?.cumulative ?? [],
+    edgeShares: () => edges?.cumulative ?? [],
+    previewCircuit: (k) => previewCircuit(k),
+    commitCircuit: (k) => commitCircuit(k),
+    previewEdges: (k) => previewEdges(k),
+    commitEdges: (k) => commitEdges(k),
+    fitAll: () => fitAll(),
+    fitCircuit: () => fitCircuit(),
+    expand: () => set({ collapsed: { layers: [], ranges: [] } }),
   });
-  const searchCount = h("span", { class: "il-search-count il-muted" });
-  const circuitSize = sizeControl({
-    label: "circuit",
-    title: "nodes kept in the circuit (the top ones by |score|)",
-    shareTitle: "keep the fewest top nodes whose |scores| add up to this share of all (cumulative influence, 0..1)",
-    cumulative: () => order?.cumulative ?? [],
-    preview: (k) => previewCircuit(k),
-    commit: (k) => commitCircuit(k),
-  });
-  const edgeSize = sizeControl({
-    label: "edges",
-    title: "edges drawn (the top ones by |score|)",
-    shareTitle: "draw the fewest top edges whose |scores| add up to this share of all (0..1)",
-    cumulative: () => edges?.cumulative ?? [],
-    preview: (k) => previewEdges(k),
-    commit: (k) => commitEdges(k),
-  });
-  const button = (text: string, title: string, click: () => void) => h("button", { class: "il-button", attrs: { title }, on: { click } }, text);
-  frame.toolbar.append(
-    h(
-      "div",
-      { class: "il-row" },
-      methodChoice.field,
-      ablationChoice.field,
-      colourChoice.field,
-      button("fit", "show the whole graph", () => fitAll()),
-      button("circuit", "fit the view to the circuit", () => fitCircuit()),
-    ),
-    h("div", { class: "il-row" }, circuitSize.field, circuitSize.total, h("label", { class: "il-field" }, "find ", searchBox), searchCount),
-    h(
-      "div",
-      { class: "il-row" },
-      edgeSize.field,
-      edgeSize.total,
-      button("expand", "undo every collapsed layer and position range", () => set({ collapsed: { layers: [], ranges: [] } })),
-    ),
-  );
-
 
   // --- body -------------------------------------------------------------------------------------------
   const info = h("div", { class: "il-info il-muted" });
@@ -222,47 +191,21 @@ export function render({ model, el }: { model: AnyModel<ExplorerTraits>; el: HTM
       return { sx: [fx * 0.5, fx * 40], sy: [Math.min(fy * 0.5, 0.05), 8] };
     },
   });
-  const metricBox = h("div", { class: "il-metric", attrs: { "aria-live": "polite" } });
-  const clearAblations = button("clear ablations", "restore every ablated node", () => void invoke("_set_ablated", { nodes: [] }));
-  const pinnedBox = h("div", { class: "il-pinned" });
-  const groupName = h("input", { class: "il-input il-group-name", attrs: { type: "text", placeholder: "group name", maxlength: 40, "aria-label": "group name" } });
-  const interventionChoice = choice({} as Record<string, string>, "act", () => syncFactor());
-  const factor = h("input", { class: "il-input il-number", attrs: { type: "number", value: 2, step: 0.5, "aria-label": "factor", title: "the factor for scale" } });
-  const interventionBox = h("div", { class: "il-intervention", attrs: { "aria-live": "polite" } });
-  const kernelNote = h("div", { class: "il-note il-kernel-note il-muted", attrs: { hidden: !offline } }, "Verifying and intervening need a running kernel: this page is a snapshot.");
-  const groupsBox = h("div", { class: "il-groups-panel" });
-  const breakdownBox = h("div", { class: "il-breakdown-panel" });
   const scatter = scatterPanel({ scoresOf, nodes: () => nodes, theme: () => frame.theme, compute: (missing) => void computeAll(missing) });
-  const panel = (title: string, ...children: (HTMLElement | string | null)[]) => h("section", { class: "il-panel" }, h("div", { class: "il-panel-title" }, title), ...children);
-  frame.body.append(
-    info,
-    legend,
-    viewport.el,
-    h("div", { class: "il-hint il-muted" }, "Drag to pan, wheel to zoom the layers (shift: positions) · click a node to ablate it (again: restore) · ctrl/cmd-click to pin · click a layer label to collapse it, two token labels to collapse the positions between."),
-    h(
-      "div",
-      { class: "il-panels" },
-      panel("metric", metricBox, clearAblations),
-      panel(
-        "pinned nodes",
-        pinnedBox,
-        h(
-          "div",
-          { class: "il-row" },
-          button("verify", "exact activation patching of the pinned nodes (il.circuits.verify)", () => void invoke("_verify", {})),
-          groupName,
-          button("group", "make the pinned nodes one supernode", () => groupPinned()),
-          button("unpin all", "unpin every node", () => set({ pinned: [] })),
-        ),
-        h("div", { class: "il-row" }, interventionChoice.field, factor, button("run", "act on the pinned nodes: the metric and a generation before and after", () => void intervene())),
-        kernelNote,
-        interventionBox,
-      ),
-      panel("groups", groupsBox, h("div", { class: "il-row" }, button("suggest groups", "groups of circuit nodes whose edge profiles have cosine similarity ≥ 0.75", () => void invoke("_suggest", { threshold: 0.75 })))),
-      panel("per prompt", breakdownBox),
-      panel("methods", scatter.controls, scatter.canvas, scatter.legend, scatter.note),
-    ),
-  );
+  const {
+    metricBox, pinnedBox, groupName, interventionChoice, factor, interventionBox, groupsBox, breakdownBox,
+  } = buildPanels(frame.body, {
+    offline,
+    head: [info, legend, viewport.el],
+    scatter: [scatter.controls, scatter.canvas, scatter.legend, scatter.note],
+    clearAblations: () => void invoke("_set_ablated", { nodes: [] }),
+    verify: () => void invoke("_verify", {}),
+    group: () => groupPinned(),
+    unpinAll: () => set({ pinned: [] }),
+    interventionChanged: () => syncFactor(),
+    intervene: () => void intervene(),
+    suggest: () => void invoke("_suggest", { threshold: 0.75 }),
+  });
 
   // --- data ---------------------------------------------------------------------------------------------
   function fillChoice(select: HTMLSelectElement, pairs: [string, string][]): void {
