@@ -189,7 +189,8 @@ def synthetic_state(layers: int, heads: int, positions: int, n_edges: int, drawn
         "_scores": {"atp": wire(scores, "float32")},
         "_orders": {"atp": {"order": wire(order, "int32"),
                             "cumulative": wire(np.cumsum(share) / share.sum(), "float32")}},
-        "_edges": {"method": "atp", "label": "AtP", "positions": True, "count": n_edges, "mass": 1.0, "ends": ids, "source": wire(source, "int32"), "target": wire(target, "int32"),
+        "_edges": {"method": "atp", "label": "AtP", "positions": True, "count": n_edges, "mass": 1.0,
+                   "ends": ids, "source": wire(source, "int32"), "target": wire(target, "int32"),
                    "score": wire(edge_scores, "float32"),
                    "cumulative": wire(np.cumsum(eshare) / eshare.sum(), "float32")},
     }
