@@ -70,6 +70,9 @@ export interface Verified {
   exact: number | string;
   estimate: number | string | null;
   method: string | null;
+  /** The exact score with every attention pattern frozen, and the rest: what acts through queries and keys. */
+  frozen?: number | string;
+  through_patterns?: number | string;
 }
 
 export interface Intervention {

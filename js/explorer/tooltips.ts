@@ -48,6 +48,8 @@ export function describe(it: Item, fromLayer: boolean, d: TooltipData): Child[] 
         d.rank[i] >= 0 ? h("tr", {}, h("td", {}, "rank"), h("td", { class: "il-num" }, `${d.rank[i] + 1} of ${d.total}`)) : null,
         v ? h("tr", { class: "il-verified" }, h("td", {}, "exact (patching)"), h("td", { class: "il-num" }, formatScore(v.exact))) : null,
         v ? h("tr", {}, h("td", {}, `estimate (${v.method})`), h("td", { class: "il-num" }, formatScore(v.estimate))) : null,
+        v?.frozen !== undefined ? h("tr", {}, h("td", {}, "with patterns frozen"), h("td", { class: "il-num" }, formatScore(v.frozen))) : null,
+        v?.through_patterns !== undefined ? h("tr", {}, h("td", {}, "through patterns (q/k)"), h("td", { class: "il-num" }, formatScore(v.through_patterns))) : null,
       ),
       h("div", { class: "il-muted" }, state, d.pinned.has(id) ? " · pinned (ctrl/cmd-click: unpin)" : " · ctrl/cmd-click: pin"),
     ];

@@ -154,6 +154,26 @@ def test_verify_is_exact_patching(explorer, setup):
         explorer.verify()
 
 
+def test_verify_splits_each_effect_at_the_attention_patterns(explorer, setup):
+    model, _, task = setup
+    last = task.encode(model).seq_len - 1
+    top_mlp = circuits.Node("mlp", model.anatomy.n_layers - 1, None, last)  # no attention reads it later
+    early_attn = circuits.Node("attn", 0, None, last)
+    explorer.verify([top_mlp, early_attn])
+    mlp, attn = explorer.verified[top_mlp.id], explorer.verified[early_attn.id]
+    # by hand: freezing the patterns of later layers changes nothing for the last MLP
+    assert mlp["frozen"] == pytest.approx(mlp["exact"], abs=1e-6)
+    assert mlp["through_patterns"] == pytest.approx(0, abs=1e-6)
+    split = circuits.pattern_split(model, task, [early_attn], progress=False)
+    assert attn["frozen"] == pytest.approx(split.frozen[early_attn], abs=1e-6)
+    assert attn["frozen"] + attn["through_patterns"] == pytest.approx(attn["exact"], abs=1e-6)
+    assert abs(attn["through_patterns"]) > 1e-6  # layer 0's output at the last position moves later queries
+    jsonschema.validate(json.loads(explorer.to_json()), explorer_document.schema())
+    # without the split (as on a remote model): the exact score alone
+    explorer.verify([early_attn], split=False)
+    assert set(explorer.verified[early_attn.id]) == {"exact", "estimate", "method"}
+
+
 def test_intervene_measures_by_hand(explorer, setup):
     model, prompts, task = setup
     node = circuits.Node("mlp", 1, None, task.encode(model).seq_len - 1)

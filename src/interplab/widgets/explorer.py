@@ -558,14 +558,25 @@ class CircuitExplorer(Widget, bundle="explorer"):
             raise ValueError(f"no nodes to {what}: pin some (ctrl/cmd-click, or explorer.pin([...])) or pass nodes=")
         return ids
 
-    def verify(self, nodes: Iterable[Node | str] | Node | str | None = None) -> dict[str, float]:
+    def verify(self, nodes: Iterable[Node | str] | Node | str | None = None, split: bool = True) -> dict[str, float]:
         """Exact activation patching of ``nodes`` (default: the pinned ones) beside the shown
         method's estimate (``il.circuits.verify``): ``{node id: exact score}``. The nodes are marked
-        verified in the graph, with both scores in their tooltips."""
+        verified in the graph, with both scores in their tooltips. With ``split`` (on a local model),
+        also how much of each exact score acts through attention patterns (queries and keys) and how
+        much with every pattern frozen (``il.circuits.pattern_split``; two more batched forwards)."""
         ids = self._chosen(nodes, "verify")
-        with self.working(f"verifying {len(ids)} node{'s' if len(ids) != 1 else ''} by patching"):
+        split = split and not self.model.remote
+        with self.working(f"verifying {len(ids)} node{'s' if len(ids) != 1 else ''} by patching",
+                          total=2 if split else 1) as step:
             v = circuits.verify(self.model, self.task, ids, estimate=self.attribution, progress=False)
-        found = {n.id: {"exact": v.exact[n], "estimate": v.estimate[n], "method": v.method} for n in v.nodes}
+            step(1)
+            frozen = {}
+            if split:
+                frozen = circuits.pattern_split(self.model, self.task, ids, progress=False).frozen
+                step(1)
+        found = {n.id: {"exact": v.exact[n], "estimate": v.estimate[n], "method": v.method,
+                        **({"frozen": frozen[n], "through_patterns": v.exact[n] - frozen[n]} if n in frozen else {})}
+                 for n in v.nodes}
         self.verified = json_safe({**self.verified, **found})
         return {n.id: v.exact[n] for n in v.nodes}
 
