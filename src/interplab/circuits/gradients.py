@@ -215,8 +215,8 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
     ruleset, counts, ah = rules_for(model, rules)
     plan = ruleset.plan if ruleset else []
     with gradients_on_activations(model), ah, model.session():
-        if ig is None:
-            with torch.no_grad(), model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
+        if ig is None:  # builds no graph: the parameters are frozen and nothing here requires grad
+            with model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
                 cleans = []
                 for envoy, reads_input, _ in reads:
                     cleans.append(envoy.input if reads_input else envoy.output)
