@@ -58,7 +58,10 @@ def _circuit_units(circuit: Circuit | Iterable) -> tuple[list, str | None]:
 
 
 def faithfulness(model, task: ContrastTask, circuit: Circuit | Iterable, ablation: str = "mean") -> float:
-    """``f`` of a circuit (nodes or edges) on the task's clean prompts; MIB convention."""
+    """``f`` of a circuit (nodes or edges) on the task's clean prompts; MIB convention.
+
+    ``ablation="corrupt"`` judges a circuit by the counterfactual the attribution methods score;
+    mean ablation can take a real model off its distribution (docs/circuits.md, "Which ablation")."""
     units, declared = _circuit_units(circuit)
     level, universe = _universe(model, task, units, declared)
     missing = set(units) - set(universe)
