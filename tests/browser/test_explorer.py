@@ -52,6 +52,16 @@ def kernel_json(nb, code: str):
     return json.loads(nb.run_code(code).strip().splitlines()[-1])
 
 
+def pin_click(nb, x: float, y: float) -> None:
+    """A ctrl-click (cmd-click on a Mac) at page point (x, y): what pins a node."""
+    modifier = "Meta" if "Mac" in nb.page.evaluate("navigator.platform") else "Control"
+    nb.page.mouse.move(x, y)
+    nb.page.keyboard.down(modifier)
+    nb.page.mouse.down()
+    nb.page.mouse.up()
+    nb.page.keyboard.up(modifier)
+
+
 def test_click_ablates_in_the_kernel_and_nothing_moves(notebook, tmp_path):
     nb = notebook("explorer.ipynb", [SETUP, "explorer"])
     nb.run_all()
@@ -118,13 +128,8 @@ def test_pin_verify_group_and_intervene_from_the_browser(notebook):
     nb.run_all()
     first = json.loads(nb.output(0).strip().splitlines()[-1])
     root = nb.page.locator(".il-explorer")
-    modifier = "Meta" if "Mac" in nb.page.evaluate("navigator.platform") else "Control"
     for node in (first["node"], first["other"]):
-        nb.page.mouse.move(*centre(nb, node))
-        nb.page.keyboard.down(modifier)
-        nb.page.mouse.down()
-        nb.page.mouse.up()
-        nb.page.keyboard.up(modifier)
+        pin_click(nb, *centre(nb, node))
     expect(root.locator(".il-pinned-table tr[data-node]")).to_have_count(2)
     pinned = kernel_json(nb, "print(json.dumps(explorer.pinned))")
     assert sorted(pinned) == sorted([first["node"], first["other"]])
@@ -205,13 +210,8 @@ def test_edges_join_the_nodes_where_they_are_and_pins_read_them_back(notebook):
     expect(nb.page.locator(".il-tooltip:not([hidden])")).to_contain_text(edge["source"])
     assert nb.page.evaluate(overlay, middle) > 0
     # ctrl/cmd-click both ends: the kernel's subgraph has the edge, between the nodes at their positions
-    modifier = "Meta" if "Mac" in nb.page.evaluate("navigator.platform") else "Control"
     for x, y in ((x1, y1), (x2, y2)):
-        nb.page.mouse.move(x, y)
-        nb.page.keyboard.down(modifier)
-        nb.page.mouse.down()
-        nb.page.mouse.up()
-        nb.page.keyboard.up(modifier)
+        pin_click(nb, x, y)
     expect(root.locator(".il-pinned-table tr[data-node]")).to_have_count(2)
     sub = kernel_json(nb, "print(json.dumps(explorer.subgraph()))")
     found = {(e["source"], e["target"]): e["score"] for e in sub["edges"]}

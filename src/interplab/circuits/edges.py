@@ -26,6 +26,7 @@ from ..tasks.contrast import EncodedTask
 from . import lrp
 from .gradients import (
     IntegratedGradients,
+    clean_run,
     copies_summed,
     gradients_on_activations,
     inner,
@@ -34,7 +35,6 @@ from .gradients import (
     path_objective,
     path_points,
     path_start,
-    prompt_inputs,
     rules_for,
 )
 from .nodes import Node
@@ -133,12 +133,7 @@ def _edge_pass(model, enc: EncodedTask, idx: slice, sources, targets, rules: tup
     plan = ruleset.plan if ruleset else []
     with gradients_on_activations(model), ah, model.session():
         if ig is None:
-            with torch.no_grad(), model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
-                cleans = []
-                for _, envoy, is_input in writes:
-                    cleans.append(envoy.input if is_input else envoy.output)
-                logits = unembed.output[:, -1].float()
-                clean_metric = enc.measure(logits, answer, distractor).mean()
+            cleans, clean_metric = clean_run(model, enc, idx, [(envoy, is_input) for _, envoy, is_input in writes])
         with model.trace(logits_to_keep=1, **inner(model)) as tracer:
             with tracer.invoke(**path_inputs(enc, idx, k)):
                 start = path_start(embed.output, n, alpha)

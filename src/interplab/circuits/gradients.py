@@ -137,6 +137,21 @@ def rules_for(model, rules: tuple[str, ...] | None,
     return ruleset, counts, ah
 
 
+def clean_run(model, enc: EncodedTask, idx: slice, sites: list[tuple]) -> tuple[list, Tensor]:
+    """AtP's and RelP's clean forward, inside the pass's session: each site's clean activation
+    (``sites``: (envoy, reads its input) pairs) and the mean clean metric. It builds no graph: the
+    parameters are frozen and nothing in this trace requires grad."""
+    answer = enc.answer_ids[idx][:, None]
+    distractor = enc.distractor_ids[idx][:, None]
+    with model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
+        cleans = []
+        for envoy, reads_input in sites:
+            cleans.append(envoy.input if reads_input else envoy.output)
+        logits = model.unembed.output[:, -1].float()
+        clean_metric = enc.measure(logits, answer, distractor).mean()
+    return cleans, clean_metric
+
+
 def prompt_inputs(enc: EncodedTask, part: str, idx: slice, copies: int = 1) -> dict[str, Tensor]:
     """Model inputs of some clean or corrupted prompts (``copies`` stacked copies of them)."""
     ids = enc.clean_ids if part == "clean" else enc.corrupt_ids
@@ -215,13 +230,8 @@ def _one_pass(model, enc: EncodedTask, idx: slice, sites, rules: tuple[str, ...]
     ruleset, counts, ah = rules_for(model, rules)
     plan = ruleset.plan if ruleset else []
     with gradients_on_activations(model), ah, model.session():
-        if ig is None:  # builds no graph: the parameters are frozen and nothing here requires grad
-            with model.trace(**prompt_inputs(enc, "clean", idx), logits_to_keep=1, **inner(model)):
-                cleans = []
-                for envoy, reads_input, _ in reads:
-                    cleans.append(envoy.input if reads_input else envoy.output)
-                logits = unembed.output[:, -1].float()
-                clean_metric = enc.measure(logits, answer, distractor).mean()
+        if ig is None:
+            cleans, clean_metric = clean_run(model, enc, idx, [(envoy, reads_input) for envoy, reads_input, _ in reads])
         with model.trace(logits_to_keep=1, **inner(model)) as tracer:
             with tracer.invoke(**path_inputs(enc, idx, copies)):
                 start = path_start(embed.output, n, alpha)
